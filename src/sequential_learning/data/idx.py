@@ -1,0 +1,181 @@
+"""Reader and writer for the IDX format (MNIST, Fashion-MNIST), gzip-compressed or plain.
+
+An IDX file is a 4-byte magic number ``0x00 0x00 <type> <ndim>``, then ``ndim`` big-endian
+``uint32`` dimensions, then the items in row-major (C) order, big-endian. Compression is detected
+from the file's first bytes (the gzip magic ``0x1f 0x8b``), never from its name.
+"""
+
+from __future__ import annotations
+
+import gzip as _gzip
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["DataError", "IDX_TYPES", "read_idx", "write_idx"]
+
+
+class DataError(ValueError):
+    """A data set is missing, malformed or inconsistent.
+
+    The message names the file (or array key, or split) at fault and, for a missing data set,
+    every place that was looked in and how to get the data.
+    """
+
+
+#: IDX type code -> big-endian NumPy dtype.
+IDX_TYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_MAX_NDIM = 255
+
+
+def _type_name(code: int) -> str:
+    return f"0x{code:02X}"
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"IDX file {path} does not exist.") from None
+    except OSError as error:
+        raise DataError(f"IDX file {path} could not be read: {error}") from error
+    if raw[:2] != _GZIP_MAGIC:
+        return raw
+    try:
+        return _gzip.decompress(raw)
+    except (EOFError, OSError, zlib.error) as error:
+        raise DataError(
+            f"IDX file {path} starts with the gzip magic bytes but is not a valid gzip stream "
+            f"(truncated or corrupt download?): {error}"
+        ) from error
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """Reads an IDX file (gzip-compressed or plain) into a NumPy array.
+
+    The header is validated: the magic number must start with two zero bytes, the type code must
+    be one of ``0x08`` (uint8), ``0x09`` (int8), ``0x0B`` (int16), ``0x0C`` (int32), ``0x0D``
+    (float32), ``0x0E`` (float64), there must be at least one dimension, and the data after the
+    header must be exactly ``prod(dims) * itemsize`` bytes long.
+
+    Args:
+        path: the file to read. Gzip compression is detected from the content, so
+            ``train-images-idx3-ubyte`` may be compressed and ``x.gz`` may be plain.
+
+    Returns:
+        An array shaped by the header's dimensions, in native byte order, with the dtype given
+        by the type code (for example ``uint8`` for MNIST images and labels). The array owns
+        its memory and is writable.
+
+    Raises:
+        DataError: the file is missing, not valid gzip, has a bad magic number, an unknown type
+            code, no dimensions, or a payload that is shorter or longer than the header says.
+            The message names the file and, for a length mismatch, both byte counts.
+
+    Example:
+
+    >>> images = read_idx("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
+    >>> images.shape, images.dtype
+    ((10000, 28, 28), dtype('uint8'))
+    """
+    path = Path(path)
+    data = _read_bytes(path)
+    if len(data) < 4:
+        raise DataError(
+            f"IDX file {path} is too short for an IDX header: {len(data)} bytes, "
+            "expected at least 4 (magic number)."
+        )
+    zero0, zero1, type_code, ndim = data[0], data[1], data[2], data[3]
+    if zero0 != 0 or zero1 != 0:
+        raise DataError(
+            f"IDX file {path} has a bad magic number {data[:4].hex(' ')}: "
+            "an IDX file starts with two zero bytes, then the type code and the number of "
+            "dimensions."
+        )
+    if type_code not in IDX_TYPES:
+        known = ", ".join(_type_name(code) for code in IDX_TYPES)
+        raise DataError(
+            f"IDX file {path} has unknown type code {_type_name(type_code)}; known codes: {known}."
+        )
+    if ndim == 0:
+        raise DataError(f"IDX file {path} declares 0 dimensions; at least 1 is needed.")
+    header_size = 4 + 4 * ndim
+    if len(data) < header_size:
+        raise DataError(
+            f"IDX file {path} is truncated inside its header: it declares {ndim} dimensions, "
+            f"so the header is {header_size} bytes, but the file holds only {len(data)} bytes."
+        )
+    dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    dtype = IDX_TYPES[type_code]
+    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    actual = len(data) - header_size
+    if actual != expected:
+        kind = "truncated" if actual < expected else "over-long"
+        raise DataError(
+            f"IDX file {path} is {kind}: the header declares shape {dims} of "
+            f"{dtype.newbyteorder('=').name} ({dtype.itemsize} byte(s) each), so {expected} "
+            f"bytes of data are expected after the {header_size}-byte header, but {actual} "
+            "bytes were found."
+        )
+    flat = np.frombuffer(data, dtype=dtype, offset=header_size)
+    return flat.astype(dtype.newbyteorder("="), copy=True).reshape(dims)
+
+
+def write_idx(path: str | os.PathLike[str], array: np.ndarray, gzip: bool = False) -> Path:
+    """Writes an array as an IDX file, optionally gzip-compressed.
+
+    Args:
+        path: where to write. The name is not inspected; pass ``gzip=True`` for compression.
+        array: at least one dimension, dtype one of uint8, int8, int16, int32, float32 or
+            float64 (the types IDX can hold). Each dimension must fit in an unsigned 32-bit
+            integer.
+        gzip: if True, compress the file with gzip (deterministic: no time stamp).
+
+    Returns:
+        The path written, as a ``Path``.
+
+    Raises:
+        TypeError: the array's dtype has no IDX type code.
+        ValueError: the array is 0-dimensional, has more than 255 dimensions, or a dimension
+            too large for IDX.
+
+    Example:
+
+    >>> labels = np.array([3, 1, 4], dtype=np.uint8)
+    >>> write_idx("labels-idx1-ubyte.gz", labels, gzip=True)
+    PosixPath('labels-idx1-ubyte.gz')
+    >>> read_idx("labels-idx1-ubyte.gz")
+    array([3, 1, 4], dtype=uint8)
+    """
+    path = Path(path)
+    array = np.asarray(array)
+    codes = {dtype.newbyteorder("="): code for code, dtype in IDX_TYPES.items()}
+    native = array.dtype.newbyteorder("=")
+    if native not in codes:
+        known = ", ".join(dtype.name for dtype in codes)
+        raise TypeError(f"IDX cannot hold dtype {array.dtype}; supported dtypes: {known}.")
+    if not 1 <= array.ndim <= _MAX_NDIM:
+        raise ValueError(
+            f"IDX needs between 1 and {_MAX_NDIM} dimensions; the array has {array.ndim}."
+        )
+    if any(d > 0xFFFFFFFF for d in array.shape):
+        raise ValueError(f"Array shape {array.shape} has a dimension too large for IDX.")
+    header = (
+        bytes([0, 0, codes[native], array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
+    )
+    payload = header + np.ascontiguousarray(array, dtype=IDX_TYPES[codes[native]]).tobytes()
+    if gzip:
+        payload = _gzip.compress(payload, mtime=0)
+    path.write_bytes(payload)
+    return path
