@@ -1,7 +1,62 @@
-"""sequential_learning: continual learning for Keras 3."""
+"""sequential_learning: sequential (continual) learning for Keras 3.
 
-from sequential_learning._tf import quiet_tensorflow
+The public API is re-exported here lazily (PEP 562), so `import sequential_learning` is cheap and
+the command line can silence TensorFlow's start-up log before TensorFlow loads.
 
-quiet_tensorflow(verbose=bool(__import__("os").environ.get("SEQL_VERBOSE")))
+Example:
+```python
+import sequential_learning as sl
+stream = sl.benchmarks.make_benchmark("permuted-digits")
+base = sl.models.mlp_base(stream.input_shape)
+tasks = sl.tasks_from_benchmark(stream, base)
+manager = sl.SequentialLearningManager(base, tasks, method=sl.EWCMethod.FISHER_MATRIX,
+                                       ewc_lambda=300.0, epochs=10)
+results = manager.train_all()
+```
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "SequentialTask": "sequential_learning.tasks",
+    "tasks_from_benchmark": "sequential_learning.tasks",
+    "SequentialLearningManager": "sequential_learning.manager",
+    "TrainingDivergedError": "sequential_learning.manager",
+    "ConsolidationTrainer": "sequential_learning.training",
+    "EWCMethod": "sequential_learning.importance",
+    "ImportanceEstimator": "sequential_learning.importance",
+    "ConsolidationPenalty": "sequential_learning.importance",
+    "create_estimator": "sequential_learning.importance",
+    "fisher_information": "sequential_learning.importance",
+    "Results": "sequential_learning.results",
+    "RunConfig": "sequential_learning.config",
+    "run_experiment": "sequential_learning.config",
+    "compute_metrics": "sequential_learning.metrics",
+}
+_MODULES = {
+    "benchmarks": "sequential_learning.data.benchmarks",
+    "datasets": "sequential_learning.data.datasets",
+    "models": "sequential_learning.models",
+    "metrics": "sequential_learning.metrics",
+    "plots": "sequential_learning.plots",
+    "importance": "sequential_learning.importance",
+    "interpret": "sequential_learning.interpret",
+}
+
+__all__ = sorted([*_EXPORTS, *_MODULES])
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in _MODULES:
+        return importlib.import_module(_MODULES[name])
+    raise AttributeError(f"module 'sequential_learning' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

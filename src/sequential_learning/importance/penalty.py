@@ -1,0 +1,158 @@
+"""The consolidation penalty λ/2 Σ Ω (θ − θ*)², folded so its cost does not grow with tasks.
+
+A sum of quadratics is a quadratic. After tasks t = 1..T with importances Ω_t and anchors θ*_t,
+
+    Σ_t Ω_t (θ − θ*_t)² = Ω (θ − θ̄)² + C,   Ω = Σ_t Ω_t,   θ̄ = Σ_t Ω_t θ*_t / Ω,
+
+with a constant C, so one importance and one anchor per variable give the same value and the same
+gradient λ Ω (θ − θ̄) as the per-task sum (`separate` mode, the reference design's behaviour).
+`online` mode (Schwarz et al. 2018) keeps Ω ← γ Ω + Ω_new and moves the anchor to the latest
+weights. Either way the state is one Ω and one anchor per covered variable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+PENALTY_MODES = ("separate", "online")
+
+
+class ConsolidationPenalty:
+    """λ/2 Σ Ω (θ − θ*)² over the covered variables, with analytic gradients.
+
+    Args:
+        variables: the covered variables (the shared base's, or every variable more than one
+            task trains).
+        ewc_lambda: λ, the penalty's strength (≥ 0).
+        mode: `separate` (per-task terms, folded) or `online` (γ-decayed single term).
+        gamma: decay of the old importance in `online` mode, in (0, 1].
+        normalize: divide each task's Ω by its maximum before folding it in.
+
+    Example:
+    ```python
+    penalty = ConsolidationPenalty(base.trainable_variables, ewc_lambda=100.0)
+    penalty.consolidate(omega)          # after a task, with the weights at their anchor
+    value = penalty.value()             # inside the train step
+    grads = penalty.gradients()         # λ Ω (θ − θ̄), one per variable
+    ```
+    """
+
+    def __init__(
+        self,
+        variables: Sequence,
+        ewc_lambda: float,
+        mode: str = "separate",
+        gamma: float = 1.0,
+        normalize: bool = False,
+    ) -> None:
+        if mode not in PENALTY_MODES:
+            raise ValueError(f"Unknown penalty mode {mode!r}; expected one of {PENALTY_MODES}")
+        if not np.isfinite(ewc_lambda) or ewc_lambda < 0:
+            raise ValueError(f"ewc_lambda must be a finite number >= 0, got {ewc_lambda}")
+        if not 0.0 < gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {gamma}")
+        self.variables = list(variables)
+        self.mode = mode
+        self.gamma = float(gamma)
+        self.normalize = bool(normalize)
+        self.num_terms = 0
+        self.ewc_lambda = tf.Variable(float(ewc_lambda), trainable=False, name="ewc_lambda")
+        self.importance = [
+            tf.Variable(tf.zeros(v.shape), trainable=False, name=f"importance_{i}")
+            for i, v in enumerate(self.variables)
+        ]
+        self.anchor = [
+            tf.Variable(tf.convert_to_tensor(v), trainable=False, name=f"anchor_{i}")
+            for i, v in enumerate(self.variables)
+        ]
+        self.constant = tf.Variable(0.0, trainable=False, name="penalty_constant")
+
+    @property
+    def active(self) -> bool:
+        """Whether any task has been consolidated (before that the penalty is zero)."""
+        return self.num_terms > 0
+
+    def consolidate(self, importance: Sequence) -> None:
+        """Folds in a new term Ω_new (θ − θ_now)² anchored at the variables' current values.
+
+        Args:
+            importance: Ω_new, one array per covered variable, shaped like it, ≥ 0 and finite.
+        """
+        new = [np.asarray(o, np.float64) for o in importance]
+        check_importance(new, self.variables)
+        if self.normalize:
+            peak = max(float(o.max()) if o.size else 0.0 for o in new)
+            if peak > 0:
+                new = [o / peak for o in new]
+        constant = float(self.constant.numpy())
+        for i, (v, o_new) in enumerate(zip(self.variables, new)):
+            theta = np.asarray(v.numpy(), np.float64)
+            o_old = self.importance[i].numpy().astype(np.float64)
+            a_old = self.anchor[i].numpy().astype(np.float64)
+            if self.mode == "online":
+                o_sum = self.gamma * o_old + o_new
+                a_new = theta
+            else:
+                o_sum = o_old + o_new
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    a_new = np.where(o_sum > 0, (o_old * a_old + o_new * theta) / o_sum, theta)
+                constant += float(
+                    np.sum(o_old * a_old**2 + o_new * theta**2 - o_sum * a_new**2)
+                )
+            self.importance[i].assign(o_sum.astype(np.float32))
+            self.anchor[i].assign(a_new.astype(np.float32))
+        self.constant.assign(constant if self.mode == "separate" else 0.0)
+        self.num_terms += 1
+
+    def value(self) -> tf.Tensor:
+        """λ/2 (Σ Ω (θ − θ̄)² + C): equal to the per-task sum of penalties."""
+        total = self.constant
+        for v, o, a in zip(self.variables, self.importance, self.anchor):
+            total = total + tf.reduce_sum(o * tf.square(tf.convert_to_tensor(v) - a))
+        return 0.5 * self.ewc_lambda * total
+
+    def gradients(self) -> list[tf.Tensor]:
+        """λ Ω (θ − θ̄) per covered variable: the penalty's exact gradient."""
+        return [
+            self.ewc_lambda * o * (tf.convert_to_tensor(v) - a)
+            for v, o, a in zip(self.variables, self.importance, self.anchor)
+        ]
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The penalty's state as NumPy arrays (for checkpoints)."""
+        out = {f"importance_{i}": o.numpy() for i, o in enumerate(self.importance)}
+        out.update({f"anchor_{i}": a.numpy() for i, a in enumerate(self.anchor)})
+        out["constant"] = np.asarray(self.constant.numpy())
+        out["num_terms"] = np.asarray(self.num_terms)
+        return out
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restores what `state` returned."""
+        for i, (o, a) in enumerate(zip(self.importance, self.anchor)):
+            o.assign(state[f"importance_{i}"])
+            a.assign(state[f"anchor_{i}"])
+        self.constant.assign(float(state["constant"]))
+        self.num_terms = int(state["num_terms"])
+
+
+def check_importance(importance: Sequence, variables: Sequence) -> None:
+    """Raises ValueError unless Ω matches the variables' shapes and is finite and ≥ 0."""
+    if len(importance) != len(variables):
+        raise ValueError(
+            f"Importance has {len(importance)} tensors but {len(variables)} variables are covered"
+        )
+    for o, v in zip(importance, variables):
+        name = getattr(v, "path", getattr(v, "name", "?"))
+        if tuple(np.shape(o)) != tuple(v.shape):
+            raise ValueError(
+                f"Importance for variable {name} has shape {tuple(np.shape(o))}, "
+                f"expected {tuple(v.shape)}"
+            )
+        arr = np.asarray(o)
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"Importance for variable {name} has non-finite values")
+        if np.any(arr < 0):
+            raise ValueError(f"Importance for variable {name} has negative values")

@@ -1,0 +1,361 @@
+"""SequentialLearningManager: trains tasks in order, evaluates every task every epoch, consolidates."""
+
+from __future__ import annotations
+
+import io
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sequential_learning.importance import (
+    EWCMethod,
+    TaskContext,
+    create_estimator,
+    parse_method,
+)
+from sequential_learning.importance.penalty import ConsolidationPenalty
+from sequential_learning.results import Results, atomic_write_bytes
+from sequential_learning.tasks import SequentialTask
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite during a task."""
+
+
+class SequentialLearningManager:
+    """Trains a stream of tasks one after another and wires in the consolidation method.
+
+    After every epoch of every task, *every* task is evaluated, so the curves of all tasks over
+    all epochs (with task boundaries) are kept. After each task, its importance Ω is measured and
+    folded into the penalty λ/2 Σ Ω (θ − θ*)², which covers every variable trained by more than one
+    task (the shared base; a shared head too) and, when `base_model` is given, the base's.
+
+    Args:
+        base_model: the shared base (its variables are always covered), or None to cover the
+            variables that more than one task model shares.
+        tasks: the `SequentialTask`s, in training order.
+        method: an `EWCMethod` (or its name, e.g. `"fisher"`).
+        ewc_lambda: λ ≥ 0.
+        epochs: epochs per task: one int, or a list with one entry per task.
+        seed: seeds Python, NumPy and TensorFlow (`keras.utils.set_random_seed`).
+        learning_rate: the optimizer's learning rate.
+        optimizer: `"adam"` or `"sgd"`, or a callable returning a fresh Keras optimizer; a fresh
+            optimizer (state reset) is made for every task.
+        fisher_mode: `exact`, `sampled`, `empirical` or `batch` (Fisher only).
+        fisher_samples: training inputs used to estimate Ω (methods that need data).
+        penalty_mode: `separate` (per-task terms, folded) or `online`.
+        gamma: decay of old importance in `online` mode, in (0, 1].
+        normalize_importance: divide each task's Ω by its maximum.
+        method_options: further settings passed to the method's estimator.
+        strategy: a `tf.distribute.Strategy` (models must have been built under its scope).
+        out_dir: if set, results, task models and sample images are written there after each task.
+        progress: show one updating progress line on stderr (a string: its prefix).
+        callbacks: extra Keras callbacks for every task's `fit`.
+
+    Example:
+    ```python
+    manager = SequentialLearningManager(base, tasks, method="fisher", ewc_lambda=100.0, epochs=5)
+    results = manager.train_all()
+    ```
+    """
+
+    def __init__(
+        self,
+        base_model: keras.Model | None,
+        tasks: Sequence[SequentialTask],
+        method: EWCMethod | str = EWCMethod.NONE,
+        ewc_lambda: float = 0.0,
+        epochs: int | Sequence[int] = 5,
+        seed: int = 0,
+        learning_rate: float = 1e-3,
+        optimizer: str | Callable[[], keras.optimizers.Optimizer] = "adam",
+        fisher_mode: str = "exact",
+        fisher_samples: int = 1000,
+        penalty_mode: str = "separate",
+        gamma: float = 1.0,
+        normalize_importance: bool = False,
+        method_options: dict | None = None,
+        strategy: tf.distribute.Strategy | None = None,
+        out_dir: str | Path | None = None,
+        progress: bool | str = False,
+        callbacks: Sequence[keras.callbacks.Callback] = (),
+        config: dict | None = None,
+    ) -> None:
+        self.tasks = list(tasks)
+        if not self.tasks:
+            raise ValueError("SequentialLearningManager needs at least one task")
+        for t in self.tasks:
+            if not isinstance(t, SequentialTask):
+                raise ValueError(f"Expected SequentialTask objects, got {type(t).__name__}")
+        self.method = parse_method(method)
+        if not isinstance(ewc_lambda, (int, float)) or not math.isfinite(ewc_lambda):
+            raise ValueError(f"ewc_lambda must be a finite number, got {ewc_lambda!r}")
+        if ewc_lambda < 0:
+            raise ValueError(f"ewc_lambda must be >= 0, got {ewc_lambda}")
+        self.ewc_lambda = float(ewc_lambda)
+        if isinstance(epochs, int):
+            self.epochs = [epochs] * len(self.tasks)
+        else:
+            self.epochs = [int(e) for e in epochs]
+            if len(self.epochs) != len(self.tasks):
+                raise ValueError(
+                    f"epochs has {len(self.epochs)} entries but there are {len(self.tasks)} "
+                    "tasks: give one int, or one entry per task"
+                )
+        if any(e < 1 for e in self.epochs):
+            raise ValueError(f"every task needs at least one epoch, got epochs={self.epochs}")
+        if learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+        self.seed = int(seed)
+        self.learning_rate = float(learning_rate)
+        self.optimizer = optimizer
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.progress = progress
+        self.callbacks = list(callbacks)
+        self.base_model = base_model
+        self.covered = self._covered_variables(base_model)
+        options = {"fisher_mode": fisher_mode, "fisher_samples": fisher_samples}
+        options.update(method_options or {})
+        self.estimator = create_estimator(self.method, **options)
+        self.sample_budget = int(fisher_samples)
+        self.penalty: ConsolidationPenalty | None = None
+        with self.strategy.scope():
+            self.estimator.build(self.covered)
+            if self.method is not EWCMethod.NONE:
+                self.penalty = ConsolidationPenalty(
+                    self.covered, self.ewc_lambda, penalty_mode, gamma, normalize_importance
+                )
+        self.config = {
+            "method": self.method.value,
+            "ewc_lambda": self.ewc_lambda,
+            "epochs": self.epochs,
+            "seed": self.seed,
+            "learning_rate": self.learning_rate,
+            "optimizer": optimizer if isinstance(optimizer, str) else "custom",
+            "penalty_mode": penalty_mode,
+            "gamma": gamma,
+            "normalize_importance": normalize_importance,
+            "batch_size": self.tasks[0].batch_size,
+            "covered_variables": [getattr(v, "path", str(i)) for i, v in enumerate(self.covered)],
+            **self.estimator.describe(),
+            **(config or {}),
+        }
+        self.results: Results | None = None
+
+    # -- set-up ------------------------------------------------------------------------------------
+    def _covered_variables(self, base_model) -> list:
+        """Variables of the base, plus every variable that more than one task model trains."""
+        counts: dict[int, int] = {}
+        order: dict[int, object] = {}
+        for task in self.tasks:
+            for v in task.model.trainable_variables:
+                counts[id(v)] = counts.get(id(v), 0) + 1
+                order.setdefault(id(v), v)
+        covered = {i for i, c in counts.items() if c > 1}
+        if base_model is not None:
+            base_ids = {id(v) for v in base_model.trainable_variables}
+            for task in self.tasks:
+                ids = {id(v) for v in task.model.trainable_variables}
+                if not base_ids <= ids:
+                    raise ValueError(
+                        f"Task {task.name!r}: its model does not contain the base model "
+                        f"{base_model.name!r} (build task models on the shared base)"
+                    )
+            covered |= base_ids
+        return [v for i, v in order.items() if i in covered]
+
+    def _make_optimizer(self) -> keras.optimizers.Optimizer:
+        if callable(self.optimizer):
+            return self.optimizer()
+        name = str(self.optimizer).lower()
+        if name == "adam":
+            return keras.optimizers.Adam(self.learning_rate)
+        if name == "sgd":
+            return keras.optimizers.SGD(self.learning_rate)
+        raise ValueError(f"Unknown optimizer {self.optimizer!r}; expected 'adam' or 'sgd'")
+
+    # -- the run -----------------------------------------------------------------------------------
+    def train_all(self) -> Results:
+        """Trains every task in order.
+
+        Returns:
+            The `Results` (accuracy matrix, per-epoch curves of every task, metrics, timing).
+
+        Raises:
+            TrainingDivergedError: when a task's loss becomes NaN or infinite (the results of the
+                tasks already finished stay on disk when `out_dir` is set).
+        """
+        keras.utils.set_random_seed(self.seed)
+        n = len(self.tasks)
+        start = time.perf_counter()
+        first = [t.evaluate() for t in self.tasks]
+        self._metric = _pick_metric(first[0])
+        self.results = Results(
+            config=self.config,
+            task_names=[t.name for t in self.tasks],
+            accuracy_matrix=np.full((n, n), np.nan),
+            baseline=np.array([r[self._metric] for r in first]),
+            history={k: np.zeros((0, n)) for k in first[0]},
+            metric=self._metric,
+            higher_is_better=self.tasks[0].higher_is_better,
+            timing={"task_seconds": [], "importance_seconds": [], "total_seconds": 0.0},
+        )
+        self._rows: dict[str, list] = {k: [] for k in first[0]}
+        self._train_rows: dict[str, list] = {}
+        self._epochs_done = 0
+        self._total_epochs = sum(self.epochs)
+        self._start = start
+        try:
+            for index, task in enumerate(self.tasks):
+                self._train_task(index, task)
+        except BaseException:
+            if self.progress:
+                sys.stderr.write("\n")  # end the progress line before the error is shown
+            raise
+        self.results.timing["total_seconds"] = time.perf_counter() - start
+        self._write(final=True)
+        if self.progress:
+            sys.stderr.write("\n")
+        return self.results
+
+    def _train_task(self, index: int, task: SequentialTask) -> None:
+        task_start = time.perf_counter()
+        self._task_index = index
+        with self.strategy.scope():
+            optimizer = self._make_optimizer()
+            self.estimator.begin_task(self.covered)
+            trainer = task.make_trainer(optimizer, self.penalty, self.estimator, self.covered)
+        callbacks = [_EndOfEpoch(self, index)] + self.callbacks
+        task.fit(
+            trainer,
+            self.epochs[index],
+            initial_epoch=0,
+            callbacks=callbacks,
+            seed_offset=self.seed * 1000 + index,
+        )
+        # Row `index` of R: the evaluation at the end of this task's last epoch.
+        last = self._rows[self._metric][-1]
+        self.results.accuracy_matrix[index] = last
+        importance_start = time.perf_counter()
+        summary = {}
+        if self.method is not EWCMethod.NONE:
+            x, y = task.sample(self.sample_budget, seed=self.seed + index)
+            context = TaskContext(
+                task=task, model=task.model, variables=self.covered, x=x, y=y,
+                seed=self.seed, task_index=index,
+            )
+            importance = self.estimator.end_task(context)
+            self.penalty.consolidate(importance)
+            summary = _summarise(importance, self.covered)
+        importance_seconds = time.perf_counter() - importance_start
+        self.results.importance_summary.append(summary)
+        self.results.timing["importance_seconds"].append(importance_seconds)
+        self.results.timing["task_seconds"].append(time.perf_counter() - task_start)
+        self.results.completed_tasks = index + 1
+        self._write(final=False)
+
+    def _end_of_epoch(self, index: int, epoch: int, logs: dict) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDivergedError(
+                f"Task {self.tasks[index].name!r} (task {index + 1}), epoch {epoch + 1}: the loss "
+                f"became {loss}. Lower the learning rate (now {self.learning_rate}) or "
+                f"ewc_lambda (now {self.ewc_lambda}). Finished tasks are kept."
+            )
+        evaluations = [t.evaluate() for t in self.tasks]
+        for name in self._rows:
+            self._rows[name].append([e[name] for e in evaluations])
+        for name, value in (logs or {}).items():
+            self._train_rows.setdefault(name, []).append(float(value))
+        self.results.history = {k: np.array(v) for k, v in self._rows.items()}
+        self.results.train_history = {k: np.array(v) for k, v in self._train_rows.items()}
+        self.results.epoch_task.append(index)
+        self._epochs_done += 1
+        if self.progress:
+            self._show_progress(index, epoch, evaluations)
+
+    def _show_progress(self, index: int, epoch: int, evaluations) -> None:
+        elapsed = time.perf_counter() - self._start
+        left = elapsed / self._epochs_done * (self._total_epochs - self._epochs_done)
+        current = evaluations[index][self._metric]
+        prefix = f"{self.progress}  " if isinstance(self.progress, str) else ""
+        line = (
+            f"\r{prefix}task {index + 1}/{len(self.tasks)}  epoch {epoch + 1}/{self.epochs[index]}  "
+            f"{self._metric} {current:.3f}  elapsed {elapsed:5.1f}s  left ~{left:5.1f}s "
+        )
+        sys.stderr.write(line)
+        sys.stderr.flush()
+
+    # -- outputs -----------------------------------------------------------------------------------
+    def _write(self, final: bool) -> None:
+        if self.out_dir is None:
+            return
+        self.results.save(self.out_dir)
+        models = self.out_dir / "models"
+        samples = self.out_dir / "samples"
+        models.mkdir(parents=True, exist_ok=True)
+        samples.mkdir(parents=True, exist_ok=True)
+        done = self.results.completed_tasks
+        for k, task in enumerate(self.tasks[:done], start=1):
+            target = models / f"task_{k}.keras"
+            tmp = models / f".task_{k}.tmp.keras"
+            task.model.save(tmp)
+            tmp.replace(target)
+            sample_path = samples / f"task_{k}.npz"
+            if not sample_path.exists():
+                x, y = _validation_sample(task, 64)
+                buffer = io.BytesIO()
+                np.savez(buffer, x=x, y=y)
+                atomic_write_bytes(sample_path, buffer.getvalue())
+
+
+class _EndOfEpoch(keras.callbacks.Callback):
+    """Evaluates every task at the end of every epoch of the task in training."""
+
+    def __init__(self, manager: SequentialLearningManager, index: int) -> None:
+        super().__init__()
+        self.manager = manager
+        self.index = index
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.manager._end_of_epoch(self.index, epoch, logs or {})
+
+
+def _pick_metric(evaluation: dict) -> str:
+    for name in ("accuracy", "sparse_categorical_accuracy", "compile_metrics"):
+        if name in evaluation:
+            return name
+    names = [k for k in evaluation if k != "loss"]
+    return names[0] if names else "loss"
+
+
+def _summarise(importance, variables) -> dict:
+    out = {}
+    for o, v in zip(importance, variables):
+        a = np.asarray(o)
+        out[getattr(v, "path", "?")] = {
+            "mean": float(a.mean()),
+            "max": float(a.max()),
+            "zero_fraction": float(np.mean(a == 0)),
+        }
+    return out
+
+
+def _validation_sample(task: SequentialTask, n: int) -> tuple[np.ndarray, np.ndarray]:
+    data = task.validation_data
+    if isinstance(data, tf.data.Dataset):
+        xs, ys = [], []
+        for xb, yb in data:
+            xs.append(np.asarray(xb))
+            ys.append(np.asarray(yb))
+            if sum(len(a) for a in xs) >= n:
+                break
+        return np.concatenate(xs)[:n], np.concatenate(ys)[:n]
+    return np.asarray(data[0])[:n], np.asarray(data[1])[:n]

@@ -1,0 +1,212 @@
+"""Results: what a run produced; saved and loaded as JSON + CSV with atomic writes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sequential_learning.metrics import compute_metrics
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Writes `text` to `path` atomically (temporary file in the same folder, then rename)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Writes `data` to `path` atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def to_jsonable(value: Any) -> Any:
+    """Converts NumPy values, paths and enums to JSON types (non-finite floats become None)."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "value") and hasattr(value, "name"):  # enums
+        return value.value
+    return value
+
+
+def _array(rows, width: int | None = None) -> np.ndarray:
+    """JSON rows (None for missing/NaN) back to a float array."""
+    return np.array(
+        [[np.nan if v is None else v for v in row] for row in rows], dtype=np.float64
+    ).reshape(-1, width or (len(rows[0]) if rows else 0))
+
+
+@dataclass
+class Results:
+    """The outcome of `SequentialLearningManager.train_all()`.
+
+    Attributes:
+        config: the resolved settings of the run.
+        task_names: one name per task.
+        accuracy_matrix: `R[i, j]`, the recorded metric on task j after training task i (rows
+            of tasks not yet trained are NaN in partial results).
+        baseline: the recorded metric of the untrained model on each task (for FWT).
+        history: `{metric: array[global_epoch, task]}`: every task evaluated after every epoch.
+        train_history: `{metric: array[global_epoch]}`: training metrics of the task in training.
+        epoch_task: for each global epoch, the index of the task being trained.
+        timing: seconds per task, in importance computation, and in total.
+        importance_summary: per task, per covered variable: mean, max, fraction of zeros.
+        metric: the name of the metric in the accuracy matrix.
+        higher_is_better: its direction.
+        completed_tasks: how many tasks have finished.
+
+    Example:
+    ```python
+    results = manager.train_all()
+    results.metrics["acc"]; results.save("runs/mine"); Results.load("runs/mine")
+    ```
+    """
+
+    config: dict
+    task_names: list[str]
+    accuracy_matrix: np.ndarray
+    baseline: np.ndarray
+    history: dict[str, np.ndarray]
+    train_history: dict[str, np.ndarray] = field(default_factory=dict)
+    epoch_task: list[int] = field(default_factory=list)
+    timing: dict = field(default_factory=dict)
+    importance_summary: list = field(default_factory=list)
+    metric: str = "accuracy"
+    higher_is_better: bool = True
+    completed_tasks: int = 0
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.task_names)
+
+    @property
+    def task_boundaries(self) -> list[int]:
+        """Global epochs (counted from 1) at which each task's training ended."""
+        bounds = []
+        for e in range(len(self.epoch_task)):
+            if e + 1 == len(self.epoch_task) or self.epoch_task[e + 1] != self.epoch_task[e]:
+                bounds.append(e + 1)
+        return bounds
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """ACC, BWT, FWT and forgetting over the tasks completed so far."""
+        k = self.completed_tasks
+        if k == 0:
+            return {"acc": float("nan"), "bwt": float("nan"), "fwt": float("nan"),
+                    "forgetting": float("nan")}
+        r = self.accuracy_matrix[:k, :k]
+        return compute_metrics(r, self.baseline[:k], self.higher_is_better)
+
+    def to_dict(self) -> dict:
+        """The JSON document written as `results.json`."""
+        return to_jsonable(
+            {
+                "config": self.config,
+                "task_names": self.task_names,
+                "metric": self.metric,
+                "higher_is_better": self.higher_is_better,
+                "completed_tasks": self.completed_tasks,
+                "accuracy_matrix": self.accuracy_matrix,
+                "baseline": self.baseline,
+                "metrics": self.metrics,
+                "history": self.history,
+                "train_history": self.train_history,
+                "epoch_task": self.epoch_task,
+                "task_boundaries": self.task_boundaries,
+                "timing": self.timing,
+                "importance_summary": self.importance_summary,
+            }
+        )
+
+    def history_csv(self) -> str:
+        """The history as CSV: one row per global epoch, one column per metric and task."""
+        out = io.StringIO()
+        writer = csv.writer(out)
+        names = sorted(self.history)
+        header = ["epoch", "training_task"]
+        for name in names:
+            header += [f"{name}/task_{j + 1}" for j in range(self.num_tasks)]
+        train_names = sorted(self.train_history)
+        header += [f"train_{n}" for n in train_names]
+        writer.writerow(header)
+        for e, task in enumerate(self.epoch_task):
+            row: list[Any] = [e + 1, task + 1]
+            for name in names:
+                row += [f"{v:.6g}" for v in self.history[name][e]]
+            row += [f"{self.train_history[n][e]:.6g}" for n in train_names]
+            writer.writerow(row)
+        return out.getvalue()
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Writes `results.json` and `history.csv` into `directory` (atomically).
+
+        Returns:
+            The path of `results.json`.
+        """
+        directory = Path(directory)
+        path = directory / "results.json"
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, allow_nan=False))
+        atomic_write_text(directory / "history.csv", self.history_csv())
+        return path
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> Results:
+        """Reads a run's `results.json` (a directory or the file itself)."""
+        path = Path(directory)
+        if path.is_dir():
+            path = path / "results.json"
+        if not path.exists():
+            raise ValueError(f"No results.json at {path}: is this a run directory?")
+        try:
+            doc = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON: {error}") from None
+        t = len(doc["task_names"])
+        return cls(
+            config=doc["config"],
+            task_names=doc["task_names"],
+            accuracy_matrix=_array(doc["accuracy_matrix"], t),
+            baseline=np.array([np.nan if v is None else v for v in doc["baseline"]]),
+            history={k: _array(v, t) for k, v in doc["history"].items()},
+            train_history={
+                k: np.array([np.nan if x is None else x for x in v])
+                for k, v in doc.get("train_history", {}).items()
+            },
+            epoch_task=list(doc["epoch_task"]),
+            timing=doc.get("timing", {}),
+            importance_summary=doc.get("importance_summary", []),
+            metric=doc.get("metric", "accuracy"),
+            higher_is_better=doc.get("higher_is_better", True),
+            completed_tasks=int(doc.get("completed_tasks", t)),
+        )

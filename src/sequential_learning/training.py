@@ -1,0 +1,114 @@
+"""The compiled train step: task loss + consolidation penalty, gradients, optimizer, trackers.
+
+`ConsolidationTrainer` wraps one task's model and overrides Keras's `train_step`, so `fit` (and any
+`tf.distribute` strategy under it) drives it. Inside the one compiled step:
+
+1. the task loss and its gradients (one backward pass);
+2. the penalty's *analytic* gradient λ Ω (θ − θ̄) is added to the covered variables' gradients
+   (no second backward pass, and the task loss's own gradients stay available for trackers);
+3. the optimizer update;
+4. the estimator's per-step tracking (synaptic intelligence, sign flips, ...) on `tf.Variable`s.
+
+No Python callback runs per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import tensorflow as tf
+
+from sequential_learning.importance.base import ImportanceEstimator
+from sequential_learning.importance.penalty import ConsolidationPenalty
+
+
+class ConsolidationTrainer(keras.Model):
+    """Trains `model` on its task loss plus a consolidation penalty.
+
+    Args:
+        model: the task model (shared base + this task's head).
+        penalty: the consolidation penalty, or None for plain training.
+        estimator: an importance estimator whose `track_step` runs every step, or None.
+        covered: the variables the penalty and trackers cover (a subset of the model's).
+
+    Reports the metrics `loss` (task loss + penalty), `base_loss` (task loss alone), `penalty`
+    and the compiled metrics.
+
+    Example:
+    ```python
+    trainer = ConsolidationTrainer(task_model, penalty, estimator, base.trainable_variables)
+    trainer.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
+    trainer.fit(x, y, epochs=2)
+    ```
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        penalty: ConsolidationPenalty | None = None,
+        estimator: ImportanceEstimator | None = None,
+        covered: Sequence | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(name=f"{model.name}_trainer", **kwargs)
+        self.task_model = model
+        self.penalty = penalty if penalty is not None and penalty.active else None
+        self.estimator = estimator if estimator is not None and estimator.tracks_steps else None
+        self.covered = list(covered or [])
+        self.base_loss_tracker = keras.metrics.Mean(name="base_loss")
+        self.penalty_tracker = keras.metrics.Mean(name="penalty")
+        trainable = model.trainable_variables
+        position = {id(v): i for i, v in enumerate(trainable)}
+        missing = [getattr(v, "path", "?") for v in self.covered if id(v) not in position]
+        if missing:
+            raise ValueError(
+                f"Covered variables {missing} are not trainable variables of model {model.name!r}"
+            )
+        # (index in trainable variables, index in covered variables), fixed at trace time.
+        self._covered_positions = [(position[id(v)], j) for j, v in enumerate(self.covered)]
+
+    def call(self, inputs, training=None):
+        return self.task_model(inputs, training=training)
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        trainable = self.task_model.trainable_variables
+        with tf.GradientTape() as tape:
+            y_pred = self.task_model(x, training=True)
+            # Already divided by the number of replicas under a distribution strategy.
+            loss = self._compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+            )
+            scaled_loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, trainable)
+        gradients = [
+            tf.zeros_like(v) if g is None else g for g, v in zip(gradients, trainable)
+        ]
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        task_loss = loss * replicas
+        loss_scale = self.optimizer.scale_loss(tf.constant(1.0))
+        tracked_gradients = None
+        if self.estimator is not None:
+            # The task loss's own gradients (unscaled, summed over replicas' shares).
+            tracked_gradients = [
+                gradients[i] * (replicas / loss_scale) for i, _ in self._covered_positions
+            ]
+        penalty_value = tf.constant(0.0)
+        if self.penalty is not None:
+            penalty_value = self.penalty.value()
+            penalty_gradients = self.penalty.gradients()
+            share = loss_scale / replicas
+            for i, j in self._covered_positions:
+                gradients[i] = gradients[i] + share * penalty_gradients[j]
+        old_values = None
+        if self.estimator is not None:
+            old_values = [tf.identity(tf.convert_to_tensor(v)) for v in self.covered]
+        self.optimizer.apply_gradients(zip(gradients, trainable))
+        if self.estimator is not None:
+            self.estimator.track_step(tracked_gradients, old_values)
+        batch = tf.shape(tf.nest.flatten(x)[0])[0]
+        self.base_loss_tracker.update_state(task_loss, sample_weight=batch)
+        self.penalty_tracker.update_state(penalty_value, sample_weight=batch)
+        self._loss_tracker.update_state(task_loss + penalty_value, sample_weight=batch)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
