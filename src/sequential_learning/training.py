@@ -96,8 +96,7 @@ class ConsolidationTrainer(keras.Model):
             ]
         penalty_value = tf.constant(0.0)
         if self.penalty is not None:
-            penalty_value = self.penalty.value()
-            penalty_gradients = self.penalty.gradients()
+            penalty_value, penalty_gradients = self.penalty.value_and_gradients()
             share = loss_scale / replicas
             for i, j in self._covered_positions:
                 gradients[i] = gradients[i] + share * penalty_gradients[j]

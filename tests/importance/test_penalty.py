@@ -43,6 +43,10 @@ def test_folded_separate_penalty_equals_per_task_sum(seeded):
         assert float(penalty.value()) == pytest.approx(value, rel=1e-4, abs=1e-4)
         for g, want in zip(penalty.gradients(), grads, strict=True):
             np.testing.assert_allclose(g.numpy(), want, rtol=1e-4, atol=1e-4)
+        both_value, both_grads = penalty.value_and_gradients()
+        assert float(both_value) == pytest.approx(value, rel=1e-4, abs=1e-4)
+        for g, want in zip(both_grads, grads, strict=True):
+            np.testing.assert_allclose(g.numpy(), want, rtol=1e-4, atol=1e-4)
     # One importance and one anchor per variable, whatever the number of tasks.
     assert len(penalty.importance) == len(variables) == len(penalty.anchor)
 

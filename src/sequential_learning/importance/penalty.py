@@ -121,6 +121,17 @@ class ConsolidationPenalty:
             for v, o, a in zip(self.variables, self.importance, self.anchor)
         ]
 
+    def value_and_gradients(self) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """Both at once, sharing θ − θ̄ and λ Ω (θ − θ̄): what the train step calls."""
+        gradients = []
+        total = 0.5 * self.ewc_lambda * self.constant
+        for v, o, a in zip(self.variables, self.importance, self.anchor):
+            diff = tf.convert_to_tensor(v) - a
+            grad = self.ewc_lambda * o * diff
+            gradients.append(grad)
+            total = total + 0.5 * tf.reduce_sum(grad * diff)
+        return total, gradients
+
     def state(self) -> dict[str, np.ndarray]:
         """The penalty's state as NumPy arrays (for checkpoints)."""
         out = {f"importance_{i}": o.numpy() for i, o in enumerate(self.importance)}

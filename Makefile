@@ -1,0 +1,29 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test install lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+
+# Compares fine-tuning, weight decay and Fisher EWC on the embedded permuted-digits stream and
+# writes runs/<timestamp>-permuted-digits-compare/ (tables, plots, one folder per method).
+demo: install
+	$(BIN)/seql compare --benchmark permuted-digits --methods none,weight-decay,fisher
+
+test: $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m pytest
+
+bench: install
+	for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,78 @@
+"""Epoch time with the consolidation penalty after 1, 5 and 10 tasks, against no penalty.
+
+Usage: python bench/penalty_overhead.py [--samples 20000] [--batch-size 128] [--jit-compile]
+
+Target: at most 1.10x the epoch time of `none`, and flat in the number of tasks (the per-task
+terms are folded into one importance and one anchor per variable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import _common  # noqa: F401  (quiet TensorFlow first)
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sequential_learning.importance.penalty import ConsolidationPenalty
+from sequential_learning.training import ConsolidationTrainer
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=20000)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--jit-compile", action="store_true")
+    args = parser.parse_args()
+    print(_common.device_line())
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((784,))
+    h = keras.layers.Dense(400, activation="relu")(inp)
+    base_out = keras.layers.Dense(400, activation="relu")(h)
+    base = keras.Model(inp, base_out)
+    model = keras.Model(inp, keras.layers.Dense(10)(base(inp)))
+    rng = np.random.default_rng(0)
+    x = rng.random((args.samples, 784)).astype("float32")
+    y = rng.integers(0, 10, args.samples)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(args.batch_size).cache().prefetch(2)
+    covered = base.trainable_variables
+
+    def trainer_for(penalty):
+        trainer = ConsolidationTrainer(model, penalty, None, covered)
+        trainer.compile(optimizer=keras.optimizers.Adam(1e-3),
+                        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                        metrics=["accuracy"], jit_compile=args.jit_compile)
+        return trainer
+
+    configs = {"none": trainer_for(None)}
+    for tasks in (1, 5, 10):
+        penalty = ConsolidationPenalty(covered, ewc_lambda=100.0)
+        for _ in range(tasks):
+            penalty.consolidate([rng.random(v.shape).astype("float32") for v in covered])
+        configs[tasks] = trainer_for(penalty)
+    # Interleaved rounds, so that drift in machine load hits every configuration alike.
+    times = {k: [] for k in configs}
+    for trainer in configs.values():
+        trainer.fit(data, epochs=1, verbose=0, shuffle=False)  # trace and warm up
+    for _ in range(args.rounds):
+        for key, trainer in configs.items():
+            start = time.perf_counter()
+            trainer.fit(data, epochs=1, verbose=0, shuffle=False)
+            times[key].append(time.perf_counter() - start)
+    median = {k: statistics.median(v) for k, v in times.items()}
+    t_none = median["none"]
+    print(f"MLP 784-400-400-10, {args.samples} samples, batch {args.batch_size}, "
+          f"median of {args.rounds} interleaved epochs")
+    print(f"  none                      {t_none:6.3f} s/epoch")
+    for tasks in (1, 5, 10):
+        t = median[tasks]
+        state = configs[tasks].penalty
+        print(f"  penalty after {tasks:2d} task(s)  {t:6.3f} s/epoch  ({t / t_none:.3f}x none; "
+              f"state: {len(state.importance)} importance + {len(state.anchor)} anchor tensors)")
+
+if __name__ == "__main__":
+    main()
