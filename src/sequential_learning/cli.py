@@ -24,7 +24,23 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
-def _add_run_options(parser: argparse.ArgumentParser, method: bool = True) -> None:
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _class_order(text: str) -> list[int] | str:
+    if text.strip() in ("sorted", "random"):
+        return text.strip()
+    return _int_list(text)
+
+
+def _add_run_options(
+    parser: argparse.ArgumentParser, method: bool = True, ewc_lambda: bool = True
+) -> None:
+    from sequential_learning.config import GLOBAL_DEFAULTS as g
     from sequential_learning.config import RunConfig
     from sequential_learning.data.benchmarks import BENCHMARKS, SCENARIOS
     from sequential_learning.importance import FISHER_MODES, PENALTY_MODES, available_methods
@@ -39,11 +55,16 @@ def _add_run_options(parser: argparse.ArgumentParser, method: bool = True) -> No
                             help="consolidation method: "
                             + ", ".join(m.value for m in available_methods())
                             + " (default: %(default)s)")
-    parser.add_argument("--lambda", dest="ewc_lambda", type=float, default=None,
+    if ewc_lambda:
+        parser.add_argument("--lambda", dest="ewc_lambda", type=float, default=None,
                         help="penalty strength lambda (default: the method's own, see `seql list methods`)")
-    parser.add_argument("--epochs", type=int, default=d.epochs, help="epochs per task (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="default: %(default)s")
-    parser.add_argument("--learning-rate", type=float, default=d.learning_rate, help="Adam's (default: %(default)s)")
+    own = "or the benchmark's own, see `seql list benchmarks`"
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"epochs per task (default: {g['epochs']}, {own})")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"default: {g['batch_size']}, {own}")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help=f"Adam's (default: {g['learning_rate']}, {own})")
     parser.add_argument("--fisher-mode", default=d.fisher_mode, choices=FISHER_MODES,
                         help="Fisher information: exact, sampled, empirical, batch (default: %(default)s)")
     parser.add_argument("--fisher-samples", type=int, default=d.fisher_samples,
@@ -51,9 +72,50 @@ def _add_run_options(parser: argparse.ArgumentParser, method: bool = True) -> No
     parser.add_argument("--penalty-mode", default=d.penalty_mode, choices=PENALTY_MODES,
                         help="separate terms per task, or online (default: %(default)s)")
     parser.add_argument("--gamma", type=float, default=d.gamma, help="online decay (default: %(default)s)")
-    parser.add_argument("--hidden", type=_int_list, default=d.hidden,
-                        help="MLP hidden sizes, comma-separated (default: 100,100)")
-    parser.add_argument("--num-tasks", type=int, default=d.num_tasks, help="tasks of permuted streams (default: %(default)s)")
+    parser.add_argument("--normalize-importance", action="store_true",
+                        help="divide each task's importance by its maximum (off by default)")
+    parser.add_argument("--xi", dest="si_xi", type=float, default=d.si_xi,
+                        help="synaptic intelligence's damping xi > 0 (default: %(default)s)")
+    parser.add_argument("--net-change", dest="weight_change_net", action="store_true",
+                        help="weight-change: |theta_end - theta_start| instead of the path length")
+    parser.add_argument("--epsilon", dest="inverse_magnitude_epsilon", type=float,
+                        default=d.inverse_magnitude_epsilon,
+                        help="inverse-magnitude: epsilon > 0 in 1/(|theta| + epsilon) (default: %(default)s)")
+    parser.add_argument("--hidden", type=_int_list, default=None,
+                        help="MLP hidden sizes, comma-separated (default: "
+                        f"{','.join(map(str, g['hidden']))}, {own})")
+    parser.add_argument("--num-tasks", type=int, default=None,
+                        help=f"tasks of permuted, rotated, iris and function streams (default: "
+                        f"{g['num_tasks']}, {own})")
+    parser.add_argument("--classes-per-task", type=int, default=None,
+                        help=f"classes per task of split streams (default: {d.classes_per_task})")
+    parser.add_argument("--class-order", type=_class_order, default=None,
+                        help="split streams: sorted (default), random (seeded) or ids, e.g. 3,1,...")
+    parser.add_argument("--angles", type=_float_list, default=None,
+                        help="rotated streams: degrees per task (default: 0, 180/T, 2*180/T, ...)")
+    parser.add_argument("--model", default=None, choices=["mlp", "cnn"],
+                        help=f"shared base (default: {g['model']}, {own})")
+    parser.add_argument("--filters", type=_int_list, default=None,
+                        help=f"CNN conv-block filters (default: {','.join(map(str, d.filters))})")
+    parser.add_argument("--eval-every", type=int, default=None,
+                        help="evaluate all tasks every K epochs; the last epoch of each task "
+                        "always (default: 1)")
+    parser.add_argument("--eval-subset", type=int, default=None,
+                        help="per-epoch curves on N validation samples per task (default: all)")
+    parser.add_argument("--data", default=None, metavar="FILE.npz",
+                        help="your arrays (x_train, y_train, x_test, y_test) for the benchmarks "
+                        "split, permuted, rotated")
+    parser.add_argument("--data-dir", default=None, metavar="DIR",
+                        help="folder of Fashion-MNIST, MNIST or CIFAR-10 (default: the usual places)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="keep the first N samples of each split of the data set")
+    parser.add_argument("--strategy", default=None, choices=["default", "mirrored", "multi-worker"],
+                        help="tf.distribute strategy: default (one device), mirrored (local GPUs), "
+                        "multi-worker (hosts in TF_CONFIG) (default: default)")
+    parser.add_argument("--deterministic", action="store_true", default=None,
+                        help="turn on TensorFlow op determinism (repeatable to the bit, slower)")
+    parser.add_argument("--config", default=None, metavar="FILE.yaml",
+                        help="settings from a YAML file; options given here override it")
     parser.add_argument("--seed", type=int, default=d.seed, help="default: %(default)s")
     parser.add_argument("--out", default=None, help="output folder (default: runs/<timestamp>-<name>)")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's log and warnings")
@@ -70,27 +132,145 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train one method on a task stream",
                          description="Train one method on a task stream and write its results.")
     _add_run_options(run)
+    run.add_argument("--resume", default=None, metavar="RUN_DIR",
+                     help="continue an interrupted run from its last finished task")
+    run.add_argument("--tensorboard", action="store_true", default=None,
+                     help="write TensorBoard logs to RUN_DIR/tensorboard")
     compare = sub.add_parser("compare", help="compare methods on the same stream, seed and initialisation",
                              description="Run several methods on the same task stream, seed and "
                              "model initialisation; print and plot their metrics.")
     _add_run_options(compare, method=False)
     compare.add_argument("--methods", default="none,weight-decay,fisher",
                          help="comma-separated methods (default: %(default)s)")
+    compare.add_argument("--tensorboard", action="store_true", default=None,
+                         help="write TensorBoard logs to each method's RUN_DIR/tensorboard")
+    sweep = sub.add_parser("sweep", help="search lambda for one method",
+                           description="Run one method on the same stream for several lambda "
+                           "values; pick the best by ACC on validation data; write sweep.json "
+                           "and sweep.png.")
+    _add_run_options(sweep, ewc_lambda=False)
+    grid = sweep.add_mutually_exclusive_group()
+    grid.add_argument("--lambdas", type=_float_list, default=None, metavar="L1,L2,...",
+                      help="comma-separated lambda values, e.g. 1,10,100,1000")
+    grid.add_argument("--lambda-range", type=float, nargs=2, default=None,
+                      metavar=("LOW", "HIGH"), help="log-spaced lambdas from LOW to HIGH")
+    sweep.add_argument("--points", type=int, default=5,
+                       help="values in --lambda-range (default: %(default)s)")
+    explain = sub.add_parser("explain", help="explain a run's task models (Grad-CAM, occlusion, ...)",
+                             description="Explain validation images of a run's saved task models; "
+                             "PNGs go to RUN_DIR/explain/.")
+    explain.add_argument("run_dir", metavar="RUN_DIR")
+    explain.add_argument("--method", default="grad-cam",
+                         choices=["grad-cam", "grad-cam++", "occlusion", "kernels", "filters", "classes"],
+                         help="default: %(default)s")
+    explain.add_argument("--task", type=int, default=None, help="only task K (counted from 1)")
+    explain.add_argument("--images", type=int, default=8, help="images per task (default: %(default)s)")
+    explain.add_argument("--layer", default=None, help="layer name (default: the last conv layer)")
+    explain.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    explain.add_argument("--verbose", action="store_true", help="show TensorFlow's log and warnings")
+    report = sub.add_parser("report", help="rebuild report.html of a run or comparison folder",
+                            description="Write RUN_DIR/report.html: one self-contained HTML file "
+                            "with the config, metrics, plots and figures of a run or comparison.")
+    report.add_argument("run_dir", metavar="RUN_DIR")
+    report.add_argument("--verbose", action="store_true", help="show TensorFlow's log and warnings")
+    augment = sub.add_parser("augment", help="mask weights by importance: ablation curves",
+                             description="Replace a fraction of a run's weights (or units, or "
+                             "filters) chosen by their importance, and measure every task's "
+                             "accuracy; tables and PNGs go to RUN_DIR/augment/.")
+    augment.add_argument("run_dir", metavar="RUN_DIR")
+    augment.add_argument("--fractions", default="0.1,0.2,0.5",
+                         help="comma-separated fractions in [0, 1] (default: %(default)s)")
+    augment.add_argument("--level", default="weight", help="weight, unit or filter (default: %(default)s)")
+    augment.add_argument("--action", default="zero", help="zero, noise or anchor (default: %(default)s)")
+    augment.add_argument("--scope", default="model", help="model or layer (default: %(default)s)")
+    augment.add_argument("--orders", default="low,high,random,magnitude",
+                         help="comma-separated orders (default: %(default)s)")
+    augment.add_argument("--how", default="mean",
+                         help="Omega per unit/filter: mean, min or max (default: %(default)s)")
+    augment.add_argument("--importance-task", type=int, default=None, metavar="K",
+                         help="task K's importance (default: summed over tasks)")
+    augment.add_argument("--after-task", type=int, default=None, metavar="K",
+                         help="the models as they were right after task K (default: final)")
+    augment.add_argument("--data", default="auto",
+                         help="auto, benchmark (rebuild the validation sets) or samples "
+                         "(samples/, 64 images per task) (default: %(default)s)")
+    augment.add_argument("--no-maps", action="store_true",
+                         help="skip the per-filter importance maps")
+    augment.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    augment.add_argument("--verbose", action="store_true", help="show TensorFlow's log and warnings")
+    drift = sub.add_parser("drift", help="explanation drift across tasks, for one or more runs",
+                           description="Grad-CAM and occlusion maps of each task's images right "
+                           "after the task and after every later task; Spearman similarity to "
+                           "the first; drift.png and drift.json.")
+    drift.add_argument("run_dirs", metavar="RUN_DIR", nargs="+")
+    drift.add_argument("--methods", default="grad-cam,occlusion", help="default: %(default)s")
+    drift.add_argument("--images", type=int, default=16, help="images per task (default: %(default)s)")
+    drift.add_argument("--layer", default=None, help="Grad-CAM layer (default: the last conv layer)")
+    drift.add_argument("--out", default=None,
+                       help="output folder (default: the first RUN_DIR's augment/)")
+    drift.add_argument("--verbose", action="store_true", help="show TensorFlow's log and warnings")
     lister = sub.add_parser("list", help="list methods or benchmarks")
     lister.add_argument("what", choices=["methods", "benchmarks"])
     return parser
 
 
 def _config_from(args: argparse.Namespace, method: str):
+    """The validated `RunConfig` of the parsed options (after `_apply_config_file`).
+
+    Every option whose destination is a `RunConfig` field and whose value is not None is taken;
+    keys of the config file with no option of their own come from `args.config_values`.
+    """
+    import dataclasses
+
     from sequential_learning.config import RunConfig
 
-    return RunConfig(
-        benchmark=args.benchmark, scenario=args.scenario, method=method,
-        ewc_lambda=args.ewc_lambda, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, fisher_mode=args.fisher_mode,
-        fisher_samples=args.fisher_samples, penalty_mode=args.penalty_mode, gamma=args.gamma,
-        seed=args.seed, hidden=list(args.hidden), num_tasks=args.num_tasks,
-    ).validate()
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    values = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    values.update(getattr(args, "config_values", {}))
+    values["method"] = method
+    return RunConfig(**values).validate()
+
+
+def _explicit_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The destinations of the options given on the command line (not left at their default)."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    command = sub.choices[argv[0]] if argv and argv[0] in sub.choices else None
+    if command is None:
+        return set()
+    saved = [(action, action.default) for action in command._actions]
+    try:
+        for action, _ in saved:
+            action.default = argparse.SUPPRESS
+        return set(vars(command.parse_args(argv[1:])))
+    finally:
+        for action, default in saved:
+            action.default = default
+
+
+def _apply_config_file(args: argparse.Namespace, parser, argv: list[str]) -> None:
+    """Fills the options not given on the command line from `--config FILE.yaml`.
+
+    Options given explicitly win; keys with no option of this command that are `RunConfig`
+    fields go to `args.config_values`; keys of other commands (e.g. `methods` for `run`) are
+    ignored.
+    """
+    import dataclasses
+
+    from sequential_learning.config import RunConfig, load_config_file
+
+    values = load_config_file(args.config)
+    explicit = _explicit_options(parser, argv)
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    args.config_values = {}
+    for key, value in values.items():
+        if key in explicit:
+            continue
+        if key == "methods" and isinstance(value, list):
+            value = ",".join(value)
+        if hasattr(args, key):
+            setattr(args, key, value)
+        elif key in fields:
+            args.config_values[key] = value
 
 
 def _quiet(verbose: bool) -> None:
@@ -128,21 +308,46 @@ def _table(rows: list[dict]) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from sequential_learning.config import default_run_dir, run_experiment
 
-    config = _config_from(args, args.method)
-    out = Path(args.out) if args.out else default_run_dir(config)
+    if args.resume:
+        config, out = _resume_config(args), Path(args.resume)
+    else:
+        config = _config_from(args, args.method)
+        out = Path(args.out) if args.out else default_run_dir(config)
     _after_import(args.verbose)
     start = time.perf_counter()
-    results = run_experiment(config, out, progress=True)
+    results = run_experiment(config, out, progress=True, resume=bool(args.resume))
     row = {"method": config.method, "metrics": results.metrics, "seconds": time.perf_counter() - start}
     print(_table([row]))
     print(f"results: {out / 'results.json'}\nplots:   {out / 'task_curves.png'}, "
-          f"{out / 'accuracy_matrix.png'}")
+          f"{out / 'accuracy_matrix.png'}\nreport:  {out / 'report.html'}")
     return 0
+
+
+def _resume_config(args: argparse.Namespace):
+    """The config of the run in `--resume RUN_DIR` (its results.json), or a clear error."""
+    import dataclasses
+
+    from sequential_learning.config import RunConfig
+
+    path = Path(args.resume) / "results.json"
+    if not path.is_file():
+        raise ValueError(f"--resume {args.resume}: not a run directory (no results.json there)")
+    try:
+        saved = json.loads(path.read_text())["config"]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"--resume {args.resume}: unreadable results.json ({error})") from None
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    values = {k: v for k, v in saved.items() if k in names}
+    for key in ("strategy", "deterministic"):  # how to run may change, not what
+        if getattr(args, key, None) is not None:
+            values[key] = getattr(args, key)
+    return RunConfig(**values).validate()
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from sequential_learning import plots
     from sequential_learning.config import RunConfig, default_run_dir, run_experiment
+    from sequential_learning.report import write_report
     from sequential_learning.results import atomic_write_text, to_jsonable
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -164,10 +369,101 @@ def cmd_compare(args: argparse.Namespace) -> int:
                   for r in rows}
     atomic_write_text(out / "comparison.json", json.dumps(to_jsonable(comparison), indent=2))
     plots.comparison({r["method"]: r["metrics"] for r in rows}, out / "comparison.png")
+    write_report(out)
     print(_table(rows))
     print(f"comparison: {out / 'comparison.json'}\nplot:       {out / 'comparison.png'}\n"
+          f"report:     {out / 'report.html'}\n"
           f"runs:       {', '.join(str(out / r['method']) for r in rows)}")
     return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from sequential_learning.config import RunConfig, default_run_dir
+    from sequential_learning.sweep import check_lambdas, lambda_sweep, log_spaced, sweep_table
+
+    if args.lambdas is not None:
+        lambdas = check_lambdas(args.lambdas)
+    elif args.lambda_range is not None:
+        lambdas = log_spaced(args.lambda_range[0], args.lambda_range[1], args.points)
+    else:
+        raise ValueError("sweep: give --lambdas L1,L2,... or --lambda-range LOW HIGH [--points N]")
+    args.ewc_lambda = None
+    config = _config_from(args, args.method)
+    out = Path(args.out) if args.out else default_run_dir(
+        RunConfig(benchmark=args.benchmark, method=f"{config.method}-sweep")
+    )
+    _after_import(args.verbose)
+    sweep = lambda_sweep(config, lambdas, out, progress=True)
+    print(sweep_table(sweep))
+    best = sweep["best"]
+    if best is None:
+        print("no lambda gave a finite ACC (every run diverged)")
+    else:
+        print(f"best lambda: {best['ewc_lambda']:g} (ACC {best['acc']:.3f})")
+    print(f"sweep: {out / 'sweep.json'}\nplot:  {out / 'sweep.png'}")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from sequential_learning.interpret.run import explain_run
+
+    _after_import(args.verbose)
+    paths = explain_run(args.run_dir, args.method, task=args.task, images=args.images,
+                        layer=args.layer, seed=args.seed)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from sequential_learning.report import write_report
+
+    print(write_report(args.run_dir))
+    return 0
+
+
+def cmd_augment(args: argparse.Namespace) -> int:
+    from sequential_learning.augment import augment_run
+
+    _after_import(args.verbose)
+    done = augment_run(args.run_dir, args.fractions, level=args.level, action=args.action,
+                       scope=args.scope, orders=args.orders, how=args.how,
+                       importance_task=args.importance_task, after_task=args.after_task,
+                       data=args.data, seed=args.seed, maps=not args.no_maps)
+    from sequential_learning.augment import ablation_text
+
+    table = done["table"]
+    print(f"accuracy with weights replaced ({args.action}, level {args.level}, scope "
+          f"{args.scope}; importance {table['importance']}; models {table['models']}; "
+          f"evaluated on {done['evaluated_on']}; heads untouched)")
+    print(ablation_text(table))
+    for path in done["paths"]:
+        print(path)
+    return 0
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    from sequential_learning.augment import drift_runs, drift_text
+
+    _after_import(args.verbose)
+    done = drift_runs(args.run_dirs, args.methods, images=args.images, layer=args.layer,
+                      out=args.out)
+    print("Spearman similarity of each task's explanations to those right after the task, by "
+          "tasks learned since (mean over tasks and images)")
+    print(drift_text(done["table"]))
+    for note in done["table"]["notes"]:
+        print(f"note: {note}")
+    for path in done["paths"]:
+        print(path)
+    return 0
+
+
+def _default_text(key: str, value) -> str:
+    if isinstance(value, dict):  # ewc_lambda per method
+        return ", ".join(f"{key}[{m}]={v:g}" for m, v in value.items())
+    if isinstance(value, list):
+        return f"{key}={','.join(map(str, value))}"
+    return f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -179,10 +475,15 @@ def cmd_list(args: argparse.Namespace) -> int:
             lam = DEFAULT_LAMBDA.get(m, 1.0)
             print(f"{m.value:<18} {method_description(m)} (default lambda {lam:g})")
     else:
+        from sequential_learning.config import BENCHMARK_DEFAULTS
         from sequential_learning.data.benchmarks import BENCHMARKS
 
-        for name, (kind, _) in BENCHMARKS.items():
-            print(f"{name:<22} {kind} stream")
+        for name, spec in BENCHMARKS.items():
+            print(f"{name:<24} {spec.description}; scenarios {'|'.join(spec.scenarios)} "
+                  f"(default {spec.default_scenario})")
+            own = BENCHMARK_DEFAULTS.get(name)
+            if own:
+                print(" " * 25 + "defaults: " + ", ".join(_default_text(k, v) for k, v in own.items()))
     return 0
 
 
@@ -193,16 +494,23 @@ def main(argv: list[str] | None = None) -> int:
     _quiet(verbose)
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"run": cmd_run, "compare": cmd_compare, "list": cmd_list}
+    handlers = {"run": cmd_run, "compare": cmd_compare, "sweep": cmd_sweep, "list": cmd_list, "explain": cmd_explain,
+                "report": cmd_report, "augment": cmd_augment, "drift": cmd_drift}
     try:
+        if getattr(args, "config", None):
+            _apply_config_file(args, parser, argv)
+            verbose = verbose or bool(getattr(args, "verbose", False))
         return handlers[args.command](args)
     except (ValueError, FileNotFoundError) as error:
         if verbose:
             raise
-        sys.stderr.write(f"seql: error: {error}\n")
+        # One line, even for messages that list several places (a data set not found).
+        message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        sys.stderr.write(f"seql: error: {message}\n")
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        sys.stderr.write("\nseql: interrupted; finished tasks are saved in the run folder\n")
+    except KeyboardInterrupt as interrupt:
+        detail = str(interrupt) or "finished tasks are saved in the run folder"
+        sys.stderr.write(f"\nseql: {detail}\n")
         return 130
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as _dt
 import math
+import os
 import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +28,36 @@ DEFAULT_LAMBDA = {
     EWCMethod.FISHER_MATRIX: 300.0,
 }
 
+#: Settings used when neither the run nor its benchmark sets them (see `BENCHMARK_DEFAULTS`).
+GLOBAL_DEFAULTS: dict[str, object] = {
+    "epochs": 10,
+    "batch_size": 32,
+    "learning_rate": 1e-3,
+    "hidden": [100, 100],
+    "num_tasks": 5,
+    "model": "mlp",
+}
+
+_FASHION = {"hidden": [400, 400], "batch_size": 128}
+#: What each benchmark brings when the run does not set a value: any key of `GLOBAL_DEFAULTS`,
+#: and `ewc_lambda` as `{method: λ}`. Values set explicitly (command line, config file, Python)
+#: always win; `RunConfig.validate` records where each value came from in `defaults_used`.
+BENCHMARK_DEFAULTS: dict[str, dict] = {
+    "split-fashion-mnist": {**_FASHION, "epochs": 2, "ewc_lambda": {"fisher": 1000.0}},
+    "permuted-fashion-mnist": {**_FASHION, "epochs": 1, "ewc_lambda": {"fisher": 100.0}},
+    "rotated-fashion-mnist": {**_FASHION, "epochs": 1, "ewc_lambda": {"fisher": 100.0}},
+    "split-mnist": {**_FASHION, "epochs": 2, "ewc_lambda": {"fisher": 1000.0}},
+    "permuted-mnist": {**_FASHION, "epochs": 1, "ewc_lambda": {"fisher": 100.0}},
+    "rotated-mnist": {**_FASHION, "epochs": 1, "ewc_lambda": {"fisher": 100.0}},
+    "split-cifar10": {"model": "cnn", "batch_size": 128, "epochs": 5},
+    "iris-features": {"num_tasks": 3, "hidden": [16, 16], "batch_size": 16, "epochs": 40,
+                      "learning_rate": 1e-2},
+    "function-approximation": {"hidden": [64, 64], "batch_size": 32, "epochs": 20,
+                               "learning_rate": 3e-3},
+}
+
+MODELS = ("mlp", "cnn")
+
 
 @dataclass
 class RunConfig:
@@ -41,27 +75,67 @@ class RunConfig:
         fisher_samples: training inputs used to estimate importance.
         penalty_mode: `separate` or `online`.
         gamma: online decay in (0, 1].
+        normalize_importance: divide each task's Ω by its maximum (so λ means the same across
+            methods); off by default.
+        si_xi: synaptic intelligence's damping ξ > 0.
+        weight_change_net: weight change uses |θ_end − θ_start| instead of the path length.
+        inverse_magnitude_epsilon: ε > 0 of inverse weight magnitude, Ω = 1 / (|θ| + ε).
         seed: seeds everything; the same config gives the same numbers.
         hidden: sizes of the MLP base's hidden layers.
-        num_tasks: tasks of a permuted stream.
+        num_tasks: tasks of a permuted, rotated, iris-features or function-approximation stream.
         classes_per_task: classes per task of a split stream.
+        model: the shared base: `mlp` or `cnn` (conv-pool blocks; image streams only).
+        filters: filters of the CNN's conv blocks.
+        eval_every: evaluate every task after every k-th epoch of a task (the last epoch of each
+            task always).
+        eval_subset: evaluate the per-epoch curves on this many validation samples per task (a
+            fixed seeded subset; None: all); the accuracy matrix always uses all of them.
+        class_order: a split stream's class order: `sorted`, `random` (seeded) or a list.
+        angles: a rotated stream's angles in degrees, one per task.
+        data: your own arrays, an npz file (benchmarks `split`, `permuted`, `rotated`).
+        data_dir: the folder holding Fashion-MNIST, MNIST or CIFAR-10.
+        limit: keep only the first `limit` samples of each split of the data set.
+        strategy: `default`, `mirrored` (local GPUs) or `multi-worker` (hosts in TF_CONFIG).
+        deterministic: turn on TensorFlow's op determinism (bitwise-repeatable runs, slower).
+        tensorboard: write TensorBoard logs to `RUN_DIR/tensorboard` (per-task training logs and
+            every task's validation metrics against the global epoch).
+
+    `epochs`, `batch_size`, `learning_rate`, `hidden`, `num_tasks`, `model` and `ewc_lambda` left
+    as None take the benchmark's own value (`BENCHMARK_DEFAULTS`), else `GLOBAL_DEFAULTS` (λ: the
+    method's `DEFAULT_LAMBDA`); `validate()` fills them in.
     """
 
     benchmark: str = "permuted-digits"
     scenario: str | None = None
     method: str = "fisher"
     ewc_lambda: float | None = None
-    epochs: int = 10
-    batch_size: int = 32
-    learning_rate: float = 1e-3
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
     fisher_mode: str = "exact"
     fisher_samples: int = 1000
     penalty_mode: str = "separate"
     gamma: float = 1.0
+    normalize_importance: bool = False
+    si_xi: float = 0.1
+    weight_change_net: bool = False
+    inverse_magnitude_epsilon: float = 1e-2
     seed: int = 0
-    hidden: list[int] = field(default_factory=lambda: [100, 100])
-    num_tasks: int = 5
+    hidden: list[int] | None = None
+    num_tasks: int | None = None
     classes_per_task: int = 2
+    model: str | None = None
+    filters: list[int] = field(default_factory=lambda: [32, 64])
+    eval_every: int = 1
+    eval_subset: int | None = None
+    class_order: list[int] | str | None = None
+    angles: list[float] | None = None
+    data: str | None = None
+    data_dir: str | None = None
+    limit: int | None = None
+    tensorboard: bool = False
+    strategy: str = "default"
+    deterministic: bool = False
 
     def validate(self) -> RunConfig:
         """Checks every value; returns self with the method normalised and λ resolved.
@@ -69,18 +143,12 @@ class RunConfig:
         Raises:
             ValueError: naming the key, the value and what is allowed.
         """
-        from sequential_learning.data.benchmarks import BENCHMARKS, SCENARIOS
+        from sequential_learning.data.benchmarks import check_benchmark_options
 
-        if self.benchmark not in BENCHMARKS:
-            raise ValueError(
-                f"benchmark: unknown {self.benchmark!r}; known benchmarks: {', '.join(BENCHMARKS)}"
-            )
-        if self.scenario is not None and self.scenario not in SCENARIOS:
-            raise ValueError(f"scenario: unknown {self.scenario!r}; expected one of {SCENARIOS}")
+        check_benchmark_options(self.benchmark, self.scenario, self.data, self.data_dir)
         method = parse_method(self.method)
         self.method = method.value
-        if self.ewc_lambda is None:
-            self.ewc_lambda = DEFAULT_LAMBDA.get(method, 1.0)
+        self._resolve_defaults(method)
         _check(self.ewc_lambda >= 0 and math.isfinite(self.ewc_lambda), "lambda",
                self.ewc_lambda, "a finite number >= 0")
         _check(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
@@ -92,12 +160,75 @@ class RunConfig:
         _check(self.penalty_mode in PENALTY_MODES, "penalty_mode", self.penalty_mode,
                f"one of {', '.join(PENALTY_MODES)}")
         _check(0 < self.gamma <= 1, "gamma", self.gamma, "a number in (0, 1]")
+        _check(isinstance(self.normalize_importance, bool), "normalize_importance",
+               self.normalize_importance, "true or false")
+        _check(math.isfinite(self.si_xi) and self.si_xi > 0, "si_xi", self.si_xi,
+               "a finite number > 0")
+        _check(isinstance(self.weight_change_net, bool), "weight_change_net",
+               self.weight_change_net, "true or false")
+        _check(math.isfinite(self.inverse_magnitude_epsilon) and self.inverse_magnitude_epsilon > 0,
+               "inverse_magnitude_epsilon", self.inverse_magnitude_epsilon, "a finite number > 0")
         _check(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden",
                self.hidden, "one or more layer sizes >= 1")
         _check(self.num_tasks >= 1, "num_tasks", self.num_tasks, "an integer >= 1")
         _check(self.classes_per_task >= 1, "classes_per_task", self.classes_per_task,
                "an integer >= 1")
+        _check(self.model in MODELS, "model", self.model, f"one of {', '.join(MODELS)}")
+        _check(len(self.filters) >= 1 and all(f >= 1 for f in self.filters), "filters",
+               self.filters, "one or more filter counts >= 1")
+        _check(_is_int(self.eval_every) and self.eval_every >= 1, "eval_every", self.eval_every,
+               "an integer >= 1")
+        _check(self.eval_subset is None or (_is_int(self.eval_subset) and self.eval_subset >= 1),
+               "eval_subset", self.eval_subset, "an integer >= 1, or null for all samples")
+        _check(isinstance(self.tensorboard, bool), "tensorboard", self.tensorboard,
+               "true or false")
+        from sequential_learning.distribute import STRATEGIES
+
+        _check(self.strategy in STRATEGIES, "strategy", self.strategy,
+               f"one of {', '.join(STRATEGIES)}")
+        _check(isinstance(self.deterministic, bool), "deterministic", self.deterministic,
+               "true or false")
+        _check(self.limit is None or (_is_int(self.limit) and self.limit >= 1), "limit",
+               self.limit, "an integer >= 1, or null for all samples")
+        _check(self.class_order is None or self.class_order in ("sorted", "random")
+               or isinstance(self.class_order, list), "class_order", self.class_order,
+               "sorted, random or a list of class ids")
+        if self.angles is not None:
+            _check(len(self.angles) >= 1 and all(math.isfinite(a) for a in self.angles),
+                   "angles", self.angles, "one finite angle in degrees per task")
+            _check(self.num_tasks == len(self.angles), "angles", self.angles,
+                   f"one angle per task (num_tasks is {self.num_tasks})")
         return self
+
+    def _resolve_defaults(self, method: EWCMethod) -> None:
+        """Fills the values left as None: the benchmark's own, else the global default."""
+        own = BENCHMARK_DEFAULTS.get(self.benchmark, {})
+        used = dict(getattr(self, "defaults_used", {}))
+        if self.num_tasks is None and self.angles is not None:
+            self.num_tasks = len(self.angles)
+            used["num_tasks"] = "angles"
+        for key, fallback in GLOBAL_DEFAULTS.items():
+            if getattr(self, key) is None:
+                setattr(self, key, copy.deepcopy(own.get(key, fallback)))
+                used[key] = f"benchmark {self.benchmark}" if key in own else "default"
+        if self.ewc_lambda is None:
+            lambdas = own.get("ewc_lambda", {})
+            if method.value in lambdas:
+                self.ewc_lambda = float(lambdas[method.value])
+                used["ewc_lambda"] = f"benchmark {self.benchmark}"
+            else:
+                self.ewc_lambda = DEFAULT_LAMBDA.get(method, 1.0)
+                used["ewc_lambda"] = f"method {method.value}"
+        #: Where each value that was not set explicitly came from.
+        self.defaults_used = used
+
+    def method_options(self) -> dict:
+        """The estimator settings beyond the Fisher's (each method takes the ones it knows)."""
+        return {
+            "xi": self.si_xi,
+            "net": self.weight_change_net,
+            "epsilon": self.inverse_magnitude_epsilon,
+        }
 
     def to_dict(self) -> dict:
         """The resolved settings as a JSON-ready dict."""
@@ -107,6 +238,113 @@ class RunConfig:
 def _check(ok: bool, key: str, value, allowed: str) -> None:
     if not ok:
         raise ValueError(f"{key}: {value!r} is not allowed; expected {allowed}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# -- config files ----------------------------------------------------------------------------------
+#: Keys a config file may hold besides `RunConfig`'s fields: options of the command itself.
+COMMAND_KEYS: dict[str, object] = {
+    "out": str | None,
+    "methods": list[str] | str,
+    "verbose": bool,
+    "lambdas": list[float] | None,
+    "lambda_range": list[float] | None,
+    "points": int,
+}
+_KEY_ALIASES = {"lambda": "ewc_lambda"}
+
+
+def _type_name(hint) -> str:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(hint))
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(hint)[0]).removeprefix('a ').removeprefix('an ')}s"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+            type(None): "null"}.get(hint, str(hint))
+
+
+def _matches(value, hint) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in typing.get_args(hint))
+    if origin is list:
+        return isinstance(value, list) and all(_matches(v, typing.get_args(hint)[0]) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return _is_int(value)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def config_keys() -> dict[str, object]:
+    """Every key a config file may hold, with its type: `RunConfig`'s fields and `COMMAND_KEYS`."""
+    hints = typing.get_type_hints(RunConfig)
+    return {**{f.name: hints[f.name] for f in dataclasses.fields(RunConfig)}, **COMMAND_KEYS}
+
+
+def load_config_file(path: str | os.PathLike) -> dict:
+    """Reads a YAML experiment config (with `yaml.safe_load`) and checks its keys and types.
+
+    Keys are `RunConfig`'s fields (`batch_size` or `batch-size`; `lambda` for `ewc_lambda`) and
+    the command's own options (`out`, `methods`, ...). Ranges are checked by `RunConfig.validate`.
+
+    Args:
+        path: the YAML file.
+
+    Returns:
+        `{key: value}` with keys in snake case; integers given for float keys become floats.
+
+    Raises:
+        ValueError: the file is missing or not YAML, is not a mapping, has an unknown key (the
+            message lists the allowed ones) or a value of the wrong type (naming the key and the
+            type allowed).
+
+    Example:
+    ```python
+    values = load_config_file("examples/permuted_fashion_mnist.yaml")
+    config = RunConfig(**{k: v for k, v in values.items() if k not in COMMAND_KEYS})
+    ```
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ValueError(f"config: {path} does not exist") from None
+    except OSError as error:
+        raise ValueError(f"config: {path} could not be read: {error}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValueError(f"config: {path} is not valid YAML: {' '.join(str(error).split())}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ValueError(f"config: {path} must hold a mapping of keys to values, got "
+                         f"{type(doc).__name__}")
+    allowed = config_keys()
+    values = {}
+    for raw_key, value in doc.items():
+        key = _KEY_ALIASES.get(str(raw_key), str(raw_key).replace("-", "_"))
+        if key not in allowed:
+            raise ValueError(f"config {path}: unknown key {raw_key!r}; allowed keys: "
+                             + ", ".join(sorted(allowed)))
+        if not _matches(value, allowed[key]):
+            raise ValueError(f"config {path}: {key}: {value!r} is not allowed; expected "
+                             f"{_type_name(allowed[key])}")
+        if allowed[key] in (float, float | None) and _is_int(value):
+            value = float(value)
+        values[key] = value
+    return values
 
 
 def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
@@ -121,13 +359,19 @@ def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
     return path
 
 
-def run_experiment(config: RunConfig, out_dir: str | Path | None = None, progress: bool | str = False):
+def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
+                   progress: bool | str = False, resume: bool = False):
     """Builds the benchmark, model and tasks of `config`, trains them and writes the outputs.
+
+    Models, optimizers and consolidation state are created under the strategy's scope
+    (`config.strategy`); under `multi-worker` only the chief (worker 0) writes `out_dir`, the
+    others write `out_dir/worker_K`.
 
     Args:
         config: the run's settings (validated here).
         out_dir: where results, models and figures go (None: nothing is written).
         progress: show a progress line (a string is used as its prefix).
+        resume: continue the run in `out_dir` from its last finished task.
 
     Returns:
         The run's `Results`.
@@ -142,17 +386,46 @@ def run_experiment(config: RunConfig, out_dir: str | Path | None = None, progres
     from sequential_learning import plots
     from sequential_learning.data.benchmarks import make_benchmark
     from sequential_learning.manager import SequentialLearningManager
-    from sequential_learning.models import mlp_base
+    from sequential_learning.models import cnn_base, mlp_base
     from sequential_learning.tasks import tasks_from_benchmark
 
     config.validate()
+    from sequential_learning.distribute import make_strategy, worker_index
+
+    strategy = make_strategy(config.strategy)
+    if config.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    if out_dir is not None and worker_index(strategy) > 0:
+        out_dir = Path(out_dir) / f"worker_{worker_index(strategy)}"
+        progress = False
+    if config.tensorboard and out_dir is None:
+        raise ValueError("tensorboard: true needs an output directory for the logs")
     stream = make_benchmark(
-        config.benchmark, config.scenario, config.seed, config.num_tasks, config.classes_per_task
+        config.benchmark, config.scenario, config.seed, config.num_tasks, config.classes_per_task,
+        data=config.data, data_dir=config.data_dir, limit=config.limit,
+        class_order=config.class_order, angles=config.angles,
     )
+    if config.model == "cnn" and len(stream.input_shape) != 3:
+        raise ValueError(f"model: cnn needs images shaped (H, W, C); {config.benchmark} has inputs "
+                         f"shaped {tuple(stream.input_shape)}; use model mlp")
     # The same seed gives the same initial weights for every method.
     keras.utils.set_random_seed(config.seed)
-    base = mlp_base(stream.input_shape, config.hidden)
-    tasks = tasks_from_benchmark(stream, base, config.batch_size, config.seed)
+    with strategy.scope():
+        if config.model == "cnn":
+            base = cnn_base(stream.input_shape, config.filters)
+        else:
+            base = mlp_base(stream.input_shape, config.hidden)
+        tasks = tasks_from_benchmark(stream, base, config.batch_size, config.seed)
+    if out_dir is not None and not resume:
+        import yaml
+
+        from sequential_learning.results import atomic_write_text
+
+        # The resolved settings: `seql run --config <run>/config.yaml` repeats the run.
+        atomic_write_text(Path(out_dir) / "config.yaml",
+                          yaml.safe_dump(config.to_dict(), sort_keys=False))
     manager = SequentialLearningManager(
         base,
         tasks,
@@ -165,12 +438,31 @@ def run_experiment(config: RunConfig, out_dir: str | Path | None = None, progres
         fisher_samples=config.fisher_samples,
         penalty_mode=config.penalty_mode,
         gamma=config.gamma,
+        normalize_importance=config.normalize_importance,
+        method_options=config.method_options(),
         out_dir=out_dir,
         progress=progress,
-        config={**config.to_dict(), "benchmark_info": stream.describe()},
+        config={**config.to_dict(), "defaults_used": getattr(config, "defaults_used", {}),
+                "benchmark_info": stream.describe()},
+        eval_every=config.eval_every,
+        eval_subset=config.eval_subset,
+        tensorboard_dir=Path(out_dir) / "tensorboard" if config.tensorboard else None,
+        strategy=strategy,
     )
-    results = manager.train_all()
+    results = manager.train_all(resume=resume)
     if out_dir is not None:
         plots.task_curves(results, Path(out_dir) / "task_curves.png")
         plots.accuracy_matrix(results, Path(out_dir) / "accuracy_matrix.png")
+        if manager.penalty is not None:
+            plots.importance_histogram(
+                {
+                    getattr(v, "path", f"variable_{i}"): o.numpy()
+                    for i, (v, o) in enumerate(zip(manager.covered, manager.penalty.importance))
+                },
+                Path(out_dir) / "importance.png",
+                title=f"{config.method}: Ω held by the penalty after the last task",
+            )
+        from sequential_learning.report import write_report
+
+        write_report(out_dir)  # report.html: everything above in one self-contained file
     return results

@@ -32,7 +32,7 @@ class SequentialLearningManager:
     """Trains a stream of tasks one after another and wires in the consolidation method.
 
     After every epoch of every task, *every* task is evaluated, so the curves of all tasks over
-    all epochs (with task boundaries) are kept. After each task, its importance Ω is measured and
+    all epochs (with task boundaries) are kept (`eval_every` and `eval_subset` bound that cost). After each task, its importance Ω is measured and
     folded into the penalty λ/2 Σ Ω (θ − θ*)², which covers every variable trained by more than one
     task (the shared base; a shared head too) and, when `base_model` is given, the base's.
 
@@ -57,6 +57,15 @@ class SequentialLearningManager:
         out_dir: if set, results, task models and sample images are written there after each task.
         progress: show one updating progress line on stderr (a string: its prefix).
         callbacks: extra Keras callbacks for every task's `fit`.
+        eval_every: evaluate every task after every `eval_every`-th epoch of a task (the last
+            epoch of each task is always evaluated, so the accuracy matrix is complete);
+            `Results.evaluated_epochs` lists the global epochs that were.
+        eval_subset: evaluate the per-epoch curves on a fixed, seeded subset of this many
+            validation samples per task (None: all); the accuracy matrix and the baseline are
+            always measured on the whole validation sets.
+        tensorboard_dir: if set, TensorBoard logs go there: Keras' TensorBoard callback for each
+            task's `fit` (`task_K/`) and every task's validation metrics against the global epoch
+            (`validation/`, tags like `accuracy/task_1`); see `sequential_learning.tensorboard`.
 
     Example:
     ```python
@@ -86,6 +95,9 @@ class SequentialLearningManager:
         progress: bool | str = False,
         callbacks: Sequence[keras.callbacks.Callback] = (),
         config: dict | None = None,
+        eval_every: int = 1,
+        eval_subset: int | None = None,
+        tensorboard_dir: str | Path | None = None,
     ) -> None:
         self.tasks = list(tasks)
         if not self.tasks:
@@ -119,6 +131,21 @@ class SequentialLearningManager:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = progress
         self.callbacks = list(callbacks)
+        self.tensorboard = None
+        if tensorboard_dir is not None:
+            from sequential_learning.tensorboard import TensorBoardLogger
+
+            self.tensorboard = TensorBoardLogger(tensorboard_dir)
+        if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
+            raise ValueError(f"eval_every must be an integer >= 1, got {eval_every!r}")
+        if eval_subset is not None and (
+            isinstance(eval_subset, bool) or not isinstance(eval_subset, int) or eval_subset < 1
+        ):
+            raise ValueError(f"eval_subset must be an integer >= 1 or None, got {eval_subset!r}")
+        self.eval_every = eval_every
+        self.eval_subset = eval_subset
+        for k, task in enumerate(self.tasks):
+            task.set_evaluation_subset(eval_subset, seed=self.seed + k)
         self.base_model = base_model
         self.covered = self._covered_variables(base_model)
         options = {"fisher_mode": fisher_mode, "fisher_samples": fisher_samples}
@@ -143,6 +170,8 @@ class SequentialLearningManager:
             "gamma": gamma,
             "normalize_importance": normalize_importance,
             "batch_size": self.tasks[0].batch_size,
+            "eval_every": self.eval_every,
+            "eval_subset": self.eval_subset,
             "covered_variables": [getattr(v, "path", str(i)) for i, v in enumerate(self.covered)],
             **self.estimator.describe(),
             **(config or {}),
@@ -182,8 +211,12 @@ class SequentialLearningManager:
         raise ValueError(f"Unknown optimizer {self.optimizer!r}; expected 'adam' or 'sgd'")
 
     # -- the run -----------------------------------------------------------------------------------
-    def train_all(self) -> Results:
+    def train_all(self, resume: bool = False) -> Results:
         """Trains every task in order.
+
+        Args:
+            resume: continue the run in `out_dir` from its last finished task (weights,
+                consolidation state and results so far are restored from its checkpoint).
 
         Returns:
             The `Results` (accuracy matrix, per-epoch curves of every task, metrics, timing).
@@ -191,12 +224,17 @@ class SequentialLearningManager:
         Raises:
             TrainingDivergedError: when a task's loss becomes NaN or infinite (the results of the
                 tasks already finished stay on disk when `out_dir` is set).
+            CheckpointError: when resuming from a missing, truncated or mismatched checkpoint.
         """
         keras.utils.set_random_seed(self.seed)
         n = len(self.tasks)
         start = time.perf_counter()
-        first = [t.evaluate() for t in self.tasks]
+        if resume:
+            return self._resume(start)
+        first = [t.evaluate(full=True) for t in self.tasks]
         self._metric = _pick_metric(first[0])
+        if self.tensorboard is not None:
+            self.tensorboard.log_epoch(0, first)  # step 0: the untrained model
         self.results = Results(
             config=self.config,
             task_names=[t.name for t in self.tasks],
@@ -209,17 +247,66 @@ class SequentialLearningManager:
         )
         self._rows: dict[str, list] = {k: [] for k in first[0]}
         self._train_rows: dict[str, list] = {}
-        self._epochs_done = 0
+        return self._run_tasks(0, start)
+
+    def _resume(self, start: float) -> Results:
+        from sequential_learning.checkpoint import (
+            CheckpointError,
+            checkpoint_results_path,
+            load_checkpoint,
+        )
+
+        if self.out_dir is None:
+            raise ValueError("resume=True needs out_dir: the run directory to continue")
+        models = [t.model for t in self.tasks]
+        with self.strategy.scope():
+            done = load_checkpoint(self.out_dir, models, self.penalty, self.estimator, self.config)
+        self.results = Results.load(checkpoint_results_path(self.out_dir) or self.out_dir)
+        if self.results.completed_tasks != done or self.results.num_tasks != len(self.tasks):
+            raise CheckpointError(
+                f"{self.out_dir}: results.json records {self.results.completed_tasks} finished "
+                f"tasks of {self.results.num_tasks}, the checkpoint {done} of {len(self.tasks)}"
+            )
+        self.results.config = self.config
+        self._metric = self.results.metric
+        # Keep only the epochs of finished tasks (an interrupted task restarts from its start).
+        keep = sum(self.epochs[:done])
+        self.results.epoch_task = self.results.epoch_task[:keep]
+        rows = sum(1 for e in self.results.history_epochs if e <= keep)
+        self.results.evaluated_epochs = self.results.history_epochs[:rows]
+        self._rows = {k: [list(r) for r in v[:rows]] for k, v in self.results.history.items()}
+        self._train_rows = {k: list(v[:keep]) for k, v in self.results.train_history.items()}
+        for key in ("task_seconds", "importance_seconds"):
+            self.results.timing[key] = list(self.results.timing.get(key, []))[:done]
+        self.results.importance_summary = self.results.importance_summary[:done]
+        self.results.timing["resumed_after_task"] = done
+        return self._run_tasks(done, start)
+
+    def _run_tasks(self, first_task: int, start: float) -> Results:
+        self._epochs_done = sum(self.epochs[:first_task])
         self._total_epochs = sum(self.epochs)
         self._start = start
         try:
-            for index, task in enumerate(self.tasks):
-                self._train_task(index, task)
+            for index in range(first_task, len(self.tasks)):
+                self._train_task(index, self.tasks[index])
+        except KeyboardInterrupt:
+            if self.progress:
+                sys.stderr.write("\n")
+            where = f" in {self.out_dir}" if self.out_dir is not None else ""
+            raise KeyboardInterrupt(
+                f"interrupted during task {self._task_index + 1}; the "
+                f"{self.results.completed_tasks} finished task(s) are saved{where}"
+                + (f"; resume with: seql run --resume {self.out_dir}" if self.out_dir else "")
+            ) from None
         except BaseException:
             if self.progress:
                 sys.stderr.write("\n")  # end the progress line before the error is shown
             raise
-        self.results.timing["total_seconds"] = time.perf_counter() - start
+        self.results.timing["total_seconds"] = (
+            self.results.timing.get("total_seconds", 0.0) if first_task else 0.0
+        ) + time.perf_counter() - start
+        if self.tensorboard is not None:
+            self.tensorboard.close()
         self._write(final=True)
         if self.progress:
             sys.stderr.write("\n")
@@ -228,11 +315,16 @@ class SequentialLearningManager:
     def _train_task(self, index: int, task: SequentialTask) -> None:
         task_start = time.perf_counter()
         self._task_index = index
+        # Each task's randomness depends only on (seed, task), so a resumed run matches.
+        keras.utils.set_random_seed(self.seed + 7919 * index)
         with self.strategy.scope():
             optimizer = self._make_optimizer()
             self.estimator.begin_task(self.covered)
             trainer = task.make_trainer(optimizer, self.penalty, self.estimator, self.covered)
+        self._trainer = trainer
         callbacks = [_EndOfEpoch(self, index)] + self.callbacks
+        if self.tensorboard is not None:
+            callbacks.append(self.tensorboard.task_callback(index))
         task.fit(
             trainer,
             self.epochs[index],
@@ -240,8 +332,12 @@ class SequentialLearningManager:
             callbacks=callbacks,
             seed_offset=self.seed * 1000 + index,
         )
-        # Row `index` of R: the evaluation at the end of this task's last epoch.
-        last = self._rows[self._metric][-1]
+        # Row `index` of R: the evaluation at the end of this task's last epoch (on the whole
+        # validation sets when the curves use a subset).
+        if self.eval_subset is None:
+            last = self._rows[self._metric][-1]
+        else:
+            last = [t.evaluate(full=True)[self._metric] for t in self.tasks]
         self.results.accuracy_matrix[index] = last
         importance_start = time.perf_counter()
         summary = {}
@@ -251,9 +347,14 @@ class SequentialLearningManager:
                 task=task, model=task.model, variables=self.covered, x=x, y=y,
                 seed=self.seed, task_index=index,
             )
-            importance = self.estimator.end_task(context)
+            with self.strategy.scope():  # Ω is computed per replica and all-reduced
+                importance = self.estimator.end_task(context)
             self.penalty.consolidate(importance)
             summary = _summarise(importance, self.covered)
+            if self.out_dir is not None:
+                from sequential_learning.checkpoint import save_importance
+
+                save_importance(self.out_dir, index + 1, importance, self.covered)
         importance_seconds = time.perf_counter() - importance_start
         self.results.importance_summary.append(summary)
         self.results.timing["importance_seconds"].append(importance_seconds)
@@ -263,15 +364,29 @@ class SequentialLearningManager:
 
     def _end_of_epoch(self, index: int, epoch: int, logs: dict) -> None:
         loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
+        bad_step = int(self._trainer.nonfinite_step.numpy())
+        if bad_step >= 0 or (loss is not None and not math.isfinite(float(loss))):
+            where = f", step {bad_step + 1}" if bad_step >= 0 else ""
             raise TrainingDivergedError(
-                f"Task {self.tasks[index].name!r} (task {index + 1}), epoch {epoch + 1}: the loss "
-                f"became {loss}. Lower the learning rate (now {self.learning_rate}) or "
-                f"ewc_lambda (now {self.ewc_lambda}). Finished tasks are kept."
+                f"Task {self.tasks[index].name!r} (task {index + 1}), epoch {epoch + 1}{where}: "
+                f"the loss became {'non-finite' if loss is None else loss}. Lower the learning "
+                f"rate (now {self.learning_rate}) or ewc_lambda (now {self.ewc_lambda}). "
+                "Finished tasks are kept."
             )
-        evaluations = [t.evaluate() for t in self.tasks]
-        for name in self._rows:
-            self._rows[name].append([e[name] for e in evaluations])
+        global_epoch = len(self.results.epoch_task) + 1
+        due = epoch + 1 == self.epochs[index] or (epoch + 1) % self.eval_every == 0
+        eval_start = time.perf_counter()
+        evaluations = [t.evaluate() for t in self.tasks] if due else None
+        timing = self.results.timing
+        timing["evaluation_seconds"] = (
+            timing.get("evaluation_seconds", 0.0) + time.perf_counter() - eval_start
+        )
+        if due:
+            for name in self._rows:
+                self._rows[name].append([e[name] for e in evaluations])
+            self.results.evaluated_epochs.append(global_epoch)
+            if self.tensorboard is not None:
+                self.tensorboard.log_epoch(global_epoch, evaluations, training_task=index)
         for name, value in (logs or {}).items():
             self._train_rows.setdefault(name, []).append(float(value))
         self.results.history = {k: np.array(v) for k, v in self._rows.items()}
@@ -284,7 +399,10 @@ class SequentialLearningManager:
     def _show_progress(self, index: int, epoch: int, evaluations) -> None:
         elapsed = time.perf_counter() - self._start
         left = elapsed / self._epochs_done * (self._total_epochs - self._epochs_done)
-        current = evaluations[index][self._metric]
+        if evaluations is None:
+            current = self._rows[self._metric][-1][index] if self._rows[self._metric] else math.nan
+        else:
+            current = evaluations[index][self._metric]
         prefix = f"{self.progress}  " if isinstance(self.progress, str) else ""
         line = (
             f"\r{prefix}task {index + 1}/{len(self.tasks)}  epoch {epoch + 1}/{self.epochs[index]}  "
@@ -314,6 +432,11 @@ class SequentialLearningManager:
                 buffer = io.BytesIO()
                 np.savez(buffer, x=x, y=y)
                 atomic_write_bytes(sample_path, buffer.getvalue())
+        if not final and done:
+            from sequential_learning.checkpoint import save_checkpoint
+
+            save_checkpoint(self.out_dir, [t.model for t in self.tasks], done, self.penalty,
+                            self.estimator, self.config, self.results)
 
 
 class _EndOfEpoch(keras.callbacks.Callback):
@@ -323,6 +446,9 @@ class _EndOfEpoch(keras.callbacks.Callback):
         super().__init__()
         self.manager = manager
         self.index = index
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.manager._trainer.reset_epoch_step()
 
     def on_epoch_end(self, epoch, logs=None):
         self.manager._end_of_epoch(self.index, epoch, logs or {})

@@ -76,9 +76,13 @@ class Results:
         accuracy_matrix: `R[i, j]`, the recorded metric on task j after training task i (rows
             of tasks not yet trained are NaN in partial results).
         baseline: the recorded metric of the untrained model on each task (for FWT).
-        history: `{metric: array[global_epoch, task]}`: every task evaluated after every epoch.
+        history: `{metric: array[evaluation, task]}`: every task, evaluated after the global
+            epochs listed in `evaluated_epochs` (every epoch unless the run evaluated every k
+            epochs; the last epoch of each task always).
         train_history: `{metric: array[global_epoch]}`: training metrics of the task in training.
         epoch_task: for each global epoch, the index of the task being trained.
+        evaluated_epochs: the global epochs (counted from 1) of the rows of `history`; empty
+            means one row per epoch.
         timing: seconds per task, in importance computation, and in total.
         importance_summary: per task, per covered variable: mean, max, fraction of zeros.
         metric: the name of the metric in the accuracy matrix.
@@ -104,10 +108,19 @@ class Results:
     metric: str = "accuracy"
     higher_is_better: bool = True
     completed_tasks: int = 0
+    evaluated_epochs: list[int] = field(default_factory=list)
 
     @property
     def num_tasks(self) -> int:
         return len(self.task_names)
+
+    @property
+    def history_epochs(self) -> list[int]:
+        """The global epoch (counted from 1) of each row of `history`."""
+        rows = len(next(iter(self.history.values()))) if self.history else 0
+        if self.evaluated_epochs:
+            return list(self.evaluated_epochs)[:rows]
+        return list(range(1, rows + 1))
 
     @property
     def task_boundaries(self) -> list[int]:
@@ -143,6 +156,7 @@ class Results:
                 "history": self.history,
                 "train_history": self.train_history,
                 "epoch_task": self.epoch_task,
+                "evaluated_epochs": self.history_epochs,
                 "task_boundaries": self.task_boundaries,
                 "timing": self.timing,
                 "importance_summary": self.importance_summary,
@@ -160,10 +174,14 @@ class Results:
         train_names = sorted(self.train_history)
         header += [f"train_{n}" for n in train_names]
         writer.writerow(header)
+        rows = {epoch: k for k, epoch in enumerate(self.history_epochs)}
         for e, task in enumerate(self.epoch_task):
             row: list[Any] = [e + 1, task + 1]
             for name in names:
-                row += [f"{v:.6g}" for v in self.history[name][e]]
+                if e + 1 in rows:  # an epoch that was not evaluated leaves its cells empty
+                    row += [f"{v:.6g}" for v in self.history[name][rows[e + 1]]]
+                else:
+                    row += [""] * self.num_tasks
             row += [f"{self.train_history[n][e]:.6g}" for n in train_names]
             writer.writerow(row)
         return out.getvalue()
@@ -204,6 +222,7 @@ class Results:
                 for k, v in doc.get("train_history", {}).items()
             },
             epoch_task=list(doc["epoch_task"]),
+            evaluated_epochs=[int(e) for e in doc.get("evaluated_epochs", [])],
             timing=doc.get("timing", {}),
             importance_summary=doc.get("importance_summary", []),
             metric=doc.get("metric", "accuracy"),

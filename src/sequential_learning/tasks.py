@@ -73,7 +73,10 @@ class SequentialTask:
         self.train_data = train_data
         self.validation_data = validation_data
         self._eval_fn = None
+        self._twin: keras.Model | None = None
         self._eval_batches: list = []
+        self._subset_batches: list | None = None
+        self.evaluation_subset: int | None = None
         self.validate()
         self.model.compile(loss=self.loss, metrics=self.metrics, jit_compile=False)
 
@@ -138,9 +141,19 @@ class SequentialTask:
         if isinstance(self.train_data, tf.data.Dataset):
             return self.train_data
         x, y = self.train_data
-        ds = tf.data.Dataset.from_tensor_slices((np.asarray(x, np.float32), np.asarray(y)))
-        ds = ds.shuffle(len(x), seed=self.shuffle_seed + seed_offset, reshuffle_each_iteration=True)
-        return ds.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+        x = tf.constant(np.asarray(x, np.float32))
+        y = tf.constant(np.asarray(y))
+        # Shuffle indices (cheap scalars) and gather whole batches, rather than shuffling and
+        # re-batching every sample's tensor: the same seeded order, less per-sample work.
+        ds = tf.data.Dataset.range(int(x.shape[0]))
+        ds = ds.shuffle(int(x.shape[0]), seed=self.shuffle_seed + seed_offset,
+                        reshuffle_each_iteration=True)
+        ds = ds.batch(self.batch_size).map(
+            lambda index: (tf.gather(x, index), tf.gather(y, index)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        return ds.prefetch(tf.data.AUTOTUNE)
 
     def sample(self, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Up to `n` training samples (a seeded random subset), for importance estimation."""
@@ -181,8 +194,11 @@ class SequentialTask:
         seed_offset: int = 0,
     ) -> keras.callbacks.History:
         """Trains this task for `epochs` epochs with `trainer` (from `make_trainer`)."""
+        dataset = self.training_dataset(seed_offset)
+        if getattr(trainer, "sample_batch", False) is None:
+            trainer.sample_batch = next(iter(dataset.take(1)))
         return trainer.fit(
-            self.training_dataset(seed_offset),
+            dataset,
             epochs=initial_epoch + epochs,
             initial_epoch=initial_epoch,
             callbacks=list(callbacks),
@@ -190,7 +206,19 @@ class SequentialTask:
             verbose=0,
         )
 
-    def evaluate(self) -> dict[str, float]:
+    def set_evaluation_subset(self, size: int | None, seed: int = 0) -> None:
+        """Evaluates on a fixed, seeded subset of `size` validation samples (None: all of them).
+
+        Bounds the cost of evaluating every task after every epoch; `evaluate(full=True)` still
+        uses the whole validation set. A `tf.data` validation set keeps its first `size` samples.
+        """
+        if size is not None and (isinstance(size, bool) or int(size) < 1):
+            raise ValueError(f"Task {self.name!r}: eval_subset must be >= 1 or None, got {size!r}")
+        self.evaluation_subset = None if size is None else int(size)
+        self._subset_seed = int(seed)
+        self._subset_batches = None
+
+    def evaluate(self, full: bool = False) -> dict[str, float]:
         """Evaluates the task model on the validation data (`training=False`).
 
         Runs the compiled model's own `test_step` over pre-batched validation tensors inside one
@@ -198,32 +226,78 @@ class SequentialTask:
         per-call set-up (which dominates when every task is evaluated after every epoch). Under a
         distribution strategy it calls `model.evaluate` itself.
 
+        Args:
+            full: use the whole validation set even when `set_evaluation_subset` chose a subset.
+
         Returns:
             `{metric_name: value}`, as `model.evaluate(..., return_dict=True)` gives.
         """
-        if tf.distribute.has_strategy() or tf.distribute.get_strategy().num_replicas_in_sync > 1:
-            return self._keras_evaluate()
+        subset = None if full else self.evaluation_subset
+        model = self._evaluation_model()
         if self._eval_fn is None:
-            self._eval_fn = tf.function(self.model.test_step, reduce_retracing=True)
+            self._eval_fn = tf.function(model.test_step, reduce_retracing=True)
             self._eval_batches = list(self._validation_batches())
-        self.model.reset_metrics()
+        batches = self._eval_batches
+        if subset is not None:
+            if self._subset_batches is None:
+                self._subset_batches = list(self._validation_batches(subset))
+            batches = self._subset_batches
+        model.reset_metrics()
         logs = {}
-        for batch in self._eval_batches:
+        for batch in batches:
             logs = self._eval_fn(batch)
         return {k: float(v) for k, v in logs.items()}
 
-    def _validation_batches(self):
+    def _validation_arrays(self, subset: int | None = None):
+        """The validation data: `(x, y)` arrays (a seeded subset), or a (truncated) dataset."""
         data = self.validation_data
+        if isinstance(data, tf.data.Dataset):
+            if subset is None:
+                return data
+            return data.unbatch().take(subset).batch(self.eval_batch_size)
+        x, y = np.asarray(data[0], np.float32), np.asarray(data[1])
+        if subset is not None and subset < len(x):
+            rng = np.random.default_rng(getattr(self, "_subset_seed", 0))
+            index = np.sort(rng.choice(len(x), subset, replace=False))
+            x, y = x[index], y[index]
+        return x, y
+
+    def _validation_batches(self, subset: int | None = None):
+        data = self._validation_arrays(subset)
         if isinstance(data, tf.data.Dataset):
             yield from data
             return
-        x, y = np.asarray(data[0], np.float32), np.asarray(data[1])
+        x, y = data
         for start in range(0, len(x), self.eval_batch_size):
             end = start + self.eval_batch_size
             yield (tf.constant(x[start:end]), tf.constant(y[start:end]))
 
-    def _keras_evaluate(self) -> dict[str, float]:
-        data = self.validation_data
+    def _evaluation_model(self) -> keras.Model:
+        """The model that evaluation runs: the task model, or a one-device twin of it.
+
+        Keras's `evaluate` under a multi-replica strategy fails on a last batch that does not
+        split evenly across replicas, and evaluation needs no distribution: a model built under
+        such a strategy is evaluated through a twin created outside it, which takes the
+        task model's current weights before every evaluation (every worker computes the same
+        numbers, with no collective ops).
+        """
+        strategy = getattr(self.model, "distribute_strategy", None)
+        if strategy is None or strategy.num_replicas_in_sync == 1:
+            return self.model
+        if self._twin is None:
+            if tf.distribute.has_strategy():
+                # Inside a strategy's scope the twin's variables would be distributed too; the
+                # manager's first evaluation (before any training) runs outside it.
+                raise RuntimeError(
+                    f"Task {self.name!r}: evaluate once outside the strategy's scope first"
+                )
+            self._twin = keras.models.clone_model(self.model)
+            self._twin.compile(loss=self.loss, metrics=self.metrics, jit_compile=False)
+        self._twin.set_weights(self.model.get_weights())
+        return self._twin
+
+    def _keras_evaluate(self, subset: int | None = None) -> dict[str, float]:
+        data = self._validation_arrays(subset)
         if isinstance(data, tf.data.Dataset):
             result = self.model.evaluate(data, verbose=0, return_dict=True)
         else:
@@ -252,15 +326,22 @@ def tasks_from_benchmark(
     batch_size: int = 32,
     seed: int = 0,
     head_activation: str | None = None,
+    eval_batch_size: int = 1024,
 ) -> list[SequentialTask]:
     """One `SequentialTask` per task of a `Benchmark`, with heads built on the shared base.
+
+    Classification streams get sparse categorical cross-entropy and accuracy; regression streams
+    (`benchmark.task_type == "regression"`, e.g. function approximation) get the mean squared
+    error as loss and as the recorded metric `mse`, with `higher_is_better=False`.
 
     Args:
         benchmark: a `sequential_learning.data.benchmarks.Benchmark`.
         base: the shared base model.
         batch_size: training batch size.
         seed: seed of the per-epoch shuffles.
-        head_activation: None (logits, the default) or e.g. `"softmax"`.
+        head_activation: None (logits, the default) or e.g. `"softmax"`; for regression, the
+            output's activation (None: linear).
+        eval_batch_size: evaluation batch size (large: evaluation is cheap).
 
     Returns:
         The tasks, in the benchmark's order.
@@ -274,16 +355,22 @@ def tasks_from_benchmark(
     from sequential_learning.models import build_task_models
 
     models = build_task_models(base, benchmark.head_sizes, benchmark.shared_head, head_activation)
+    regression = getattr(benchmark, "task_type", "classification") == "regression"
     return [
         SequentialTask(
             data.name,
             model,
             (data.x_train, data.y_train),
             (data.x_val, data.y_val),
+            loss="mse" if regression else None,
+            metrics=["mse"] if regression else None,
             batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
             from_logits=head_activation is None,
-            num_classes=size,
+            num_classes=None if regression else size,
             shuffle_seed=seed,
+            higher_is_better=not regression,
         )
         for data, model, size in zip(benchmark.tasks, models, benchmark.head_sizes)
     ]
+

@@ -56,6 +56,14 @@ class ConsolidationTrainer(keras.Model):
         self.penalty = penalty if penalty is not None and penalty.active else None
         self.estimator = estimator if estimator is not None and estimator.tracks_steps else None
         self.covered = list(covered or [])
+        # Step (within the epoch, from 0) of the first non-finite loss, -1 while all are finite;
+        # checked once per epoch, so the hot path has no host sync.
+        self.nonfinite_step = tf.Variable(-1, dtype=tf.int64, trainable=False)
+        self.epoch_step = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self._multi_worker = isinstance(
+            tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy
+        )
+        self.sample_batch = None  # a non-distributed (x, y) batch; see _maybe_symbolic_build
         self.base_loss_tracker = keras.metrics.Mean(name="base_loss")
         self.penalty_tracker = keras.metrics.Mean(name="penalty")
         trainable = model.trainable_variables
@@ -67,6 +75,18 @@ class ConsolidationTrainer(keras.Model):
             )
         # (index in trainable variables, index in covered variables), fixed at trace time.
         self._covered_positions = [(position[id(v)], j) for j, v in enumerate(self.covered)]
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras builds a model made under a strategy from the first *distributed* batch,
+        # reduced across replicas, which fails under MultiWorkerMirroredStrategy; a plain batch
+        # of the task's data (`sample_batch`) builds the same thing.
+        if data_batch is None and self.sample_batch is not None:
+            return super()._maybe_symbolic_build(data_batch=self.sample_batch)
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def reset_epoch_step(self) -> None:
+        """Restarts the within-epoch step counter (called by the manager's callback)."""
+        self.epoch_step.assign(0)
 
     def call(self, inputs, training=None):
         return self.task_model(inputs, training=training)
@@ -103,11 +123,22 @@ class ConsolidationTrainer(keras.Model):
         old_values = None
         if self.estimator is not None:
             old_values = [tf.identity(tf.convert_to_tensor(v)) for v in self.covered]
+        total = task_loss + penalty_value
+        first_bad = tf.logical_and(
+            tf.logical_not(tf.math.is_finite(total)), self.nonfinite_step < 0
+        )
+        self.nonfinite_step.assign(tf.where(first_bad, self.epoch_step, self.nonfinite_step))
+        self.epoch_step.assign_add(1)
         self.optimizer.apply_gradients(zip(gradients, trainable))
         if self.estimator is not None:
             self.estimator.track_step(tracked_gradients, old_values)
         batch = tf.shape(tf.nest.flatten(x)[0])[0]
         self.base_loss_tracker.update_state(task_loss, sample_weight=batch)
         self.penalty_tracker.update_state(penalty_value, sample_weight=batch)
-        self._loss_tracker.update_state(task_loss + penalty_value, sample_weight=batch)
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        self._loss_tracker.update_state(total, sample_weight=batch)
+        logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        if self._multi_worker:
+            # Keras reduces each log across workers with a MEAN over axis 0, which a scalar
+            # lacks: give each log that axis (the reduction then returns the scalar).
+            logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
+        return logs

@@ -13,8 +13,21 @@ from dataclasses import dataclass
 
 from sequential_learning.importance.base import ImportanceEstimator, TaskContext
 from sequential_learning.importance.fisher import FISHER_MODES, FisherImportance, fisher_information
+from sequential_learning.importance.mas import MASImportance, mas_importance
 from sequential_learning.importance.penalty import PENALTY_MODES, ConsolidationPenalty
-from sequential_learning.importance.simple import NoImportance, WeightDecayImportance
+from sequential_learning.importance.simple import (
+    InverseWeightMagnitudeImportance,
+    NoImportance,
+    RandomImportance,
+    WeightDecayImportance,
+    WeightMagnitudeImportance,
+)
+from sequential_learning.importance.synaptic_intelligence import SynapticIntelligenceImportance
+from sequential_learning.importance.trackers import (
+    MomentumImportance,
+    SignFlipImportance,
+    WeightChangeImportance,
+)
 
 
 class EWCMethod(enum.Enum):
@@ -72,6 +85,49 @@ register(
     "diagonal Fisher information (EWC); modes exact, sampled, empirical, batch",
     ("fisher_mode", "fisher_samples"),
 )
+register(
+    EWCMethod.SIGN_FLIPPING,
+    SignFlipImportance,
+    "Omega = 1 / (1 + sign flips of the weight between training steps)",
+)
+register(
+    EWCMethod.MOMENTUM_BASED,
+    MomentumImportance,
+    "Omega = 1 / (1 + reversals of the weight's update direction between steps)",
+)
+register(
+    EWCMethod.WEIGHT_CHANGE,
+    lambda net=False, **_: WeightChangeImportance(net),
+    "Omega = 1 / (1 + path length sum |dtheta|); option net: |theta_end - theta_start|",
+    ("net",),
+)
+register(
+    EWCMethod.MAS,
+    lambda fisher_samples=1000, **_: MASImportance(fisher_samples),
+    "memory aware synapses: mean per-sample |d ||f(x)||^2 / dtheta| (no labels)",
+    ("fisher_samples",),
+)
+register(
+    EWCMethod.SYNAPTIC_INTELLIGENCE,
+    lambda xi=0.1, **_: SynapticIntelligenceImportance(xi),
+    "synaptic intelligence: path integral max(0, -sum g dtheta) / (dtheta_task^2 + xi)",
+    ("xi",),
+)
+register(
+    EWCMethod.WEIGHT_MAGNITUDE, WeightMagnitudeImportance, "Omega = |theta| (a control)"
+)
+register(
+    EWCMethod.INVERSE_WEIGHT_MAGNITUDE,
+    lambda epsilon=1e-2, **_: InverseWeightMagnitudeImportance(epsilon),
+    "Omega = 1 / (|theta| + epsilon) (a control)",
+    ("epsilon",),
+)
+register(
+    EWCMethod.RANDOM,
+    lambda seed=None, **_: RandomImportance(seed),
+    "Omega ~ U(0, 1) per weight, seeded (a control)",
+    ("seed",),
+)
 
 
 def available_methods() -> list[EWCMethod]:
@@ -126,13 +182,22 @@ __all__ = [
     "TaskContext",
     "ConsolidationPenalty",
     "FisherImportance",
+    "InverseWeightMagnitudeImportance",
+    "MASImportance",
+    "MomentumImportance",
     "NoImportance",
+    "RandomImportance",
+    "SignFlipImportance",
+    "SynapticIntelligenceImportance",
+    "WeightChangeImportance",
     "WeightDecayImportance",
+    "WeightMagnitudeImportance",
     "FISHER_MODES",
     "PENALTY_MODES",
     "available_methods",
     "create_estimator",
     "fisher_information",
+    "mas_importance",
     "method_description",
     "parse_method",
     "register",

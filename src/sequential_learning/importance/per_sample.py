@@ -250,12 +250,39 @@ class PerSampleReducer:
             )
         totals = [np.zeros(v.shape, np.float64) for v in self.variables]
         chunk = self._plan["chunk"]
-        for start in range(0, n, chunk):
-            xs = tf.constant(x[start : start + chunk])
-            ls = tf.constant(labels[start : start + chunk])
-            for i, part in enumerate(self._fn(xs, ls)):
+        strategy = tf.distribute.get_strategy()
+        replicas = strategy.num_replicas_in_sync
+        for start in range(0, n, chunk * replicas):
+            xs = x[start : start + chunk * replicas]
+            ls = labels[start : start + chunk * replicas]
+            if replicas == 1:
+                parts = self._fn(tf.constant(xs), tf.constant(ls))
+            else:
+                parts = self._distributed(strategy, xs, ls)
+            for i, part in enumerate(parts):
                 totals[i] += part.numpy()
         return [t.astype(np.float32) for t in totals]
+
+    def _distributed(self, strategy, xs: np.ndarray, ls: np.ndarray) -> list[tf.Tensor]:
+        """One slice of the inputs per replica, summed with the strategy's all-reduce."""
+        replicas = strategy.num_replicas_in_sync
+        x_parts, l_parts = np.array_split(xs, replicas), np.array_split(ls, replicas)
+        per_x = strategy.experimental_distribute_values_from_function(
+            lambda ctx: tf.constant(x_parts[ctx.replica_id_in_sync_group])
+        )
+        per_l = strategy.experimental_distribute_values_from_function(
+            lambda ctx: tf.constant(l_parts[ctx.replica_id_in_sync_group])
+        )
+        if getattr(self, "_distributed_fn", (None, None))[0] is not strategy:
+
+            @tf.function
+            def step(px, pl):
+                per_replica = strategy.run(self._chunk, args=(px, pl))
+                return [strategy.reduce(tf.distribute.ReduceOp.SUM, p, axis=None)
+                        for p in per_replica]
+
+            self._distributed_fn = (strategy, step)
+        return self._distributed_fn[1](per_x, per_l)
 
     def _chunk(self, x: tf.Tensor, labels: tf.Tensor) -> list[tf.Tensor]:
         plan = self._plan

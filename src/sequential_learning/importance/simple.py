@@ -1,7 +1,15 @@
-"""Estimators that need no data: none and weight decay (more controls join in later issues)."""
+"""Estimators that need no data: none, weight decay and the reference design's controls.
+
+The controls (weight magnitude, inverse weight magnitude, random) say nothing about what a task
+needs; they are there to show how much of a method's benefit any pull towards the old weights
+gives.
+"""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import tensorflow as tf
 
 from sequential_learning.importance.base import ImportanceEstimator, TaskContext
@@ -23,3 +31,67 @@ class WeightDecayImportance(ImportanceEstimator):
 
     def end_task(self, context: TaskContext) -> list[tf.Tensor]:
         return [tf.ones(v.shape) for v in context.variables]
+
+
+class WeightMagnitudeImportance(ImportanceEstimator):
+    """Ω = |θ| at the end of the task: large weights are deemed important (a control)."""
+
+    name = "magnitude"
+
+    def end_task(self, context: TaskContext) -> list[tf.Tensor]:
+        return [tf.abs(tf.cast(tf.convert_to_tensor(v), tf.float32)) for v in context.variables]
+
+
+class InverseWeightMagnitudeImportance(ImportanceEstimator):
+    """Ω = 1 / (|θ| + ε) at the end of the task: small weights are deemed important (a control).
+
+    Args:
+        epsilon: ε > 0; bounds Ω by 1/ε for weights at zero (such as fresh biases).
+    """
+
+    name = "inverse-magnitude"
+
+    def __init__(self, epsilon: float = 1e-2) -> None:
+        try:
+            epsilon = float(epsilon)
+        except (TypeError, ValueError):
+            raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}") from None
+        if not math.isfinite(epsilon) or epsilon <= 0:
+            raise ValueError(f"epsilon must be a finite number > 0, got {epsilon}")
+        self.epsilon = epsilon
+
+    def end_task(self, context: TaskContext) -> list[tf.Tensor]:
+        return [
+            1.0 / (tf.abs(tf.cast(tf.convert_to_tensor(v), tf.float32)) + self.epsilon)
+            for v in context.variables
+        ]
+
+    def describe(self) -> dict:
+        return {"method": self.name, "epsilon": self.epsilon}
+
+
+class RandomImportance(ImportanceEstimator):
+    """Ω ~ U(0, 1) per weight, drawn afresh for every task (a control).
+
+    Args:
+        seed: seed of the draws; None uses the run's seed. Task k draws with `(seed, k)`, so the
+            same seed gives the same Ω.
+    """
+
+    name = "random"
+
+    def __init__(self, seed: int | None = None) -> None:
+        if seed is not None and (isinstance(seed, bool) or int(seed) != seed):
+            raise ValueError(f"seed must be an integer or None, got {seed!r}")
+        self.seed = None if seed is None else int(seed)
+
+    def end_task(self, context: TaskContext) -> list[tf.Tensor]:
+        seed = context.seed if self.seed is None else self.seed
+        rng = np.random.default_rng([abs(int(seed)), int(context.task_index)])
+        return [
+            tf.constant(rng.uniform(0.0, 1.0, size=tuple(v.shape)).astype(np.float32))
+            for v in context.variables
+        ]
+
+    def describe(self) -> dict:
+        return {"method": self.name, "random_seed": self.seed}

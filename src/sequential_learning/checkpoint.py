@@ -1,0 +1,254 @@
+"""Checkpoints after each task, resume, and task models as they were after any task.
+
+After task i (counted from 1) the manager writes into `RUN_DIR/checkpoint/`:
+
+* `weights_after_task_i.npz`: every variable of every task model once (shared variables once),
+  keys `v0, v1, ...`, plus `index_task_K`: for task model K, the position of each of its
+  `model.weights` in that list;
+* `consolidation_after_task_i.npz`: the penalty's Ω, anchors and constant, and the estimator's
+  tracker state;
+* `results_after_task_i.json`: the results so far (so results and weights always agree);
+* `state.json`, written last (atomically), the commit point: completed tasks, the run's config,
+  the variables' paths and shapes, and the names of the files above.
+
+NumPy files are read with `allow_pickle=False`. A missing, truncated or mismatched checkpoint is
+an error that says what differs — never a silent fresh start.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from sequential_learning.results import atomic_write_bytes, atomic_write_text, to_jsonable
+
+CHECKPOINT_DIR = "checkpoint"
+# Settings that may differ on resume without changing what is computed.
+_VOLATILE_KEYS = {"out", "resume", "tensorboard", "verbose", "progress", "strategy",
+                  "deterministic", "data_dir", "defaults_used"}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable or does not match the run being resumed."""
+
+
+def _unique_variables(models) -> tuple[list, list[np.ndarray]]:
+    unique, position, indices = [], {}, []
+    for model in models:
+        index = []
+        for v in model.weights:
+            if id(v) not in position:
+                position[id(v)] = len(unique)
+                unique.append(v)
+            index.append(position[id(v)])
+        indices.append(np.asarray(index, np.int64))
+    return unique, indices
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _comparable(config: dict) -> dict:
+    return {k: v for k, v in to_jsonable(config).items() if k not in _VOLATILE_KEYS}
+
+
+def save_checkpoint(run_dir: str | Path, models: Sequence, completed: int, penalty, estimator,
+                    config: dict, results=None) -> Path:
+    """Writes the checkpoint after `completed` tasks (see the module docstring).
+
+    Args:
+        run_dir: the run directory.
+        models: every task model, in task order.
+        completed: how many tasks are finished.
+        penalty: the `ConsolidationPenalty` (or None).
+        estimator: the importance estimator.
+        config: the run's config (compared on resume).
+        results: the `Results` so far, kept with the checkpoint so that both always agree.
+
+    Returns:
+        The path of `state.json`.
+    """
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    unique, indices = _unique_variables(models)
+    weights = {f"v{i}": np.asarray(v.numpy()) for i, v in enumerate(unique)}
+    weights.update({f"index_task_{k + 1}": idx for k, idx in enumerate(indices)})
+    weights_name = f"weights_after_task_{completed}.npz"
+    atomic_write_bytes(folder / weights_name, _npz_bytes(weights))
+    consolidation = {}
+    if penalty is not None:
+        consolidation.update({f"penalty.{k}": v for k, v in penalty.state().items()})
+    consolidation.update({f"estimator.{k}": np.asarray(v) for k, v in estimator.state().items()})
+    consolidation_name = f"consolidation_after_task_{completed}.npz"
+    atomic_write_bytes(folder / consolidation_name, _npz_bytes(consolidation))
+    results_name = None
+    if results is not None:
+        results_name = f"results_after_task_{completed}.json"
+        atomic_write_text(folder / results_name, json.dumps(results.to_dict(), allow_nan=False))
+    state = {
+        "completed_tasks": completed,
+        "results": results_name,
+        "config": _comparable(config),
+        "variables": [[getattr(v, "path", str(i)), list(v.shape)] for i, v in enumerate(unique)],
+        "weights": weights_name,
+        "consolidation": consolidation_name,
+    }
+    path = folder / "state.json"
+    atomic_write_text(path, json.dumps(to_jsonable(state), indent=1))
+    return path
+
+
+def read_state(run_dir: str | Path) -> dict:
+    """The checkpoint's `state.json`, or a `CheckpointError` saying what is missing."""
+    path = Path(run_dir) / CHECKPOINT_DIR / "state.json"
+    if not Path(run_dir).is_dir():
+        raise CheckpointError(f"{run_dir} is not a directory: cannot resume from it")
+    if not path.exists():
+        raise CheckpointError(
+            f"No checkpoint in {run_dir} (looked for {path}); is this a run directory with at "
+            "least one finished task?"
+        )
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"Checkpoint state {path} is unreadable: {error}") from None
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    if not path.exists():
+        raise CheckpointError(f"Checkpoint file {path} is missing")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except Exception as error:  # noqa: BLE001 - zip/format errors of a truncated file
+        raise CheckpointError(f"Checkpoint file {path} is truncated or corrupt: {error}") from None
+
+
+def load_checkpoint(run_dir: str | Path, models: Sequence, penalty, estimator,
+                    config: dict) -> int:
+    """Restores weights and consolidation state; returns the number of finished tasks.
+
+    Raises:
+        CheckpointError: when the checkpoint is missing, truncated, or was written by another
+            config or model (the message names what differs).
+    """
+    state = read_state(run_dir)
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    saved, now = state["config"], _comparable(config)
+    differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if differ:
+        details = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}" for k in differ)
+        raise CheckpointError(f"The checkpoint in {run_dir} was written by another config: {details}")
+    unique, _ = _unique_variables(models)
+    shapes_now = [[getattr(v, "path", str(i)), list(v.shape)] for i, v in enumerate(unique)]
+    if [s for _, s in shapes_now] != [s for _, s in state["variables"]]:
+        raise CheckpointError(
+            f"The checkpoint in {run_dir} was written for another model: it holds "
+            f"{len(state['variables'])} variables with shapes {[s for _, s in state['variables']]}, "
+            f"the model has {len(shapes_now)} with shapes {[s for _, s in shapes_now]}"
+        )
+    weights = _load_npz(folder / state["weights"])
+    consolidation = _load_npz(folder / state["consolidation"])
+    for i, v in enumerate(unique):
+        v.assign(weights[f"v{i}"])
+    if penalty is not None:
+        penalty.load_state({k[len("penalty."):]: v for k, v in consolidation.items()
+                            if k.startswith("penalty.")})
+    estimator.load_state({k[len("estimator."):]: v for k, v in consolidation.items()
+                          if k.startswith("estimator.")})
+    return int(state["completed_tasks"])
+
+
+def checkpoint_results_path(run_dir: str | Path) -> Path | None:
+    """The results file kept with the checkpoint (None when it has none)."""
+    name = read_state(run_dir).get("results")
+    return Path(run_dir) / CHECKPOINT_DIR / name if name else None
+
+
+def load_task_models(run_dir: str | Path, after_task: int | None = None) -> list:
+    """The run's task models, as saved at the end, or as they were right after task `after_task`.
+
+    Args:
+        run_dir: a run directory (with `models/task_K.keras` and `checkpoint/`).
+        after_task: 1-based task number; None for the final models.
+
+    Returns:
+        A list of Keras models, one per saved task model (loaded with `safe_mode=True`).
+
+    Example:
+    ```python
+    first = load_task_models("runs/x", after_task=1)[0]   # task 1's model right after task 1
+    ```
+    """
+    import keras
+
+    run_dir = Path(run_dir)
+    paths = sorted((run_dir / "models").glob("task_*.keras"),
+                   key=lambda p: int(p.stem.split("_")[1]))
+    if not paths:
+        raise CheckpointError(f"No saved task models in {run_dir / 'models'}")
+    models = [keras.models.load_model(p, safe_mode=True, compile=False) for p in paths]
+    if after_task is None:
+        return models
+    weights = _load_npz(run_dir / CHECKPOINT_DIR / f"weights_after_task_{after_task}.npz")
+    for k, model in enumerate(models, start=1):
+        index = weights.get(f"index_task_{k}")
+        if index is None or len(index) != len(model.weights):
+            raise CheckpointError(f"Checkpoint after task {after_task} does not match task model {k}")
+        for v, i in zip(model.weights, index):
+            value = weights[f"v{int(i)}"]
+            if tuple(value.shape) != tuple(v.shape):
+                raise CheckpointError(
+                    f"Checkpoint after task {after_task}: variable {v.path} of task model {k} has "
+                    f"shape {tuple(v.shape)} but the checkpoint holds {tuple(value.shape)}"
+                )
+            v.assign(value)
+    return models
+
+
+def save_importance(run_dir: str | Path, task: int, importance: Sequence, variables: Sequence) -> Path:
+    """Writes task `task`'s Ω to `RUN_DIR/importance/task_K.npz` (`v0, v1, ...` and `paths`)."""
+    arrays = {f"v{i}": np.asarray(o, np.float32) for i, o in enumerate(importance)}
+    arrays["paths"] = np.array([getattr(v, "path", f"variable_{i}") for i, v in enumerate(variables)])
+    path = Path(run_dir) / "importance" / f"task_{task}.npz"
+    atomic_write_bytes(path, _npz_bytes(arrays))
+    return path
+
+
+def load_importance(run_dir: str | Path, task: int | None = None) -> tuple[list[str], list[np.ndarray]]:
+    """Ω of the run's covered variables: of task `task`, or summed over all saved tasks.
+
+    Args:
+        run_dir: a run directory written by the manager (with `importance/task_K.npz`).
+        task: 1-based task number; None sums every task's Ω (what the `separate` penalty holds).
+
+    Returns:
+        `(paths, importance)`: the covered variables' paths (e.g. `base/base_dense_1/kernel`) and
+        one array per variable.
+
+    Raises:
+        CheckpointError: when the run saved no importance (e.g. method `none`).
+    """
+    folder = Path(run_dir) / "importance"
+    files = sorted(folder.glob("task_*.npz"), key=lambda p: int(p.stem.split("_")[1]))
+    if task is not None:
+        files = [f for f in files if f.stem == f"task_{task}"]
+    if not files:
+        what = f"for task {task}" if task is not None else ""
+        raise CheckpointError(
+            f"No saved importance {what} in {folder} (runs with method none save none)"
+        )
+    total: list[np.ndarray] | None = None
+    paths: list[str] = []
+    for f in files:
+        data = _load_npz(f)
+        paths = [str(p) for p in data["paths"]]
+        arrays = [data[f"v{i}"] for i in range(len(paths))]
+        total = arrays if total is None else [a + b for a, b in zip(total, arrays)]
+    return paths, total

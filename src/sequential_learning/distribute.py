@@ -1,0 +1,76 @@
+"""`tf.distribute` strategies by name: TensorFlow's own engine for several devices or hosts.
+
+* `default`: no distribution (one device).
+* `mirrored`: `tf.distribute.MirroredStrategy`, synchronous data parallelism over the local GPUs
+  (or logical CPU devices).
+* `multi-worker`: `tf.distribute.MultiWorkerMirroredStrategy` over the hosts named by the
+  `TF_CONFIG` environment variable (each worker runs the same command).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+STRATEGIES = ("default", "mirrored", "multi-worker")
+
+
+def parse_tf_config(text: str | None = None) -> dict:
+    """Parses and checks `TF_CONFIG` (the environment variable when `text` is None).
+
+    Raises:
+        ValueError: when it is missing, not JSON, or lacks `cluster.worker` / `task`.
+    """
+    text = os.environ.get("TF_CONFIG") if text is None else text
+    if not text:
+        raise ValueError(
+            "strategy multi-worker needs TF_CONFIG, e.g. "
+            '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+            '"task": {"type": "worker", "index": 0}}'
+        )
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from None
+    workers = config.get("cluster", {}).get("worker") if isinstance(config, dict) else None
+    task = config.get("task", {}) if isinstance(config, dict) else {}
+    if not isinstance(workers, list) or not workers:
+        raise ValueError("TF_CONFIG needs cluster.worker: a list of host:port addresses")
+    if task.get("type") != "worker" or not isinstance(task.get("index"), int):
+        raise ValueError('TF_CONFIG needs task: {"type": "worker", "index": <int>}')
+    if not 0 <= task["index"] < len(workers):
+        raise ValueError(
+            f"TF_CONFIG task.index {task['index']} is outside 0..{len(workers) - 1} "
+            f"({len(workers)} workers)"
+        )
+    return config
+
+
+def make_strategy(name: str):
+    """The strategy called `name` (see the module docstring).
+
+    Example:
+    ```python
+    strategy = make_strategy("mirrored")
+    with strategy.scope():
+        base = mlp_base((64,))
+    ```
+    """
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":
+        parse_tf_config()
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"Unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
+
+
+def worker_index(strategy) -> int:
+    """This process's worker index (0, the chief, when not multi-worker)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return 0
+    return int(resolver.task_id or 0)

@@ -1,0 +1,93 @@
+"""Memory aware synapses (Aljundi et al. 2018): sensitivity of the output's squared norm.
+
+    Ω = (1/N) Σ_n |∂ ‖f(x_n)‖²₂ / ∂θ|
+
+per sample, with the model in inference mode (`training=False`) and no labels: f is the model's
+output (logits for our heads). The per-sample gradient of a Dense layer is an outer product a δᵀ,
+so Σ_n |a_n δ_nᵀ| = |A|ᵀ |Δ| gives the sum over a chunk in one matrix product; Conv2D layers use
+their patches; any other layer falls back to exact vectorised per-sample gradients
+(`PerSampleReducer` with `reduce="abs"`, the engine the Fisher uses with `"square"`).
+
+Absolute values of *mini-batch* gradients (as some libraries compute MAS) are not the same thing:
+|Σ_n g_n| ≤ Σ_n |g_n|, so they underestimate Ω where samples disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sequential_learning.importance.base import ImportanceEstimator, TaskContext
+from sequential_learning.importance.per_sample import PerSampleReducer
+
+
+def mas_objective(outputs, labels) -> tuple[tf.Tensor, tf.Tensor]:
+    """‖f(x)‖²₂ per sample as one objective [N, 1] with weight 1 (labels are not used)."""
+    parts = [tf.cast(o, tf.float32) for o in tf.nest.flatten(outputs)]
+    total = tf.add_n(
+        [tf.reduce_sum(tf.reshape(tf.square(p), [tf.shape(p)[0], -1]), axis=-1) for p in parts]
+    )
+    objective = total[:, None]
+    return objective, tf.ones_like(objective)
+
+
+def mas_importance(
+    model: keras.Model, variables: Sequence, x, chunk_size: int = 256
+) -> list[np.ndarray]:
+    """Ω of MAS at the model's current weights, for `variables`.
+
+    Args:
+        model: the task model.
+        variables: the variables to measure (e.g. the shared base's).
+        x: inputs (the model's input shape, batch first); no labels needed.
+        chunk_size: inputs per compiled call (bounds memory).
+
+    Returns:
+        A list of float32 arrays shaped like `variables`: the mean over inputs.
+
+    Example:
+    ```python
+    omega = mas_importance(model, base.trainable_variables, x[:1000])
+    ```
+    """
+    x = np.asarray(x, np.float32)
+    if len(x) == 0:
+        raise ValueError("MAS needs at least one input; got an empty array")
+    reducer = PerSampleReducer(model, variables, mas_objective, "abs", chunk_size)
+    return [s / len(x) for s in reducer(x)]
+
+
+class MASImportance(ImportanceEstimator):
+    """Ω = mean over inputs of |∂ ‖f(x)‖² / ∂θ| (memory aware synapses).
+
+    Args:
+        samples: how many training inputs of the task to average over (the manager's sample
+            budget, `fisher_samples`).
+        chunk_size: inputs per compiled call.
+
+    Example:
+    ```python
+    estimator = MASImportance(samples=1000)
+    ```
+    """
+
+    name = "mas"
+    needs_samples = True
+
+    def __init__(self, samples: int = 1000, chunk_size: int = 256) -> None:
+        if int(samples) < 1:
+            raise ValueError(f"samples must be at least 1, got {samples}")
+        self.samples = int(samples)
+        self.chunk_size = int(chunk_size)
+
+    def end_task(self, context: TaskContext) -> list[tf.Tensor]:
+        values = mas_importance(
+            context.model, context.variables, context.x[: self.samples], self.chunk_size
+        )
+        return [tf.constant(v) for v in values]
+
+    def describe(self) -> dict:
+        return {"method": self.name, "mas_samples": self.samples, "mas_per_sample": True}

@@ -1,0 +1,88 @@
+"""Synaptic intelligence (Zenke, Poole & Ganguli 2017): importance from the loss's path integral.
+
+During a task every step adds the weight's contribution to the drop of the task loss,
+
+    ω += −g_t · Δθ_t,
+
+where g_t is the gradient of the task loss *without* the penalty (the compiled train step passes
+it: the penalty's gradient is analytic, so this costs no second backward pass) and
+Δθ_t = θ_t − θ_{t−1} is the update the optimizer actually made. At the task's end
+
+    Ω_task = max(ω, 0) / ((θ_end − θ_start)² + ξ),
+
+and Ω sums over tasks (the penalty folds the per-task terms). Zenke et al. anchor the summed Ω
+at the weights after the latest task, which is the penalty's `online` mode with γ = 1; the
+default `separate` mode anchors each task's term at that task's own end. Their surrogate loss
+c Σ Ω (θ − θ̃)² has no ½, so their c is λ/2 here. Zenke et al. do not clip ω; a
+negative ω (the weight's moves *raised* the loss on balance, which happens with noisy or momentum
+updates) would make the penalty push weights away from their anchor, so it is clipped at 0 here:
+such weights are deemed unimportant. ξ (default 0.1) keeps Ω finite for weights that barely moved.
+
+The accumulators are `tf.Variable`s created in `build` (under the strategy's scope) and reset in
+`begin_task`; under a strategy each replica accumulates its own −g·Δθ (the gradient of its share
+of the batch, scaled to a mean) and reading averages them, giving −ḡ·Δθ.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+from sequential_learning.importance.base import TaskContext
+from sequential_learning.importance.trackers import StepTracker, read
+
+
+class SynapticIntelligenceImportance(StepTracker):
+    """Ω = max(ω, 0) / ((θ_end − θ_start)² + ξ), with ω = −Σ_t g_t · Δθ_t over the task.
+
+    Args:
+        xi: the damping ξ > 0 (Zenke et al. use 0.1 on permuted MNIST).
+
+    Example:
+    ```python
+    estimator = SynapticIntelligenceImportance(xi=0.1)
+    manager = SequentialLearningManager(base, tasks, method="si", ewc_lambda=1.0)
+    ```
+    """
+
+    name = "si"
+    slots = ("omega", "start")
+
+    def __init__(self, xi: float = 0.1) -> None:
+        try:
+            xi = float(xi)
+        except (TypeError, ValueError):
+            raise ValueError(f"xi must be a number > 0, got {xi!r}") from None
+        if not math.isfinite(xi) or xi <= 0:
+            raise ValueError(f"xi must be a finite number > 0, got {xi}")
+        self.xi = xi
+
+    def begin_task(self, variables: Sequence) -> None:
+        """Resets ω to zero and records θ_start."""
+        for omega, start, v in zip(self._slot("omega"), self._slot("start"), self.variables):
+            omega.assign(tf.zeros_like(omega))
+            start.assign(read(v))
+
+    def track_step(self, gradients: Sequence[tf.Tensor], old_values: Sequence[tf.Tensor]) -> None:
+        if gradients is None or len(gradients) != len(self.variables):
+            raise ValueError("synaptic intelligence needs the task loss's gradient per variable")
+        super().track_step(gradients, old_values)
+
+    def _update(self, index, new, old, gradient):
+        self._slot("omega")[index].assign_add(-tf.cast(gradient, tf.float32) * (new - old))
+
+    def path_integral(self) -> list[tf.Tensor]:
+        """ω so far in this task (unclipped), one tensor per covered variable."""
+        return [tf.convert_to_tensor(o) for o in self._slot("omega")]
+
+    def end_task(self, context: TaskContext) -> list[tf.Tensor]:
+        out = []
+        for omega, start, v in zip(self._slot("omega"), self._slot("start"), self.variables):
+            change = read(v) - tf.convert_to_tensor(start)
+            out.append(tf.maximum(tf.convert_to_tensor(omega), 0.0) / (tf.square(change) + self.xi))
+        return out
+
+    def describe(self) -> dict:
+        return {"method": self.name, "xi": self.xi, "si_omega_clipped_at_zero": True}

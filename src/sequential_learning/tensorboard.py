@@ -1,0 +1,168 @@
+"""TensorBoard logs of a run: each task's training, and every task's validation metrics.
+
+`TensorBoardLogger(log_dir)` writes
+
+    log_dir/task_1/train/, task_2/train/, ...   Keras' own `keras.callbacks.TensorBoard` for each
+                                                task's `fit` (`epoch_loss`, ... per epoch of that
+                                                task)
+    log_dir/validation/                         every task's validation metrics after every epoch,
+                                                against the global epoch (counted from 1; step 0 is
+                                                the untrained model): `accuracy/task_1`,
+                                                `loss/task_2`, ..., and `training_task` (the task
+                                                in training, counted from 1)
+
+The validation scalars are written with TensorFlow's core `tf.summary.write` and the scalar
+plugin's metadata, so they need no `tensorboard` package. Keras' TensorBoard callback does need it
+(for `tf.summary.scalar`); without it each task's epoch metrics are written by a small callback of
+our own with the same tag names (`epoch_loss`, ...). Viewing the logs needs `pip install
+tensorboard`, then `tensorboard --logdir RUN_DIR/tensorboard`.
+
+Example:
+```python
+logger = TensorBoardLogger("runs/mine/tensorboard")
+manager = SequentialLearningManager(base, tasks, tensorboard_dir="runs/mine/tensorboard")
+```
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+
+# The metadata TensorBoard's scalar plugin attaches to a scalar (its ScalarPluginData, version 0,
+# serialises to empty content).
+_SCALAR_METADATA = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars", content=b"")
+)
+
+
+def tensorboard_installed() -> bool:
+    """Whether the `tensorboard` package (needed by `keras.callbacks.TensorBoard`) is importable."""
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+def write_scalar(tag: str, value: float, step: int) -> bool:
+    """Writes one scalar to the default summary writer (no `tensorboard` package needed).
+
+    Returns:
+        True if written, False when no default writer is set.
+    """
+    return bool(
+        tf.summary.write(
+            tag, tf.constant(float(value), tf.float32), step=int(step), metadata=_SCALAR_METADATA
+        )
+    )
+
+
+class TensorBoardLogger:
+    """Writes a run's TensorBoard logs under one folder (see the module's docstring).
+
+    Args:
+        log_dir: the folder, usually `RUN_DIR/tensorboard`.
+        histogram_freq: passed to `keras.callbacks.TensorBoard` (weight histograms every this
+            many epochs; 0: none).
+        write_graph: passed to `keras.callbacks.TensorBoard`.
+
+    Example:
+    ```python
+    logger = TensorBoardLogger("runs/mine/tensorboard")
+    model.fit(..., callbacks=[logger.task_callback(0)])
+    logger.log_epoch(1, [{"accuracy": 0.9, "loss": 0.3}], training_task=0)
+    logger.close()
+    ```
+    """
+
+    def __init__(
+        self, log_dir: str | os.PathLike, histogram_freq: int = 0, write_graph: bool = True
+    ) -> None:
+        self.log_dir = Path(log_dir)
+        self.histogram_freq = int(histogram_freq)
+        self.write_graph = bool(write_graph)
+        self._writer = None
+
+    @property
+    def validation_dir(self) -> Path:
+        """Where the validation scalars go."""
+        return self.log_dir / "validation"
+
+    def task_dir(self, index: int) -> Path:
+        """The log folder of task `index` (counted from 0): `log_dir/task_{index + 1}`."""
+        return self.log_dir / f"task_{index + 1}"
+
+    def task_callback(self, index: int) -> keras.callbacks.Callback:
+        """A callback for task `index`'s `fit`: Keras' TensorBoard, or `EpochScalars` without the
+        `tensorboard` package."""
+        log_dir = self.task_dir(index)
+        if tensorboard_installed():
+            return keras.callbacks.TensorBoard(
+                log_dir=str(log_dir),
+                histogram_freq=self.histogram_freq,
+                write_graph=self.write_graph,
+                update_freq="epoch",
+            )
+        return EpochScalars(log_dir / "train")
+
+    def log_epoch(
+        self,
+        step: int,
+        evaluations: Sequence[Mapping[str, float]],
+        training_task: int | None = None,
+    ) -> None:
+        """Writes every task's validation metrics at global epoch `step`.
+
+        Args:
+            step: the global epoch (counted from 1; 0 for the untrained model).
+            evaluations: one `{metric: value}` per task, in task order.
+            training_task: the index (from 0) of the task in training, or None.
+        """
+        if self._writer is None:
+            self.validation_dir.mkdir(parents=True, exist_ok=True)
+            self._writer = tf.summary.create_file_writer(str(self.validation_dir))
+        with self._writer.as_default():
+            for j, evaluation in enumerate(evaluations):
+                for name, value in evaluation.items():
+                    write_scalar(f"{name}/task_{j + 1}", value, step)
+            if training_task is not None:
+                write_scalar("training_task", training_task + 1, step)
+        self._writer.flush()
+
+    def close(self) -> None:
+        """Flushes and closes the validation writer (a later `log_epoch` opens a new one)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class EpochScalars(keras.callbacks.Callback):
+    """Writes `fit`'s epoch logs as scalars `epoch_<name>` (Keras' tag names) to `log_dir`.
+
+    Used in place of `keras.callbacks.TensorBoard` where the `tensorboard` package is missing.
+
+    Args:
+        log_dir: the event file's folder.
+    """
+
+    def __init__(self, log_dir: str | os.PathLike) -> None:
+        super().__init__()
+        self.log_dir = Path(log_dir)
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._writer is None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self._writer = tf.summary.create_file_writer(str(self.log_dir))
+        with self._writer.as_default():
+            for name, value in (logs or {}).items():
+                write_scalar(f"epoch_{name}", float(value), epoch)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
