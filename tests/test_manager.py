@@ -140,7 +140,7 @@ def test_nan_loss_stops_with_a_clear_error(seeded, tmp_path):
     bad = tasks[1]
     x, y = bad.train_data
     x = x.copy()
-    x[0, 0] = 1e38  # overflows to inf in the first layer -> NaN loss
+    x[0, :] = 3e38  # overflows to inf in the first layer -> NaN loss
     bad.train_data = (x, y)
     manager = SequentialLearningManager(base, tasks, method="none", epochs=1, out_dir=tmp_path,
                                         learning_rate=1e-3)

@@ -45,6 +45,7 @@ _MODULES = {
     "plots": "sequential_learning.plots",
     "importance": "sequential_learning.importance",
     "interpret": "sequential_learning.interpret",
+    "augment": "sequential_learning.augment",
 }
 
 __all__ = sorted([*_EXPORTS, *_MODULES])

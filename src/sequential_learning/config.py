@@ -25,7 +25,15 @@ from sequential_learning.importance import (
 DEFAULT_LAMBDA = {
     EWCMethod.NONE: 0.0,
     EWCMethod.WEIGHT_DECAY: 0.01,
-    EWCMethod.FISHER_MATRIX: 300.0,
+    EWCMethod.SIGN_FLIPPING: 0.003,
+    EWCMethod.MOMENTUM_BASED: 0.3,
+    EWCMethod.WEIGHT_CHANGE: 0.003,
+    EWCMethod.FISHER_MATRIX: 200.0,
+    EWCMethod.MAS: 0.1,
+    EWCMethod.SYNAPTIC_INTELLIGENCE: 10.0,
+    EWCMethod.WEIGHT_MAGNITUDE: 0.1,
+    EWCMethod.INVERSE_WEIGHT_MAGNITUDE: 1e-4,
+    EWCMethod.RANDOM: 0.01,
 }
 
 #: Settings used when neither the run nor its benchmark sets them (see `BENCHMARK_DEFAULTS`).
@@ -44,11 +52,11 @@ _FASHION = {"hidden": [400, 400], "batch_size": 128}
 #: always win; `RunConfig.validate` records where each value came from in `defaults_used`.
 BENCHMARK_DEFAULTS: dict[str, dict] = {
     "split-fashion-mnist": {**_FASHION, "epochs": 2, "ewc_lambda": {"fisher": 1000.0}},
-    "permuted-fashion-mnist": {**_FASHION, "epochs": 1, "ewc_lambda": {"fisher": 100.0}},
-    "rotated-fashion-mnist": {**_FASHION, "epochs": 1, "ewc_lambda": {"fisher": 100.0}},
+    "permuted-fashion-mnist": {**_FASHION, "epochs": 1, "ewc_lambda": {"fisher": 300.0}},
+    "rotated-fashion-mnist": {**_FASHION, "epochs": 1, "ewc_lambda": {"fisher": 300.0}},
     "split-mnist": {**_FASHION, "epochs": 2, "ewc_lambda": {"fisher": 1000.0}},
-    "permuted-mnist": {**_FASHION, "epochs": 1, "ewc_lambda": {"fisher": 100.0}},
-    "rotated-mnist": {**_FASHION, "epochs": 1, "ewc_lambda": {"fisher": 100.0}},
+    "permuted-mnist": {**_FASHION, "epochs": 1, "ewc_lambda": {"fisher": 300.0}},
+    "rotated-mnist": {**_FASHION, "epochs": 1, "ewc_lambda": {"fisher": 300.0}},
     "split-cifar10": {"model": "cnn", "batch_size": 128, "epochs": 5},
     "iris-features": {"num_tasks": 3, "hidden": [16, 16], "batch_size": 16, "epochs": 40,
                       "learning_rate": 1e-2},

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 
+from sequential_learning import plots
 from sequential_learning.cli import main
 from sequential_learning.data.benchmarks import split
 from sequential_learning.importance import (
@@ -146,3 +147,17 @@ def test_unknown_penalty_mode_exits_2(capsys):
         main(["run", "--penalty-mode", "sometimes"])
     assert exit_info.value.code == 2
     assert "--penalty-mode" in capsys.readouterr().err
+
+
+def test_importance_histogram_inputs(tmp_path):
+    rng = np.random.default_rng(0)
+    omega = {"dense/kernel": rng.random((4, 3)), "dense/bias": np.zeros(3)}
+    figure = plots.importance_histogram(omega, tmp_path / "a.png", title="t")
+    assert len(figure.axes) == 2 and (tmp_path / "a.png").stat().st_size > 1000
+    assert "zeros 100%" in figure.axes[1].get_title()
+    plots.importance_histogram(list(omega.values()), tmp_path / "b.png")
+    _, results, _ = _run("si", 100.0)
+    figure = plots.importance_histogram(results, tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="at least one"):
+        plots.importance_histogram({})
