@@ -35,3 +35,16 @@ def best_time(fn: Callable[[], object], repeats: int = 3) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def add_jit_flag(parser) -> None:
+    """Adds `--jit-compile` (XLA auto-clustering of every compiled function)."""
+    parser.add_argument("--jit-compile", action="store_true",
+                        help="compile with XLA (tf.config.optimizer.set_jit)")
+
+
+def apply_jit(args) -> None:
+    """Turns XLA on for the whole process when `--jit-compile` was given, and says so."""
+    if getattr(args, "jit_compile", False):
+        tf.config.optimizer.set_jit("autoclustering")
+        print("XLA: on (--jit-compile)")

@@ -22,6 +22,7 @@ import os
 import statistics
 import time
 
+import _common  # device line, --jit-compile
 import keras
 import numpy as np
 import tensorflow as tf
@@ -92,9 +93,11 @@ def once(fn) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    _common.add_jit_flag(parser)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--occlusion-images", type=int, default=4)
     args = parser.parse_args()
+    _common.apply_jit(args)
 
     model = build_task_model()
     rng = np.random.default_rng(0)

@@ -37,11 +37,13 @@ def _cpu() -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    _common.add_jit_flag(parser)
     parser.add_argument("--methods", default="none,fisher")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--limit", type=int, default=None, help="samples per split (smoke runs)")
     parser.add_argument("--benchmark", default="permuted-fashion-mnist")
     args = parser.parse_args()
+    _common.apply_jit(args)
     print(_common.device_line())
     start = time.perf_counter()
     try:

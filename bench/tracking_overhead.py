@@ -30,6 +30,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import _common  # noqa: E402  (device line, --jit-compile)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -77,9 +78,11 @@ def time_epochs(trainer, dataset, epochs: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    _common.add_jit_flag(parser)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--epochs", type=int, default=4)
     args = parser.parse_args()
+    _common.apply_jit(args)
     tf.get_logger().setLevel("ERROR")
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
           f"{os.cpu_count()} CPU cores, repeats {args.repeats} x {args.epochs} epochs")
