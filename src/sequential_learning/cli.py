@@ -69,8 +69,9 @@ def _add_run_options(
                         help="Fisher information: exact, sampled, empirical, batch (default: %(default)s)")
     parser.add_argument("--fisher-samples", type=int, default=d.fisher_samples,
                         help="inputs used to estimate importance (default: %(default)s)")
-    parser.add_argument("--penalty-mode", default=d.penalty_mode, choices=PENALTY_MODES,
-                        help="separate terms per task, or online (default: %(default)s)")
+    parser.add_argument("--penalty-mode", default=None, choices=PENALTY_MODES,
+                        help="separate terms per task, or online (default: the method's own: "
+                        "online for mas and si, as their papers define them; separate otherwise)")
     parser.add_argument("--gamma", type=float, default=d.gamma, help="online decay (default: %(default)s)")
     parser.add_argument("--normalize-importance", action="store_true",
                         help="divide each task's importance by its maximum (off by default)")

@@ -29,8 +29,8 @@ DEFAULT_LAMBDA = {
     EWCMethod.MOMENTUM_BASED: 0.3,
     EWCMethod.WEIGHT_CHANGE: 0.003,
     EWCMethod.FISHER_MATRIX: 200.0,
-    EWCMethod.MAS: 0.1,
-    EWCMethod.SYNAPTIC_INTELLIGENCE: 10.0,
+    EWCMethod.MAS: 0.3,
+    EWCMethod.SYNAPTIC_INTELLIGENCE: 100.0,
     EWCMethod.WEIGHT_MAGNITUDE: 0.1,
     EWCMethod.INVERSE_WEIGHT_MAGNITUDE: 1e-4,
     EWCMethod.RANDOM: 0.01,
@@ -81,7 +81,8 @@ class RunConfig:
         learning_rate: Adam's learning rate.
         fisher_mode: `exact`, `sampled`, `empirical` or `batch`.
         fisher_samples: training inputs used to estimate importance.
-        penalty_mode: `separate` or `online`.
+        penalty_mode: `separate` or `online` (default: the method's own, as its paper defines
+            it: `online` for mas and si, `separate` for the others).
         gamma: online decay in (0, 1].
         normalize_importance: divide each task's Ω by its maximum (so λ means the same across
             methods); off by default.
@@ -122,7 +123,7 @@ class RunConfig:
     learning_rate: float | None = None
     fisher_mode: str = "exact"
     fisher_samples: int = 1000
-    penalty_mode: str = "separate"
+    penalty_mode: str | None = None
     gamma: float = 1.0
     normalize_importance: bool = False
     si_xi: float = 0.1
@@ -227,6 +228,11 @@ class RunConfig:
             else:
                 self.ewc_lambda = DEFAULT_LAMBDA.get(method, 1.0)
                 used["ewc_lambda"] = f"method {method.value}"
+        if self.penalty_mode is None:
+            from sequential_learning.importance import default_penalty_mode
+
+            self.penalty_mode = default_penalty_mode(method)
+            used["penalty_mode"] = f"method {method.value}"
         #: Where each value that was not set explicitly came from.
         self.defaults_used = used
 

@@ -17,6 +17,7 @@ from sequential_learning.importance import (
     EWCMethod,
     TaskContext,
     create_estimator,
+    default_penalty_mode,
     parse_method,
 )
 from sequential_learning.importance.penalty import ConsolidationPenalty
@@ -49,7 +50,8 @@ class SequentialLearningManager:
             optimizer (state reset) is made for every task.
         fisher_mode: `exact`, `sampled`, `empirical` or `batch` (Fisher only).
         fisher_samples: training inputs used to estimate Ω (methods that need data).
-        penalty_mode: `separate` (per-task terms, folded) or `online`.
+        penalty_mode: `separate` (per-task terms, folded) or `online`; None takes the method's
+            own (`online` for MAS and SI, as their papers define them; else `separate`).
         gamma: decay of old importance in `online` mode, in (0, 1].
         normalize_importance: divide each task's Ω by its maximum.
         method_options: further settings passed to the method's estimator.
@@ -86,7 +88,7 @@ class SequentialLearningManager:
         optimizer: str | Callable[[], keras.optimizers.Optimizer] = "adam",
         fisher_mode: str = "exact",
         fisher_samples: int = 1000,
-        penalty_mode: str = "separate",
+        penalty_mode: str | None = None,
         gamma: float = 1.0,
         normalize_importance: bool = False,
         method_options: dict | None = None,
@@ -106,6 +108,8 @@ class SequentialLearningManager:
             if not isinstance(t, SequentialTask):
                 raise ValueError(f"Expected SequentialTask objects, got {type(t).__name__}")
         self.method = parse_method(method)
+        if penalty_mode is None:
+            penalty_mode = default_penalty_mode(self.method)
         if not isinstance(ewc_lambda, (int, float)) or not math.isfinite(ewc_lambda):
             raise ValueError(f"ewc_lambda must be a finite number, got {ewc_lambda!r}")
         if ewc_lambda < 0:

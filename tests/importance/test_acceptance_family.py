@@ -20,10 +20,14 @@ def fine_tuning():
     return run_experiment(RunConfig(method="none"))
 
 
+# MAS and SI run with the penalty their papers define (the default for them): one cumulative Ω
+# anchored at the weights after the latest task, i.e. the `online` mode with γ = 1. With
+# per-task anchors (`separate`) SI peaks at 9.3 points on this seed, MAS at 10.4 (see the README).
 @pytest.mark.parametrize("method", [EWCMethod.MAS, EWCMethod.SYNAPTIC_INTELLIGENCE])
 def test_slow_family_member_beats_fine_tuning_on_permuted_digits(method, fine_tuning):
     results = run_experiment(RunConfig(method=method.value))
     assert results.config["ewc_lambda"] == DEFAULT_LAMBDA[method]
+    assert results.config["penalty_mode"] == "online" and results.config["gamma"] == 1.0
     none, ours = fine_tuning.metrics, results.metrics
     assert ours["acc"] >= none["acc"] + 0.10, (method.value, none, ours)
     assert abs(ours["bwt"]) < abs(none["bwt"])

@@ -51,6 +51,7 @@ class _Entry:
     factory: Callable[..., ImportanceEstimator]
     description: str
     options: tuple[str, ...]
+    penalty_mode: str = "separate"
 
 
 _REGISTRY: dict[EWCMethod, _Entry] = {}
@@ -61,6 +62,7 @@ def register(
     factory: Callable[..., ImportanceEstimator],
     description: str,
     options: tuple[str, ...] = (),
+    penalty_mode: str = "separate",
 ) -> None:
     """Registers the estimator factory of `method`.
 
@@ -69,8 +71,13 @@ def register(
         factory: called with the options named in `options` (keyword arguments).
         description: one line, shown by `seql list methods`.
         options: the keyword settings the factory accepts.
+        penalty_mode: the penalty the method's paper defines, used when a run does not choose
+            one: `separate` (a term per task, EWC) or `online` (one cumulative Ω anchored at the
+            latest weights: MAS and SI, with γ = 1).
     """
-    _REGISTRY[method] = _Entry(factory, description, tuple(options))
+    if penalty_mode not in PENALTY_MODES:
+        raise ValueError(f"Unknown penalty mode {penalty_mode!r}; expected one of {PENALTY_MODES}")
+    _REGISTRY[method] = _Entry(factory, description, tuple(options), penalty_mode)
 
 
 register(EWCMethod.NONE, NoImportance, "no consolidation: plain fine-tuning")
@@ -104,14 +111,18 @@ register(
 register(
     EWCMethod.MAS,
     lambda fisher_samples=1000, **_: MASImportance(fisher_samples),
-    "memory aware synapses: mean per-sample |d ||f(x)||^2 / dtheta| (no labels)",
+    "memory aware synapses: mean per-sample |d ||f(x)||^2 / dtheta| (no labels); "
+    "penalty online",
     ("fisher_samples",),
+    penalty_mode="online",
 )
 register(
     EWCMethod.SYNAPTIC_INTELLIGENCE,
     lambda xi=0.1, **_: SynapticIntelligenceImportance(xi),
-    "synaptic intelligence: path integral max(0, -sum g dtheta) / (dtheta_task^2 + xi)",
+    "synaptic intelligence: path integral max(0, -sum g dtheta) / (dtheta_task^2 + xi); "
+    "penalty online",
     ("xi",),
+    penalty_mode="online",
 )
 register(
     EWCMethod.WEIGHT_MAGNITUDE, WeightMagnitudeImportance, "Omega = |theta| (a control)"
@@ -138,6 +149,16 @@ def available_methods() -> list[EWCMethod]:
 def method_description(method: EWCMethod) -> str:
     """The one-line description of a registered method."""
     return _REGISTRY[method].description
+
+
+def default_penalty_mode(method: EWCMethod | str) -> str:
+    """The penalty mode a method's paper defines (`separate` or `online`).
+
+    EWC keeps a term per task (`separate`); MAS (Aljundi et al. 2018) and SI (Zenke et al. 2017)
+    accumulate Ω over tasks and anchor it at the weights after the latest task, which is the
+    `online` mode with γ = 1. The other methods have no paper of their own and use `separate`.
+    """
+    return _REGISTRY[parse_method(method)].penalty_mode
 
 
 def parse_method(value: EWCMethod | str) -> EWCMethod:
@@ -196,6 +217,7 @@ __all__ = [
     "PENALTY_MODES",
     "available_methods",
     "create_estimator",
+    "default_penalty_mode",
     "fisher_information",
     "mas_importance",
     "method_description",
