@@ -161,3 +161,16 @@ def test_importance_histogram_inputs(tmp_path):
     assert (tmp_path / "c.png").stat().st_size > 1000
     with pytest.raises(ValueError, match="at least one"):
         plots.importance_histogram({})
+
+
+def test_each_method_brings_its_papers_penalty_mode():
+    from sequential_learning.config import RunConfig
+    from sequential_learning.importance import default_penalty_mode
+
+    native = {m: default_penalty_mode(m) for m in KEBAB}
+    assert native.pop("mas") == "online" and native.pop("si") == "online"
+    assert set(native.values()) == {"separate"}
+    config = RunConfig(method="si").validate()
+    assert config.penalty_mode == "online" and config.defaults_used["penalty_mode"] == "method si"
+    assert RunConfig(method="si", penalty_mode="separate").validate().penalty_mode == "separate"
+    assert RunConfig(method="fisher").validate().penalty_mode == "separate"

@@ -8,6 +8,9 @@ so Σ_n |a_n δ_nᵀ| = |A|ᵀ |Δ| gives the sum over a chunk in one matrix pro
 their patches; any other layer falls back to exact vectorised per-sample gradients
 (`PerSampleReducer` with `reduce="abs"`, the engine the Fisher uses with `"square"`).
 
+As in the paper, Ω accumulates over tasks and the penalty anchors it at the weights after the
+latest task: the penalty's `online` mode with γ = 1, MAS's default (`default_penalty_mode`).
+
 Absolute values of *mini-batch* gradients (as some libraries compute MAS) are not the same thing:
 |Σ_n g_n| ≤ Σ_n |g_n|, so they underestimate Ω where samples disagree.
 """
