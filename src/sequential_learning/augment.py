@@ -808,15 +808,9 @@ def spearman(a: Any, b: Any) -> float:
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    from sequential_learning.checkpoint import CheckpointError
+    from sequential_learning.checkpoint import read_npz
 
-    if not path.is_file():
-        raise CheckpointError(f"Checkpoint file {path} is missing")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except Exception as error:  # noqa: BLE001 - zip/format errors of a truncated file
-        raise CheckpointError(f"Checkpoint file {path} is truncated or corrupt: {error}") from None
+    return read_npz(Path(path))
 
 
 def weights_after_task(run_dir: str | Path, after_task: int, models: Sequence[keras.Model]) -> None:

@@ -120,7 +120,8 @@ def read_state(run_dir: str | Path) -> dict:
         raise CheckpointError(f"Checkpoint state {path} is unreadable: {error}") from None
 
 
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a checkpoint `.npz` (`allow_pickle=False`), or a clear CheckpointError."""
     if not path.exists():
         raise CheckpointError(f"Checkpoint file {path} is missing")
     try:
@@ -153,8 +154,8 @@ def load_checkpoint(run_dir: str | Path, models: Sequence, penalty, estimator,
             f"{len(state['variables'])} variables with shapes {[s for _, s in state['variables']]}, "
             f"the model has {len(shapes_now)} with shapes {[s for _, s in shapes_now]}"
         )
-    weights = _load_npz(folder / state["weights"])
-    consolidation = _load_npz(folder / state["consolidation"])
+    weights = read_npz(folder / state["weights"])
+    consolidation = read_npz(folder / state["consolidation"])
     for i, v in enumerate(unique):
         v.assign(weights[f"v{i}"])
     if penalty is not None:
@@ -196,7 +197,7 @@ def load_task_models(run_dir: str | Path, after_task: int | None = None) -> list
     models = [keras.models.load_model(p, safe_mode=True, compile=False) for p in paths]
     if after_task is None:
         return models
-    weights = _load_npz(run_dir / CHECKPOINT_DIR / f"weights_after_task_{after_task}.npz")
+    weights = read_npz(run_dir / CHECKPOINT_DIR / f"weights_after_task_{after_task}.npz")
     for k, model in enumerate(models, start=1):
         index = weights.get(f"index_task_{k}")
         if index is None or len(index) != len(model.weights):
@@ -247,7 +248,7 @@ def load_importance(run_dir: str | Path, task: int | None = None) -> tuple[list[
     total: list[np.ndarray] | None = None
     paths: list[str] = []
     for f in files:
-        data = _load_npz(f)
+        data = read_npz(f)
         paths = [str(p) for p in data["paths"]]
         arrays = [data[f"v{i}"] for i in range(len(paths))]
         total = arrays if total is None else [a + b for a, b in zip(total, arrays)]
