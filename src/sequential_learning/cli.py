@@ -293,7 +293,7 @@ def _after_import(verbose: bool) -> None:
 
 
 def _table(rows: list[dict]) -> str:
-    header = f"{'method':<16} {'ACC':>7} {'BWT':>7} {'FWT':>7} {'forget':>7} {'seconds':>8}"
+    header = f"{'method':<18} {'ACC':>7} {'BWT':>7} {'FWT':>7} {'forget':>7} {'seconds':>8}"
     lines = [header, "-" * len(header)]
     for r in rows:
         m = r["metrics"]
@@ -301,7 +301,7 @@ def _table(rows: list[dict]) -> str:
         def f(v):
             return "    n/a" if v is None or v != v else f"{v:7.3f}"
 
-        lines.append(f"{r['method']:<16} {f(m['acc'])} {f(m['bwt'])} {f(m['fwt'])} "
+        lines.append(f"{r['method']:<18} {f(m['acc'])} {f(m['bwt'])} {f(m['fwt'])} "
                      f"{f(m['forgetting'])} {r['seconds']:8.1f}")
     return "\n".join(lines)
 
