@@ -17,7 +17,10 @@ Each figure is taken over `--repeats` timed blocks of `--epochs` epochs after on
 them all alike. Printed: the median CPU time of this process per epoch (the work done; on a
 shared machine the steadiest figure, and the one the verdict uses), the median wall-clock time,
 and the best block's wall-clock time (other work only ever slows a block down). In the first
-setting `weight-decay` does exactly what `none` does: its ratio shows the noise.
+setting `weight-decay` does exactly what `none` does: its ratio shows the noise. Last, each
+tracker's own cost per step is measured in isolation (a compiled loop of copy, update, track on
+variables shaped like the model's, minus the same loop without tracking) and set against the
+`none` step: the steadiest figure on a busy machine.
 
 Usage:
     python bench/tracking_overhead.py [--repeats 15] [--epochs 2] [--threads N] [--jit-compile]
@@ -72,6 +75,39 @@ def make_trainers(with_penalty: bool):
     return trainers
 
 
+def tracker_cost(method: str | None, shapes, steps: int = 2000, repeats: int = 5) -> float:
+    """CPU µs per step of a compiled loop that copies, updates and (with a method) tracks.
+
+    The difference between a method and `None` is the tracker's own cost per training step,
+    measured in isolation (no data, no model), which other work on the machine disturbs little.
+    """
+    rng = np.random.default_rng(0)
+    variables = [keras.Variable(rng.standard_normal(s).astype("float32")) for s in shapes]
+    estimator = None
+    if method is not None:
+        estimator = create_estimator(method)
+        estimator.build(variables)
+        estimator.begin_task(variables)
+
+    @tf.function
+    def loop(n):
+        for _ in tf.range(n):
+            old = [tf.identity(tf.convert_to_tensor(v)) for v in variables]
+            grads = [tf.random.normal(v.shape) for v in variables]
+            for v, g in zip(variables, grads):
+                v.assign_sub(1e-3 * g)
+            if estimator is not None:
+                estimator.track_step(grads, old)
+
+    loop(tf.constant(10))
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        loop(tf.constant(steps))
+        times.append((time.process_time() - start) / steps * 1e6)
+    return statistics.median(times)
+
+
 def time_epochs(trainer, dataset, epochs: int) -> tuple[float, float]:
     """(wall-clock seconds, CPU seconds of this process) per epoch."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -121,6 +157,16 @@ def main() -> None:
             estimator = trainers[method][2]
             total = sum(float(np.abs(c).sum()) for c in estimator.counts())
             assert total > 0, f"{method}: the tracker saw no change"
+    shapes = [tuple(v.shape) for v in trainers["none"][0].task_model.trainable_variables]
+    step_us = 1e6 * base_cpu / steps
+    bare = tracker_cost(None, shapes)
+    print(f"\ntracker cost in isolation (compiled loop, CPU per step; a `none` training step "
+          f"above: {step_us:.0f} us)")
+    print(f"  {'method':<16} {'us/step':>8} {'overhead':>9}  target <= 1.15x")
+    for method in TRACKERS:
+        cost = max(tracker_cost(method, shapes) - bare, 0.0)
+        ratio = 1.0 + cost / step_us
+        print(f"  {method:<16} {cost:8.1f} {ratio:8.3f}x  {'ok' if ratio <= 1.15 else 'OVER'}")
 
 
 if __name__ == "__main__":

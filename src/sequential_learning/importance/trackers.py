@@ -117,8 +117,9 @@ class SignFlipImportance(StepTracker):
     """Ω = 1 / (1 + flips): flips counts the steps where a weight's sign changed.
 
     A flip is a strict change of sign between the values before and after a step
-    (sign(θ_{t−1}) · sign(θ_t) < 0); moving to or from exactly zero is not a flip, so a bias that
-    starts at zero does not count one on its first step.
+    (θ_{t−1} · θ_t < 0); moving to or from exactly zero is not a flip, so a bias that starts at
+    zero does not count one on its first step. (The product is taken in float32: a "flip" between
+    two values both below about 1e-22 in magnitude underflows to no flip.)
 
     Example:
     ```python
@@ -130,7 +131,7 @@ class SignFlipImportance(StepTracker):
     name = "sign-flipping"
 
     def _update(self, index, new, old, gradient):
-        flipped = tf.sign(old) * tf.sign(new) < 0
+        flipped = old * new < 0
         self._slot("count")[index].assign_add(tf.cast(flipped, tf.float32))
 
     def end_task(self, context: TaskContext) -> list[tf.Tensor]:
@@ -140,9 +141,9 @@ class SignFlipImportance(StepTracker):
 class MomentumImportance(StepTracker):
     """Ω = 1 / (1 + reversals): reversals counts steps whose update opposed the previous one.
 
-    With Δθ_t = θ_t − θ_{t−1}, step t is a reversal when sign(Δθ_t) · sign(Δθ_{t−1}) < 0 (a step
-    that does not move the weight is no reversal, and the next step is compared with it). The
-    first step of each task has no predecessor.
+    With Δθ_t = θ_t − θ_{t−1}, step t is a reversal when Δθ_t · Δθ_{t−1} < 0 (a step that does
+    not move the weight is no reversal, and the next step is compared with it; updates both
+    below about 1e-22 underflow to no reversal). The first step of each task has no predecessor.
 
     Example:
     ```python
@@ -156,7 +157,7 @@ class MomentumImportance(StepTracker):
     def _update(self, index, new, old, gradient):
         delta = new - old
         previous = self._slot("previous_delta")[index]
-        reversed_ = tf.sign(delta) * tf.sign(tf.convert_to_tensor(previous)) < 0
+        reversed_ = delta * tf.convert_to_tensor(previous) < 0
         self._slot("count")[index].assign_add(tf.cast(reversed_, tf.float32))
         previous.assign(delta)
 
