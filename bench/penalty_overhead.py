@@ -1,6 +1,7 @@
 """Epoch time with the consolidation penalty after 1, 5 and 10 tasks, against no penalty.
 
-Usage: python bench/penalty_overhead.py [--samples 20000] [--batch-size 128] [--jit-compile]
+Usage: python bench/penalty_overhead.py [--samples 20000] [--batch-size 128] [--rounds 15]
+       [--jit-compile]
 
 Target: at most 1.10x the epoch time of `none`, and flat in the number of tasks (the per-task
 terms are folded into one importance and one anchor per variable).
@@ -25,7 +26,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=20000)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--jit-compile", action="store_true")
     args = parser.parse_args()
     print(_common.device_line())
@@ -54,25 +55,35 @@ def main():
         for _ in range(tasks):
             penalty.consolidate([rng.random(v.shape).astype("float32") for v in covered])
         configs[tasks] = trainer_for(penalty)
-    # Interleaved rounds, so that drift in machine load hits every configuration alike.
+    # Interleaved rounds, so that drift in machine load hits every configuration alike; each
+    # round's ratio pairs a configuration with the `none` epoch run just before it.
     times = {k: [] for k in configs}
+    cpu_times = {k: [] for k in configs}
     for trainer in configs.values():
-        trainer.fit(data, epochs=1, verbose=0, shuffle=False)  # trace and warm up
+        trainer.fit(data, epochs=1, verbose=0)  # trace and warm up
     for _ in range(args.rounds):
         for key, trainer in configs.items():
-            start = time.perf_counter()
-            trainer.fit(data, epochs=1, verbose=0, shuffle=False)
+            start, cpu = time.perf_counter(), time.process_time()
+            trainer.fit(data, epochs=1, verbose=0)
             times[key].append(time.perf_counter() - start)
-    median = {k: statistics.median(v) for k, v in times.items()}
-    t_none = median["none"]
+            cpu_times[key].append(time.process_time() - cpu)
+    t_none = statistics.median(times["none"])
     print(f"MLP 784-400-400-10, {args.samples} samples, batch {args.batch_size}, "
-          f"median of {args.rounds} interleaved epochs")
+          f"{args.rounds} interleaved rounds (median; ratio = median of per-round ratios)")
     print(f"  none                      {t_none:6.3f} s/epoch")
     for tasks in (1, 5, 10):
-        t = median[tasks]
+        t = statistics.median(times[tasks])
+        ratios = sorted(a / b for a, b in zip(times[tasks], times["none"]))
+        quartiles = statistics.quantiles(ratios, n=4)
+        cpu = statistics.median(cpu_times[tasks]) / statistics.median(cpu_times["none"])
+        fastest = min(times[tasks]) / min(times["none"])
         state = configs[tasks].penalty
-        print(f"  penalty after {tasks:2d} task(s)  {t:6.3f} s/epoch  ({t / t_none:.3f}x none; "
-              f"state: {len(state.importance)} importance + {len(state.anchor)} anchor tensors)")
+        print(f"  penalty after {tasks:2d} task(s)  {t:6.3f} s/epoch  "
+              f"({statistics.median(ratios):.3f}x none, quartiles {quartiles[0]:.3f}-"
+              f"{quartiles[2]:.3f}; fastest epochs {fastest:.3f}x; CPU time {cpu:.3f}x; "
+              f"state: {len(state.importance)} importance + "
+              f"{len(state.anchor)} anchor tensors)")
+
 
 if __name__ == "__main__":
     main()

@@ -116,10 +116,14 @@ class ConsolidationTrainer(keras.Model):
             ]
         penalty_value = tf.constant(0.0)
         if self.penalty is not None:
-            penalty_value, penalty_gradients = self.penalty.value_and_gradients()
-            share = loss_scale / replicas
-            for i, j in self._covered_positions:
-                gradients[i] = gradients[i] + share * penalty_gradients[j]
+            # The penalty's gradient is added unscaled by the loss: scale it like the task's.
+            share = 1.0
+            if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer) or replicas != 1:
+                share = loss_scale / replicas
+            covered_gradients = [gradients[i] for i, _ in self._covered_positions]
+            penalty_value, summed = self.penalty.add_to_gradients(covered_gradients, share)
+            for (i, _), g in zip(self._covered_positions, summed):
+                gradients[i] = g
         old_values = None
         if self.estimator is not None:
             old_values = [tf.identity(tf.convert_to_tensor(v)) for v in self.covered]

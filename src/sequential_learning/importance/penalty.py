@@ -6,6 +6,10 @@ A sum of quadratics is a quadratic. After tasks t = 1..T with importances Ω_t a
 
 with a constant C, so one importance and one anchor per variable give the same value and the same
 gradient λ Ω (θ − θ̄) as the per-task sum (`separate` mode, the reference design's behaviour).
+
+The train step evaluates it with r = √(λ Ω), cached beside Ω: e = r (θ − θ̄), value ½ Σ e² (one
+fused `l2_loss`), gradient r e. That is four passes over the parameters per step where the direct
+formula takes six, and the penalty's share of a step is bandwidth, not arithmetic.
 `online` mode (Schwarz et al. 2018) keeps Ω ← γ Ω + Ω_new and moves the anchor to the latest
 weights. Either way the state is one Ω and one anchor per covered variable.
 """
@@ -37,6 +41,7 @@ class ConsolidationPenalty:
     penalty.consolidate(omega)          # after a task, with the weights at their anchor
     value = penalty.value()             # inside the train step
     grads = penalty.gradients()         # λ Ω (θ − θ̄), one per variable
+    value, grads = penalty.add_to_gradients(task_grads)  # task gradients + λ Ω (θ − θ̄)
     ```
     """
 
@@ -59,7 +64,7 @@ class ConsolidationPenalty:
         self.gamma = float(gamma)
         self.normalize = bool(normalize)
         self.num_terms = 0
-        self.ewc_lambda = tf.Variable(float(ewc_lambda), trainable=False, name="ewc_lambda")
+        self._lambda = float(ewc_lambda)
         self.importance = [
             tf.Variable(tf.zeros(v.shape), trainable=False, name=f"importance_{i}")
             for i, v in enumerate(self.variables)
@@ -68,7 +73,17 @@ class ConsolidationPenalty:
             tf.Variable(tf.convert_to_tensor(v), trainable=False, name=f"anchor_{i}")
             for i, v in enumerate(self.variables)
         ]
+        # √(λ Ω), what the train step multiplies by (see the module's docstring).
+        self.root = [
+            tf.Variable(tf.zeros(v.shape), trainable=False, name=f"root_importance_{i}")
+            for i, v in enumerate(self.variables)
+        ]
         self.constant = tf.Variable(0.0, trainable=False, name="penalty_constant")
+
+    @property
+    def ewc_lambda(self) -> float:
+        """λ, the penalty's strength (fixed at construction)."""
+        return self._lambda
 
     @property
     def active(self) -> bool:
@@ -106,31 +121,50 @@ class ConsolidationPenalty:
             self.anchor[i].assign(a_new.astype(np.float32))
         self.constant.assign(constant if self.mode == "separate" else 0.0)
         self.num_terms += 1
+        self._refresh_root()
+
+    def _refresh_root(self) -> None:
+        for r, o in zip(self.root, self.importance):
+            r.assign(np.sqrt(self._lambda * o.numpy().astype(np.float64)).astype(np.float32))
 
     def value(self) -> tf.Tensor:
         """λ/2 (Σ Ω (θ − θ̄)² + C): equal to the per-task sum of penalties."""
-        total = self.constant
-        for v, o, a in zip(self.variables, self.importance, self.anchor):
-            total = total + tf.reduce_sum(o * tf.square(tf.convert_to_tensor(v) - a))
-        return 0.5 * self.ewc_lambda * total
+        return self.value_and_gradients()[0]
 
     def gradients(self) -> list[tf.Tensor]:
         """λ Ω (θ − θ̄) per covered variable: the penalty's exact gradient."""
-        return [
-            self.ewc_lambda * o * (tf.convert_to_tensor(v) - a)
-            for v, o, a in zip(self.variables, self.importance, self.anchor)
-        ]
+        return self.value_and_gradients()[1]
 
     def value_and_gradients(self) -> tuple[tf.Tensor, list[tf.Tensor]]:
-        """Both at once, sharing θ − θ̄ and λ Ω (θ − θ̄): what the train step calls."""
-        gradients = []
-        total = 0.5 * self.ewc_lambda * self.constant
-        for v, o, a in zip(self.variables, self.importance, self.anchor):
-            diff = tf.convert_to_tensor(v) - a
-            grad = self.ewc_lambda * o * diff
-            gradients.append(grad)
-            total = total + 0.5 * tf.reduce_sum(grad * diff)
-        return total, gradients
+        """The value and the gradient λ Ω (θ − θ̄) per covered variable, sharing r (θ − θ̄)."""
+        return self.add_to_gradients(None)
+
+    def add_to_gradients(
+        self, gradients: Sequence | None, scale: float | tf.Tensor = 1.0
+    ) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """The value, and `gradients` (one per covered variable) plus `scale` λ Ω (θ − θ̄).
+
+        What the train step calls: adding here saves a pass over the parameters.
+
+        Args:
+            gradients: the task loss's gradients of the covered variables, or None (then the
+                penalty's own gradients are returned).
+            scale: the factor on the penalty's gradient (a loss scale, 1 / replicas); a
+                Python 1.0 costs nothing.
+
+        Returns:
+            (λ/2 Σ Ω (θ − θ̄)² + λ/2 C, the summed gradients).
+        """
+        out = []
+        total = 0.5 * self._lambda * tf.convert_to_tensor(self.constant)
+        for k, (v, r, a) in enumerate(zip(self.variables, self.root, self.anchor)):
+            scaled = r * (tf.convert_to_tensor(v) - a)  # e = √(λΩ) (θ − θ̄)
+            total = total + tf.nn.l2_loss(scaled)  # ½ Σ e², one fused reduction
+            grad = r * scaled
+            if not (isinstance(scale, float) and scale == 1.0):
+                grad = scale * grad
+            out.append(grad if gradients is None else gradients[k] + grad)
+        return total, out
 
     def state(self) -> dict[str, np.ndarray]:
         """The penalty's state as NumPy arrays (for checkpoints)."""
@@ -147,6 +181,7 @@ class ConsolidationPenalty:
             a.assign(state[f"anchor_{i}"])
         self.constant.assign(float(state["constant"]))
         self.num_terms = int(state["num_terms"])
+        self._refresh_root()
 
 
 def check_importance(importance: Sequence, variables: Sequence) -> None:
