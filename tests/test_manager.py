@@ -159,3 +159,96 @@ def test_domain_incremental_shared_head_is_covered(seeded):
     manager = SequentialLearningManager(None, tasks, method="weight-decay", ewc_lambda=1.0)
     assert len(manager.covered) == len(models[0].trainable_variables)
     assert manager.method is EWCMethod.WEIGHT_DECAY
+
+
+def _shared_head_tasks(rng, tasks=3, steps_per_execution=8, **task_kwargs):
+    stream = _stream(rng, tasks)
+    base = mlp_base(stream.input_shape, (8,))
+    models = build_task_models(base, [2] * tasks, shared_head=True)
+    built = [
+        SequentialTask(t.name, m, (t.x_train, t.y_train % 2), (t.x_val, t.y_val % 2),
+                       batch_size=16, steps_per_execution=steps_per_execution, **task_kwargs)
+        for t, m in zip(stream.tasks, models)
+    ]
+    return base, built
+
+
+def _run(base, tasks, reuse=True, method="fisher"):
+    keras.utils.set_random_seed(0)
+    for v in base.weights:  # the same start for every run
+        v.assign(np.full(v.shape, 0.1, np.float32) * np.sign(np.sin(np.arange(v.numpy().size)))
+                 .reshape(v.shape))
+    head = tasks[0].model.layers[-1]
+    for v in head.weights:
+        v.assign(np.full(v.shape, 0.05, np.float32))
+    manager = SequentialLearningManager(base, tasks, method=method, ewc_lambda=50.0, epochs=2,
+                                        seed=0, fisher_samples=40)
+    made = []
+    if not reuse:
+        manager._reusable_trainer = lambda task: None
+    original = SequentialTask.make_trainer
+
+    def counting(task, *args, **kwargs):
+        made.append(task.name)
+        return original(task, *args, **kwargs)
+
+    SequentialTask.make_trainer = counting
+    try:
+        results = manager.train_all()
+    finally:
+        SequentialTask.make_trainer = original
+    return results, made
+
+
+@pytest.mark.parametrize("method", ["none", "fisher", "si"])
+def test_shared_head_tasks_reuse_one_trainer_with_the_same_numbers(seeded, method):
+    base, tasks = _shared_head_tasks(seeded)
+    reused, made_reused = _run(base, tasks, reuse=True, method=method)
+    fresh, made_fresh = _run(base, tasks, reuse=False, method=method)
+    assert len(made_reused) == 1  # one trainer (and one trace) for the three tasks
+    assert len(made_fresh) == 3
+    # A reset optimizer is exactly a fresh one: the same numbers, bit for bit.
+    np.testing.assert_array_equal(reused.accuracy_matrix, fresh.accuracy_matrix)
+    np.testing.assert_array_equal(reused.history["loss"], fresh.history["loss"])
+
+
+def test_task_incremental_heads_get_a_trainer_each(seeded):
+    base, tasks = _tasks(seeded)
+    made = []
+    original = SequentialTask.make_trainer
+
+    def counting(task, *args, **kwargs):
+        made.append(task.name)
+        return original(task, *args, **kwargs)
+
+    SequentialTask.make_trainer = counting
+    try:
+        SequentialLearningManager(base, tasks, method="fisher", ewc_lambda=1.0, epochs=1,
+                                  fisher_samples=20).train_all()
+    finally:
+        SequentialTask.make_trainer = original
+    assert made == [t.name for t in tasks]
+
+
+def test_steps_per_execution_does_not_change_the_numbers(seeded):
+    base, tasks = _shared_head_tasks(seeded, steps_per_execution=8)
+    grouped, _ = _run(base, tasks)
+    for task in tasks:
+        task.steps_per_execution = 1
+    single, _ = _run(base, tasks)
+    np.testing.assert_array_equal(grouped.accuracy_matrix, single.accuracy_matrix)
+    with pytest.raises(ValueError, match="steps_per_execution"):
+        SequentialTask("t", tasks[0].model, tasks[0].train_data, tasks[0].validation_data,
+                       steps_per_execution=0)
+
+
+def test_shared_head_tasks_share_one_compiled_evaluation(seeded):
+    base, tasks = _shared_head_tasks(seeded)
+    SequentialLearningManager(base, tasks, method="none", epochs=1)
+    for task in tasks:
+        got = task.evaluate()
+        want = task.model.evaluate(task.validation_data[0], task.validation_data[1],
+                                   verbose=0, return_dict=True)
+        assert got["accuracy"] == pytest.approx(want["accuracy"], abs=1e-6)
+    assert tasks[0]._eval_fn is not None
+    assert tasks[1]._eval_fn is None and tasks[2]._eval_fn is None  # they use task 1's

@@ -28,7 +28,8 @@ class ConsolidationTrainer(keras.Model):
 
     Args:
         model: the task model (shared base + this task's head).
-        penalty: the consolidation penalty, or None for plain training.
+        penalty: the consolidation penalty (skipped while nothing is consolidated), or None
+            for plain training.
         estimator: an importance estimator whose `track_step` runs every step, or None.
         covered: the variables the penalty and trackers cover (a subset of the model's).
 
@@ -53,7 +54,9 @@ class ConsolidationTrainer(keras.Model):
     ) -> None:
         super().__init__(name=f"{model.name}_trainer", **kwargs)
         self.task_model = model
-        self.penalty = penalty if penalty is not None and penalty.active else None
+        # Kept even before the first consolidation: the step skips it then (a `tf.cond` on
+        # `penalty.active_flag`), so the same compiled step serves every task.
+        self.penalty = penalty
         self.estimator = estimator if estimator is not None and estimator.tracks_steps else None
         self.covered = list(covered or [])
         # Step (within the epoch, from 0) of the first non-finite loss, -1 while all are finite;
@@ -121,7 +124,15 @@ class ConsolidationTrainer(keras.Model):
             if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer) or replicas != 1:
                 share = loss_scale / replicas
             covered_gradients = [gradients[i] for i, _ in self._covered_positions]
-            penalty_value, summed = self.penalty.add_to_gradients(covered_gradients, share)
+
+            def penalised():
+                value, summed = self.penalty.add_to_gradients(covered_gradients, share)
+                return [value, *summed]
+
+            def plain():
+                return [tf.constant(0.0), *covered_gradients]
+
+            penalty_value, *summed = tf.cond(self.penalty.active_flag, penalised, plain)
             for (i, _), g in zip(self._covered_positions, summed):
                 gradients[i] = g
         old_values = None

@@ -12,7 +12,11 @@ from sequential_learning.importance.fisher import (
     fisher_objective,
     sample_labels,
 )
-from sequential_learning.importance.per_sample import PerSampleReducer, reference_per_sample
+from sequential_learning.importance.per_sample import (
+    PerSampleReducer,
+    ReducerCache,
+    reference_per_sample,
+)
 
 
 def _conv_dense_model(batchnorm: bool = False):
@@ -145,3 +149,27 @@ def test_bad_input():
         fisher_information(model, model.trainable_variables, x, mode="empirical")
     with pytest.raises(ValueError, match="fisher_samples"):
         FisherImportance(samples=0)
+
+
+def test_reducer_cache_reuses_one_compilation_across_tasks_and_wrappers(seeded):
+    base, model = _conv_dense_model()
+    head = model.layers[-1]
+    inp = keras.Input((7, 6, 2))
+    wrapper = keras.Model(inp, head(base(inp)))  # the same layers: another task's model object
+    x = seeded.random((9, 7, 6, 2)).astype("float32")
+    variables = base.trainable_variables
+    cache = ReducerCache()
+    first = fisher_information(model, variables, x, cache=cache)
+    # The weights move (a new task): the cached computation reads the current values.
+    for v in variables:
+        v.assign(v.numpy() * 1.5)
+    second = fisher_information(wrapper, variables, x, cache=cache)
+    assert len(cache) == 1
+    for got, want in zip(second, fisher_information(model, variables, x), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert any(not np.allclose(a, b) for a, b in zip(first, second))
+    # Another objective, or a model made of other layers, is another entry.
+    fisher_information(model, variables, x, mode="empirical", y=np.zeros(9, np.int64), cache=cache)
+    _, other = _conv_dense_model()
+    fisher_information(other, other.trainable_variables, x, cache=cache)
+    assert len(cache) == 3

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from sequential_learning.importance.base import ImportanceEstimator, TaskContext
-from sequential_learning.importance.per_sample import ObjectiveFn, PerSampleReducer
+from sequential_learning.importance.per_sample import ObjectiveFn, PerSampleReducer, ReducerCache
 
 FISHER_MODES = ("exact", "sampled", "empirical", "batch")
 
@@ -110,6 +110,7 @@ def fisher_information(
     chunk_size: int = 256,
     loss_fn=None,
     batch_size: int = 32,
+    cache: ReducerCache | None = None,
 ) -> list[np.ndarray]:
     """Diagonal Fisher information of `model` at its current weights, for `variables`.
 
@@ -124,6 +125,8 @@ def fisher_information(
         chunk_size: inputs per compiled call (bounds memory).
         loss_fn: loss for `batch` mode (default: sparse categorical cross-entropy).
         batch_size: mini-batch size for `batch` mode.
+        cache: a `ReducerCache` to reuse the compiled computation between calls (one per
+            estimator), or None.
 
     Returns:
         A list of float32 arrays shaped like `variables`: the mean over inputs.
@@ -148,9 +151,12 @@ def fisher_information(
         labels = sample_labels(model, x, seed, from_logits)
     elif mode == "empirical":
         labels = np.asarray(y, np.int64).reshape(-1)
-    reducer = PerSampleReducer(
-        model, variables, fisher_objective(mode, from_logits), "square", chunk_size
-    )
+    objective = fisher_objective(mode, from_logits)
+    if cache is None:
+        reducer = PerSampleReducer(model, variables, objective, "square", chunk_size)
+    else:
+        reducer = cache.get(model, variables, objective, "square", chunk_size,
+                            key=("fisher", mode, bool(from_logits)))
     return [s / n for s in reducer(x, labels)]
 
 
@@ -198,6 +204,7 @@ class FisherImportance(ImportanceEstimator):
         self.mode = mode
         self.samples = int(samples)
         self.chunk_size = int(chunk_size)
+        self._reducers = ReducerCache()  # one trace per model for the whole run
 
     def end_task(self, context: TaskContext) -> list[tf.Tensor]:
         from_logits = getattr(context.task, "from_logits", True)
@@ -212,6 +219,7 @@ class FisherImportance(ImportanceEstimator):
             from_logits=from_logits,
             seed=context.seed + context.task_index,
             chunk_size=self.chunk_size,
+            cache=self._reducers,
         )
         return [tf.constant(v) for v in values]
 
@@ -231,8 +239,9 @@ class FisherImportance(ImportanceEstimator):
                 return tf.reduce_mean(loss(y_true, y_pred))
 
             return _batch_fisher(context.model, context.variables, x, y, True, mean_loss, 32)
-        reducer = PerSampleReducer(
-            context.model, context.variables, gaussian_objective, "square", self.chunk_size
+        reducer = self._reducers.get(
+            context.model, context.variables, gaussian_objective, "square", self.chunk_size,
+            key="gaussian",
         )
         return [s / len(x) for s in reducer(x)]
 

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from sequential_learning.importance.base import ImportanceEstimator, TaskContext
-from sequential_learning.importance.per_sample import PerSampleReducer
+from sequential_learning.importance.per_sample import PerSampleReducer, ReducerCache
 
 
 def mas_objective(outputs, labels) -> tuple[tf.Tensor, tf.Tensor]:
@@ -38,7 +38,11 @@ def mas_objective(outputs, labels) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def mas_importance(
-    model: keras.Model, variables: Sequence, x, chunk_size: int = 256
+    model: keras.Model,
+    variables: Sequence,
+    x,
+    chunk_size: int = 256,
+    cache: ReducerCache | None = None,
 ) -> list[np.ndarray]:
     """Ω of MAS at the model's current weights, for `variables`.
 
@@ -47,6 +51,7 @@ def mas_importance(
         variables: the variables to measure (e.g. the shared base's).
         x: inputs (the model's input shape, batch first); no labels needed.
         chunk_size: inputs per compiled call (bounds memory).
+        cache: a `ReducerCache` to reuse the compiled computation between calls, or None.
 
     Returns:
         A list of float32 arrays shaped like `variables`: the mean over inputs.
@@ -59,7 +64,10 @@ def mas_importance(
     x = np.asarray(x, np.float32)
     if len(x) == 0:
         raise ValueError("MAS needs at least one input; got an empty array")
-    reducer = PerSampleReducer(model, variables, mas_objective, "abs", chunk_size)
+    if cache is None:
+        reducer = PerSampleReducer(model, variables, mas_objective, "abs", chunk_size)
+    else:
+        reducer = cache.get(model, variables, mas_objective, "abs", chunk_size, key="mas")
     return [s / len(x) for s in reducer(x)]
 
 
@@ -85,10 +93,12 @@ class MASImportance(ImportanceEstimator):
             raise ValueError(f"samples must be at least 1, got {samples}")
         self.samples = int(samples)
         self.chunk_size = int(chunk_size)
+        self._reducers = ReducerCache()  # one trace per model for the whole run
 
     def end_task(self, context: TaskContext) -> list[tf.Tensor]:
         values = mas_importance(
-            context.model, context.variables, context.x[: self.samples], self.chunk_size
+            context.model, context.variables, context.x[: self.samples], self.chunk_size,
+            cache=self._reducers,
         )
         return [tf.constant(v) for v in values]
 

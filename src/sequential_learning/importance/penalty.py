@@ -79,6 +79,8 @@ class ConsolidationPenalty:
             for i, v in enumerate(self.variables)
         ]
         self.constant = tf.Variable(0.0, trainable=False, name="penalty_constant")
+        # Read inside compiled steps, so one trace serves before and after the first task.
+        self.active_flag = tf.Variable(False, trainable=False, name="penalty_active")
 
     @property
     def ewc_lambda(self) -> float:
@@ -121,6 +123,7 @@ class ConsolidationPenalty:
             self.anchor[i].assign(a_new.astype(np.float32))
         self.constant.assign(constant if self.mode == "separate" else 0.0)
         self.num_terms += 1
+        self.active_flag.assign(True)
         self._refresh_root()
 
     def _refresh_root(self) -> None:
@@ -181,6 +184,7 @@ class ConsolidationPenalty:
             a.assign(state[f"anchor_{i}"])
         self.constant.assign(float(state["constant"]))
         self.num_terms = int(state["num_terms"])
+        self.active_flag.assign(self.num_terms > 0)
         self._refresh_root()
 
 

@@ -364,6 +364,63 @@ class PerSampleReducer:
         return [tf.reduce_sum(p, axis=0) for p in per]
 
 
+class ReducerCache:
+    """Keeps compiled `PerSampleReducer`s between tasks, so a model is traced once per run.
+
+    Tracing the reducer costs more than running it (0.65 s against 0.1 s for 1000 inputs of an
+    MLP 784-400-400-10): an estimator that measures the same model after every task keeps one.
+    Functional models made of the same layer objects (the task models of a shared-head stream)
+    count as one. Entries hold their model, so the ids in a key stay valid while cached.
+
+    Example:
+    ```python
+    cache = ReducerCache()
+    reducer = cache.get(model, variables, objective, "square", key="exact")
+    ```
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[tuple, PerSampleReducer] = {}
+
+    def get(
+        self,
+        model: keras.Model,
+        variables: Sequence,
+        objective_fn: ObjectiveFn,
+        reduce: str = "square",
+        chunk_size: int = 256,
+        key: object = None,
+    ) -> PerSampleReducer:
+        """The cached reducer for (model, variables, `key`, reduce, chunk size), or a new one.
+
+        Args:
+            model, variables, objective_fn, reduce, chunk_size: as for `PerSampleReducer`.
+            key: names the objective (closures made afresh for each call compare unequal).
+
+        Returns:
+            A `PerSampleReducer`.
+        """
+        index = (_model_key(model), tuple(id(v) for v in variables), key, reduce, int(chunk_size))
+        reducer = self._items.get(index)
+        if reducer is None:
+            reducer = PerSampleReducer(model, variables, objective_fn, reduce, chunk_size)
+            self._items[index] = reducer
+        return reducer
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _model_key(model: keras.Model) -> tuple:
+    """Identifies the function a model computes: its layer objects in order and input shapes
+    for a functional model (two wrappers of the same layers are the same), else the model."""
+    if _functional_of(model) is None:
+        return ("model", id(model))
+    layers = tuple(id(layer) for layer in model.layers
+                   if not isinstance(layer, keras.layers.InputLayer))
+    return ("layers", layers, tuple(tuple(t.shape) for t in model.inputs))
+
+
 def reference_per_sample(
     model: keras.Model,
     variables: Sequence,
