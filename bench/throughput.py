@@ -15,6 +15,7 @@ comparison of the step itself.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import time
@@ -87,6 +88,7 @@ def main() -> int:
     cpu = {name: [] for name, _ in runs}
     for _ in range(args.rounds):
         for name, fn in runs:
+            gc.collect()  # finish the previous run's input pipeline before timing the next
             c, t = os.times(), time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)
