@@ -217,9 +217,9 @@ class SequentialLearningManager:
         Tasks whose models are the same layers (one head for all: the domain- and
         class-incremental streams) and have the same loss and metrics share one compiled train
         step (the penalty is switched on inside it), so tracing (about 2 s for an MLP
-        784-400-400-10) happens once per run, not once per task. Only with the built-in optimizers: resetting
-        their state (the step count and the slots, to zero; the learning rate kept) is exactly a
-        fresh optimizer, while a user's factory gets a new one.
+        784-400-400-10) happens once per run, not once per task. Only with the built-in
+        optimizers: resetting their state (the step count and the slots, to zero; the learning
+        rate kept) is exactly a fresh optimizer, while a user's factory gets a new one.
         """
         if self._previous is None or callable(self.optimizer):
             return None
