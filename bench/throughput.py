@@ -43,24 +43,18 @@ def main() -> int:
     x = rng.random((args.samples, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, 10, args.samples).astype(np.int64)
 
-    keras.utils.set_random_seed(0)
-    plain_base = mlp_base((28, 28, 1), (400, 400))
-    plain = build_task_models(plain_base, [10])[0]
-    plain.compile(
-        optimizer=keras.optimizers.Adam(1e-3),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    def plain_model(steps_per_execution: int) -> keras.Model:
+        keras.utils.set_random_seed(0)
+        model = build_task_models(mlp_base((28, 28, 1), (400, 400)), [10])[0]
+        model.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+            steps_per_execution=steps_per_execution,
+        )
+        return model
 
-    keras.utils.set_random_seed(0)
-    grouped_base = mlp_base((28, 28, 1), (400, 400))
-    grouped = build_task_models(grouped_base, [10])[0]
-    grouped.compile(
-        optimizer=keras.optimizers.Adam(1e-3),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        steps_per_execution=8,
-    )
+    plain, grouped = plain_model(1), plain_model(8)
 
     keras.utils.set_random_seed(0)
     base = mlp_base((28, 28, 1), (400, 400))

@@ -183,9 +183,14 @@ def _run(base, tasks, reuse=True, method="fisher"):
         v.assign(np.full(v.shape, 0.05, np.float32))
     manager = SequentialLearningManager(base, tasks, method=method, ewc_lambda=50.0, epochs=2,
                                         seed=0, fisher_samples=40)
-    made = []
     if not reuse:
         manager._reusable_trainer = lambda task: None
+    return _train_counting_trainers(manager)
+
+
+def _train_counting_trainers(manager):
+    """`manager.train_all()`, and the names of the tasks a trainer was made for."""
+    made = []
     original = SequentialTask.make_trainer
 
     def counting(task, *args, **kwargs):
@@ -214,19 +219,8 @@ def test_shared_head_tasks_reuse_one_trainer_with_the_same_numbers(seeded, metho
 
 def test_task_incremental_heads_get_a_trainer_each(seeded):
     base, tasks = _tasks(seeded)
-    made = []
-    original = SequentialTask.make_trainer
-
-    def counting(task, *args, **kwargs):
-        made.append(task.name)
-        return original(task, *args, **kwargs)
-
-    SequentialTask.make_trainer = counting
-    try:
-        SequentialLearningManager(base, tasks, method="fisher", ewc_lambda=1.0, epochs=1,
-                                  fisher_samples=20).train_all()
-    finally:
-        SequentialTask.make_trainer = original
+    _, made = _train_counting_trainers(SequentialLearningManager(
+        base, tasks, method="fisher", ewc_lambda=1.0, epochs=1, fisher_samples=20))
     assert made == [t.name for t in tasks]
 
 

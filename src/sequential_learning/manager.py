@@ -224,7 +224,7 @@ class SequentialLearningManager:
         if self._previous is None or callable(self.optimizer):
             return None
         previous, trainer = self._previous
-        if trainer.penalty is not self.penalty or not _same_step(previous, task):
+        if not _same_step(previous, task):
             return None
         optimizer = trainer.optimizer
         if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
