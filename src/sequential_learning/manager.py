@@ -21,6 +21,7 @@ from sequential_learning.importance import (
     parse_method,
 )
 from sequential_learning.importance.penalty import ConsolidationPenalty
+from sequential_learning.optimizers import make_optimizer
 from sequential_learning.results import Results, atomic_write_bytes
 from sequential_learning.tasks import SequentialTask
 
@@ -46,8 +47,9 @@ class SequentialLearningManager:
         epochs: epochs per task: one int, or a list with one entry per task.
         seed: seeds Python, NumPy and TensorFlow (`keras.utils.set_random_seed`).
         learning_rate: the optimizer's learning rate.
-        optimizer: `"adam"` or `"sgd"`, or a callable returning a fresh Keras optimizer; a fresh
-            optimizer (state reset) is made for every task.
+        optimizer: `"adam"` or `"sgd"` (Keras's formulas, run as TensorFlow's fused kernels: see
+            `sequential_learning.optimizers`), or a callable returning a fresh Keras optimizer;
+            every task starts from a fresh optimizer state.
         fisher_mode: `exact`, `sampled`, `empirical` or `batch` (Fisher only).
         fisher_samples: training inputs used to estimate Ω (methods that need data).
         penalty_mode: `separate` (per-task terms, folded) or `online`; None takes the method's
@@ -238,12 +240,7 @@ class SequentialLearningManager:
     def _make_optimizer(self) -> keras.optimizers.Optimizer:
         if callable(self.optimizer):
             return self.optimizer()
-        name = str(self.optimizer).lower()
-        if name == "adam":
-            return keras.optimizers.Adam(self.learning_rate)
-        if name == "sgd":
-            return keras.optimizers.SGD(self.learning_rate)
-        raise ValueError(f"Unknown optimizer {self.optimizer!r}; expected 'adam' or 'sgd'")
+        return make_optimizer(self.optimizer, self.learning_rate)
 
     # -- the run -----------------------------------------------------------------------------------
     def train_all(self, resume: bool = False) -> Results:
