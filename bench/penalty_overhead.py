@@ -47,7 +47,12 @@ def main():
     rng = np.random.default_rng(0)
     x = rng.random((args.samples, 784)).astype("float32")
     y = rng.integers(0, 10, args.samples)
-    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(args.batch_size).cache().prefetch(2)
+    # No tf.data autotuning: with it, releasing an iterator at the end of fit sometimes blocks
+    # for ~2 s, which would swamp a 1 s epoch (see SequentialTask.training_dataset).
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    data = (tf.data.Dataset.from_tensor_slices((x, y)).batch(args.batch_size).cache().prefetch(2)
+            .with_options(options))
     covered = base.trainable_variables
 
     def trainer_for(penalty):
