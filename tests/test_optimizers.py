@@ -10,18 +10,14 @@ import tensorflow as tf
 from sequential_learning.optimizers import FusedAdam, FusedSGD, make_optimizer
 
 
-def _train(optimizer, steps=6, sparse=False, seed=0):
-    """A few steps of a tiny model (dense, or with an embedding: sparse gradients)."""
+def _train(optimizer, steps=6, seed=0):
+    """A few steps of a tiny dense model."""
     keras.utils.set_random_seed(seed)
-    if sparse:
-        inp = keras.Input((3,), dtype="int32")
-        h = keras.layers.Flatten()(keras.layers.Embedding(20, 4)(inp))
-    else:
-        inp = keras.Input((5,))
-        h = keras.layers.Dense(7, activation="tanh")(inp)
+    inp = keras.Input((5,))
+    h = keras.layers.Dense(7, activation="tanh")(inp)
     model = keras.Model(inp, keras.layers.Dense(3)(h))
     rng = np.random.default_rng(seed)
-    x = rng.integers(0, 20, (32, 3)) if sparse else rng.normal(size=(32, 5)).astype("float32")
+    x = rng.normal(size=(32, 5)).astype("float32")
     y = rng.integers(0, 3, 32)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     variables = model.trainable_variables
