@@ -1,11 +1,13 @@
 """Epoch time with the consolidation penalty after 1, 5 and 10 tasks, against no penalty.
 
 Usage: python bench/penalty_overhead.py [--samples 20000] [--batch-size 128] [--rounds 15]
-       [--steps-per-execution 8] [--keras-adam] [--jit-compile]
+       [--steps-per-execution 8] [--keras-adam] [--jit-compile] [--no-tf-ops]
 
 Both configurations train as the library's tasks do: `FusedAdam` (the manager's "adam") and
 8 steps per compiled call; `--keras-adam` and `--steps-per-execution 1` give Keras's own Adam
-and one step per call.
+and one step per call. The penalty runs as the library runs it (the fused native kernel where it
+can be built, see `sequential_learning.native`) and, for comparison, as TensorFlow's own ops
+(`SEQL_NATIVE=0`); `--no-tf-ops` skips the latter.
 
 Target: at most 1.10x the epoch time of `none`, and flat in the number of tasks (the per-task
 terms are folded into one importance and one anchor per variable).
@@ -14,6 +16,7 @@ terms are folded into one importance and one anchor per variable).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -22,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from sequential_learning import native
 from sequential_learning.importance.penalty import ConsolidationPenalty
 from sequential_learning.optimizers import FusedAdam
 from sequential_learning.training import ConsolidationTrainer
@@ -36,6 +40,8 @@ def main():
     parser.add_argument("--keras-adam", action="store_true",
                         help="Keras's own Adam instead of FusedAdam")
     parser.add_argument("--jit-compile", action="store_true")
+    parser.add_argument("--no-tf-ops", action="store_true",
+                        help="skip the comparison with the penalty as TensorFlow's own ops")
     args = parser.parse_args()
     print(_common.device_line())
     keras.utils.set_random_seed(0)
@@ -64,18 +70,27 @@ def main():
                         steps_per_execution=args.steps_per_execution)
         return trainer
 
+    # The penalty's path is chosen when the step is traced (the warm-up fit below), so each
+    # path's trainers are traced under its own setting.
+    paths = {"library": native.status()}
+    if not args.no_tf_ops and native.penalty_kernel() is not None:
+        paths["TF ops"] = "TensorFlow ops (SEQL_NATIVE=0)"
     configs = {"none": trainer_for(None)}
-    for tasks in (1, 5, 10):
-        penalty = ConsolidationPenalty(covered, ewc_lambda=100.0)
-        for _ in range(tasks):
-            penalty.consolidate([rng.random(v.shape).astype("float32") for v in covered])
-        configs[tasks] = trainer_for(penalty)
+    configs["none"].fit(data, epochs=1, verbose=0)
+    for path in paths:
+        if path == "TF ops":
+            os.environ["SEQL_NATIVE"] = "0"
+            native.reset()
+        for tasks in (1, 5, 10):
+            penalty = ConsolidationPenalty(covered, ewc_lambda=100.0)
+            for _ in range(tasks):
+                penalty.consolidate([rng.random(v.shape).astype("float32") for v in covered])
+            configs[path, tasks] = trainer_for(penalty)
+            configs[path, tasks].fit(data, epochs=1, verbose=0)  # trace and warm up
     # Interleaved rounds, so that drift in machine load hits every configuration alike; each
     # round's ratio pairs a configuration with the `none` epoch run just before it.
     times = {k: [] for k in configs}
     cpu_times = {k: [] for k in configs}
-    for trainer in configs.values():
-        trainer.fit(data, epochs=1, verbose=0)  # trace and warm up
     for _ in range(args.rounds):
         for key, trainer in configs.items():
             start, cpu = time.perf_counter(), time.process_time()
@@ -88,18 +103,21 @@ def main():
           f"{args.steps_per_execution}, {args.rounds} interleaved rounds (median; ratio = "
           "median of per-round ratios)")
     print(f"  none                      {t_none:6.3f} s/epoch")
-    for tasks in (1, 5, 10):
-        t = statistics.median(times[tasks])
-        ratios = sorted(a / b for a, b in zip(times[tasks], times["none"]))
-        quartiles = statistics.quantiles(ratios, n=4)
-        cpu = statistics.median(cpu_times[tasks]) / statistics.median(cpu_times["none"])
-        fastest = min(times[tasks]) / min(times["none"])
-        state = configs[tasks].penalty
-        print(f"  penalty after {tasks:2d} task(s)  {t:6.3f} s/epoch  "
-              f"({statistics.median(ratios):.3f}x none, quartiles {quartiles[0]:.3f}-"
-              f"{quartiles[2]:.3f}; fastest epochs {fastest:.3f}x; CPU time {cpu:.3f}x; "
-              f"state: {len(state.importance)} importance + "
-              f"{len(state.anchor)} anchor tensors)")
+    for path, how in paths.items():
+        print(f"  penalty as {how}:")
+        for tasks in (1, 5, 10):
+            key = (path, tasks)
+            t = statistics.median(times[key])
+            ratios = sorted(a / b for a, b in zip(times[key], times["none"]))
+            quartiles = statistics.quantiles(ratios, n=4)
+            cpu = statistics.median(cpu_times[key]) / statistics.median(cpu_times["none"])
+            fastest = min(times[key]) / min(times["none"])
+            state = configs[key].penalty
+            print(f"    after {tasks:2d} task(s)  {t:6.3f} s/epoch  "
+                  f"({statistics.median(ratios):.3f}x none, quartiles {quartiles[0]:.3f}-"
+                  f"{quartiles[2]:.3f}; fastest epochs {fastest:.3f}x; CPU time {cpu:.3f}x; "
+                  f"state: {len(state.importance)} importance + "
+                  f"{len(state.anchor)} anchor tensors)")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def test_one_sgd_step_equals_the_hand_computed_update(seeded):
     np.testing.assert_allclose(logs["loss"][0], float(task_loss) + expected_penalty, rtol=1e-5)
 
 
-def test_inactive_penalty_is_skipped_then_switched_on_in_the_same_compiled_step(seeded):
+def test_penalty_is_zero_until_consolidated_then_switched_on_in_the_same_compiled_step(seeded):
     inp = keras.Input((3,))
     model = keras.Model(inp, keras.layers.Dense(2)(inp))
     penalty = ConsolidationPenalty(model.trainable_variables, ewc_lambda=5.0)

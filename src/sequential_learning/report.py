@@ -160,11 +160,13 @@ def write_report(directory: str | os.PathLike) -> Path:
 
 
 def environment_info() -> dict[str, Any]:
-    """Versions and device of the running process: Python, TensorFlow, Keras, NumPy, device."""
+    """Versions and device of the running process: Python, TensorFlow, Keras, NumPy, device,
+    and how the consolidation penalty ran (the fused native kernel or TensorFlow's ops)."""
     import keras
     import tensorflow as tf
 
     import sequential_learning
+    from sequential_learning import native
 
     gpus = []
     for device in tf.config.list_physical_devices("GPU"):
@@ -186,6 +188,7 @@ def environment_info() -> dict[str, Any]:
         "gpus": gpus,
         "cpu": cpu,
         "cpu_cores": cores,
+        "penalty_kernel": native.status(decide=False),
         "recorded": _dt.datetime.now().isoformat(timespec="seconds"),
     }
 

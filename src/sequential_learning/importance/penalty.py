@@ -7,9 +7,10 @@ A sum of quadratics is a quadratic. After tasks t = 1..T with importances Ω_t a
 with a constant C, so one importance and one anchor per variable give the same value and the same
 gradient λ Ω (θ − θ̄) as the per-task sum (`separate` mode, the reference design's behaviour).
 
-The train step evaluates it with r = √(λ Ω), cached beside Ω: e = r (θ − θ̄), value ½ Σ e² (one
-fused `l2_loss`), gradient r e. That is four passes over the parameters per step where the direct
-formula takes six, and the penalty's share of a step is bandwidth, not arithmetic.
+The train step evaluates it with r = √(λ Ω), cached beside Ω: e = r (θ − θ̄), value ½ Σ e², and
+the task gradient plus r e. The penalty's share of a step is memory traffic, not arithmetic, so
+this runs as one native kernel that reads each array once (`sequential_learning.native`), or,
+where that kernel cannot be built, as TensorFlow's subtract, multiply, `l2_loss`, multiply, add.
 `online` mode (Schwarz et al. 2018) keeps Ω ← γ Ω + Ω_new and moves the anchor to the latest
 weights. Either way the state is one Ω and one anchor per covered variable.
 """
@@ -20,6 +21,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
+
+from sequential_learning import native
 
 PENALTY_MODES = ("separate", "online")
 
@@ -79,8 +82,6 @@ class ConsolidationPenalty:
             for i, v in enumerate(self.variables)
         ]
         self.constant = tf.Variable(0.0, trainable=False, name="penalty_constant")
-        # Read inside compiled steps, so one trace serves before and after the first task.
-        self.active_flag = tf.Variable(False, trainable=False, name="penalty_active")
 
     @property
     def ewc_lambda(self) -> float:
@@ -123,7 +124,6 @@ class ConsolidationPenalty:
             self.anchor[i].assign(a_new.astype(np.float32))
         self.constant.assign(constant if self.mode == "separate" else 0.0)
         self.num_terms += 1
-        self.active_flag.assign(True)
         self._refresh_root()
 
     def _refresh_root(self) -> None:
@@ -147,7 +147,9 @@ class ConsolidationPenalty:
     ) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """The value, and `gradients` (one per covered variable) plus `scale` λ Ω (θ − θ̄).
 
-        What the train step calls: adding here saves a pass over the parameters.
+        What the train step calls. Where the fused kernel is available (`native.status()`),
+        each float32 variable takes one pass over memory; otherwise TensorFlow's ops do the
+        same arithmetic in five.
 
         Args:
             gradients: the task loss's gradients of the covered variables, or None (then the
@@ -158,15 +160,24 @@ class ConsolidationPenalty:
         Returns:
             (λ/2 Σ Ω (θ − θ̄)² + λ/2 C, the summed gradients).
         """
+        kernel = native.penalty_kernel() if gradients is not None else None
         out = []
         total = 0.5 * self._lambda * tf.convert_to_tensor(self.constant)
         for k, (v, r, a) in enumerate(zip(self.variables, self.root, self.anchor)):
-            scaled = r * (tf.convert_to_tensor(v) - a)  # e = √(λΩ) (θ − θ̄)
+            value = tf.convert_to_tensor(v)
+            gradient = None if gradients is None else gradients[k]
+            if kernel is not None and _fusable(gradient, value):
+                # One pass: e = r (θ − θ̄), ½ Σ e² and the gradient plus scale · r e.
+                summed, part = kernel(gradient, value, a, r, tf.cast(scale, tf.float32))
+                total = total + part
+                out.append(summed)
+                continue
+            scaled = r * (value - a)  # e = √(λΩ) (θ − θ̄)
             total = total + tf.nn.l2_loss(scaled)  # ½ Σ e², one fused reduction
             grad = r * scaled
             if not (isinstance(scale, float) and scale == 1.0):
                 grad = scale * grad
-            out.append(grad if gradients is None else gradients[k] + grad)
+            out.append(grad if gradient is None else gradient + grad)
         return total, out
 
     def state(self) -> dict[str, np.ndarray]:
@@ -184,8 +195,16 @@ class ConsolidationPenalty:
             a.assign(state[f"anchor_{i}"])
         self.constant.assign(float(state["constant"]))
         self.num_terms = int(state["num_terms"])
-        self.active_flag.assign(self.num_terms > 0)
         self._refresh_root()
+
+
+def _fusable(gradient, value: tf.Tensor) -> bool:
+    """Whether the fused kernel takes this variable: a dense float32 gradient and value."""
+    return (
+        isinstance(gradient, tf.Tensor)
+        and gradient.dtype == tf.float32
+        and value.dtype == tf.float32
+    )
 
 
 def check_importance(importance: Sequence, variables: Sequence) -> None:
