@@ -148,7 +148,7 @@ def _build(cxx: str, tf) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     # Built beside its final name, then renamed: a concurrent process (a second worker, say)
     # sees either no library or a whole one.
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{target.stem}.building-", suffix=".so", dir=target.parent)
     os.close(fd)
     try:
         done = subprocess.run(
