@@ -106,8 +106,11 @@ def _load() -> tuple[Callable | None, str]:
         return None, "TensorFlow ops (SEQL_NATIVE=0)"
     import tensorflow as tf
 
-    accelerators = tf.config.list_logical_devices("GPU") + tf.config.list_logical_devices("TPU")
-    if accelerators:
+    # Physical devices first: listing logical ones starts TensorFlow's runtime, after which
+    # virtual devices can no longer be configured. Logical ones decide only where a GPU or TPU
+    # exists (it may be hidden with tf.config.set_visible_devices).
+    kinds = [k for k in ("GPU", "TPU") if tf.config.list_physical_devices(k)]
+    if any(tf.config.list_logical_devices(k) for k in kinds):
         return None, "TensorFlow ops (the fused kernel is CPU-only and an accelerator is visible)"
     cxx = compiler()
     if cxx is None:
