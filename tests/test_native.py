@@ -166,3 +166,24 @@ def test_runs_record_how_the_penalty_ran(fresh_native, monkeypatch):
     monkeypatch.setenv("SEQL_NATIVE", "0")
     native.penalty_kernel()
     assert environment_info()["penalty_kernel"] == "TensorFlow ops (SEQL_NATIVE=0)"
+
+
+def test_deciding_leaves_virtual_devices_configurable(tmp_path):
+    # Asking for the kernel first and configuring two logical CPUs afterwards (as a
+    # MirroredStrategy set-up does) must work: the decision may not start TensorFlow's runtime.
+    import subprocess
+    import sys
+
+    code = (
+        "from sequential_learning import native\n"
+        "native.penalty_kernel()\n"
+        "import tensorflow as tf\n"
+        "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+        "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+        "print(len(tf.config.list_logical_devices('CPU')), native.status())\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[0] == "2"
