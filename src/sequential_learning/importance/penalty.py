@@ -161,6 +161,7 @@ class ConsolidationPenalty:
             (λ/2 Σ Ω (θ − θ̄)² + λ/2 C, the summed gradients).
         """
         kernel = native.penalty_kernel() if gradients is not None else None
+        kernel_scale = tf.cast(scale, tf.float32) if kernel is not None else None
         out = []
         total = 0.5 * self._lambda * tf.convert_to_tensor(self.constant)
         for k, (v, r, a) in enumerate(zip(self.variables, self.root, self.anchor)):
@@ -168,7 +169,7 @@ class ConsolidationPenalty:
             gradient = None if gradients is None else gradients[k]
             if kernel is not None and _fusable(gradient, value):
                 # One pass: e = r (θ − θ̄), ½ Σ e² and the gradient plus scale · r e.
-                summed, part = kernel(gradient, value, a, r, tf.cast(scale, tf.float32))
+                summed, part = kernel(gradient, value, a, r, kernel_scale)
                 total = total + part
                 out.append(summed)
                 continue
