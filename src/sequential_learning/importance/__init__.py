@@ -3,31 +3,79 @@
 `EWCMethod` names every method of the reference design; `create_estimator` builds the estimator
 for a method from keyword settings, and `METHODS` maps the command line's kebab-case names to
 members. A method enters the registry with `register`.
+
+Importing this package does not import TensorFlow: the enum, the mode names and the registry are
+plain Python, the estimator classes are imported on first use (PEP 562), and each registered
+factory imports its class when called. So the config and the command line can check a method's
+name without loading TensorFlow.
 """
 
 from __future__ import annotations
 
 import enum
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sequential_learning.importance.base import ImportanceEstimator, TaskContext
-from sequential_learning.importance.fisher import FISHER_MODES, FisherImportance, fisher_information
-from sequential_learning.importance.mas import MASImportance, mas_importance
-from sequential_learning.importance.penalty import PENALTY_MODES, ConsolidationPenalty
-from sequential_learning.importance.simple import (
-    InverseWeightMagnitudeImportance,
-    NoImportance,
-    RandomImportance,
-    WeightDecayImportance,
-    WeightMagnitudeImportance,
+from sequential_learning.importance.modes import FISHER_MODES, PENALTY_MODES
+
+if TYPE_CHECKING:
+    from sequential_learning.importance.base import ImportanceEstimator
+
+_PACKAGE = "sequential_learning.importance"
+#: The names re-exported from the submodules, which import TensorFlow: loaded on first access.
+_LAZY = {
+    "ImportanceEstimator": "base",
+    "TaskContext": "base",
+    "FisherImportance": "fisher",
+    "fisher_information": "fisher",
+    "MASImportance": "mas",
+    "mas_importance": "mas",
+    "ConsolidationPenalty": "penalty",
+    "InverseWeightMagnitudeImportance": "simple",
+    "NoImportance": "simple",
+    "RandomImportance": "simple",
+    "WeightDecayImportance": "simple",
+    "WeightMagnitudeImportance": "simple",
+    "SynapticIntelligenceImportance": "synaptic_intelligence",
+    "MomentumImportance": "trackers",
+    "SignFlipImportance": "trackers",
+    "WeightChangeImportance": "trackers",
+}
+_SUBMODULES = frozenset(
+    ("base", "fisher", "mas", "modes", "penalty", "per_sample", "simple",
+     "synaptic_intelligence", "trackers")
 )
-from sequential_learning.importance.synaptic_intelligence import SynapticIntelligenceImportance
-from sequential_learning.importance.trackers import (
-    MomentumImportance,
-    SignFlipImportance,
-    WeightChangeImportance,
-)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{_PACKAGE}.{_LAZY[name]}"), name)
+        globals()[name] = value  # later look-ups skip this hook
+        return value
+    if name in _SUBMODULES:  # `importance.fisher` worked without an import when it was eager
+        return importlib.import_module(f"{_PACKAGE}.{name}")
+    raise AttributeError(f"module {_PACKAGE!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+def _load(name: str):
+    """The estimator class or function `name` of `_LAZY`, imported now."""
+    return __getattr__(name)
+
+
+def _lazy_class(name: str) -> Callable[..., ImportanceEstimator]:
+    """A factory that imports the estimator class `name` when called, then builds it."""
+
+    def factory(**options) -> ImportanceEstimator:
+        return _load(name)(**options)
+
+    factory.__name__ = factory.__qualname__ = name
+    return factory
 
 
 class EWCMethod(enum.Enum):
@@ -68,25 +116,36 @@ def register(
 
     Args:
         method: the enum member.
-        factory: called with the options named in `options` (keyword arguments).
+        factory: an estimator class or any callable returning an estimator; called with the
+            options named in `options` (keyword arguments). The built-in methods register
+            factories that import their (TensorFlow) class only when called, so that the
+            registry stays cheap to import; a plug-in may do the same.
         description: one line, shown by `seql list methods`.
         options: the keyword settings the factory accepts.
         penalty_mode: the penalty the method's paper defines, used when a run does not choose
             one: `separate` (a term per task, EWC) or `online` (one cumulative Ω anchored at the
             latest weights: MAS and SI, with γ = 1).
+
+    Example:
+    ```python
+    register(EWCMethod.RANDOM, lambda seed=None, **_: MyRandomImportance(seed),
+             "Omega ~ U(0, 1) per weight, seeded", ("seed",))
+    ```
     """
     if penalty_mode not in PENALTY_MODES:
         raise ValueError(f"Unknown penalty mode {penalty_mode!r}; expected one of {PENALTY_MODES}")
     _REGISTRY[method] = _Entry(factory, description, tuple(options), penalty_mode)
 
 
-register(EWCMethod.NONE, NoImportance, "no consolidation: plain fine-tuning")
+register(EWCMethod.NONE, _lazy_class("NoImportance"), "no consolidation: plain fine-tuning")
 register(
-    EWCMethod.WEIGHT_DECAY, WeightDecayImportance, "Omega = 1: L2 pull towards the last anchor"
+    EWCMethod.WEIGHT_DECAY,
+    _lazy_class("WeightDecayImportance"),
+    "Omega = 1: L2 pull towards the last anchor",
 )
 register(
     EWCMethod.FISHER_MATRIX,
-    lambda fisher_mode="exact", fisher_samples=1000, **_: FisherImportance(
+    lambda fisher_mode="exact", fisher_samples=1000, **_: _load("FisherImportance")(
         fisher_mode, fisher_samples
     ),
     "diagonal Fisher information (EWC); modes exact, sampled, empirical, batch",
@@ -94,23 +153,23 @@ register(
 )
 register(
     EWCMethod.SIGN_FLIPPING,
-    SignFlipImportance,
+    _lazy_class("SignFlipImportance"),
     "Omega = 1 / (1 + sign flips of the weight between training steps)",
 )
 register(
     EWCMethod.MOMENTUM_BASED,
-    MomentumImportance,
+    _lazy_class("MomentumImportance"),
     "Omega = 1 / (1 + reversals of the weight's update direction between steps)",
 )
 register(
     EWCMethod.WEIGHT_CHANGE,
-    lambda net=False, **_: WeightChangeImportance(net),
+    lambda net=False, **_: _load("WeightChangeImportance")(net),
     "Omega = 1 / (1 + path length sum |dtheta|); option net: |theta_end - theta_start|",
     ("net",),
 )
 register(
     EWCMethod.MAS,
-    lambda fisher_samples=1000, **_: MASImportance(fisher_samples),
+    lambda fisher_samples=1000, **_: _load("MASImportance")(fisher_samples),
     "memory aware synapses: mean per-sample |d ||f(x)||^2 / dtheta| (no labels); "
     "penalty online",
     ("fisher_samples",),
@@ -118,24 +177,26 @@ register(
 )
 register(
     EWCMethod.SYNAPTIC_INTELLIGENCE,
-    lambda xi=0.1, **_: SynapticIntelligenceImportance(xi),
+    lambda xi=0.1, **_: _load("SynapticIntelligenceImportance")(xi),
     "synaptic intelligence: path integral max(0, -sum g dtheta) / (dtheta_task^2 + xi); "
     "penalty online",
     ("xi",),
     penalty_mode="online",
 )
 register(
-    EWCMethod.WEIGHT_MAGNITUDE, WeightMagnitudeImportance, "Omega = |theta| (a control)"
+    EWCMethod.WEIGHT_MAGNITUDE,
+    _lazy_class("WeightMagnitudeImportance"),
+    "Omega = |theta| (a control)",
 )
 register(
     EWCMethod.INVERSE_WEIGHT_MAGNITUDE,
-    lambda epsilon=1e-2, **_: InverseWeightMagnitudeImportance(epsilon),
+    lambda epsilon=1e-2, **_: _load("InverseWeightMagnitudeImportance")(epsilon),
     "Omega = 1 / (|theta| + epsilon) (a control)",
     ("epsilon",),
 )
 register(
     EWCMethod.RANDOM,
-    lambda seed=None, **_: RandomImportance(seed),
+    lambda seed=None, **_: _load("RandomImportance")(seed),
     "Omega ~ U(0, 1) per weight, seeded (a control)",
     ("seed",),
 )

@@ -23,9 +23,8 @@ import numpy as np
 import tensorflow as tf
 
 from sequential_learning.importance.base import ImportanceEstimator, TaskContext
+from sequential_learning.importance.modes import FISHER_MODES
 from sequential_learning.importance.per_sample import ObjectiveFn, PerSampleReducer, ReducerCache
-
-FISHER_MODES = ("exact", "sampled", "empirical", "batch")
 
 
 def log_probabilities(outputs: tf.Tensor, from_logits: bool) -> tf.Tensor:

@@ -23,8 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from sequential_learning import native
-
-PENALTY_MODES = ("separate", "online")
+from sequential_learning.importance.modes import PENALTY_MODES
 
 
 class ConsolidationPenalty:
