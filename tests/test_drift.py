@@ -37,11 +37,6 @@ def test_spearman_by_hand():
         spearman([1, 2], [1, 2, 3])
 
 
-class _NoState:
-    def state(self) -> dict:
-        return {}
-
-
 @pytest.fixture(scope="module")
 def hand_run(tmp_path_factory):
     """models/, samples/ and checkpoint/ of a 3-task run; task 3 scrambles the conv kernels."""
@@ -53,9 +48,9 @@ def hand_run(tmp_path_factory):
     conv = base.get_layer("base_conv_1")
     conv.bias.assign(np.full(4, 0.1, np.float32))  # positive: the Grad-CAM maps are not all zero
     for k in (1, 2):
-        save_checkpoint(run, models, k, None, _NoState(), {})
+        save_checkpoint(run, models, k, [], {})
     conv.kernel.assign(rng.normal(0, 1, conv.kernel.shape).astype(np.float32))
-    save_checkpoint(run, models, 3, None, _NoState(), {})
+    save_checkpoint(run, models, 3, [], {})
     (run / "models").mkdir()
     (run / "samples").mkdir()
     for k, model in enumerate(models, start=1):

@@ -5,8 +5,9 @@ After task i (counted from 1) the manager writes into `RUN_DIR/checkpoint/`:
 * `weights_after_task_i.npz`: every variable of every task model once (shared variables once),
   keys `v0, v1, ...`, plus `index_task_K`: for task model K, the position of each of its
   `model.weights` in that list;
-* `consolidation_after_task_i.npz`: the penalty's Ω, anchors and constant, and the estimator's
-  tracker state;
+* `consolidation_after_task_i.npz`: every plugin's state (the penalty's Ω, anchors and
+  constant, the estimator's tracker state, replay buffers, a distillation teacher), keys
+  `<position>.<plugin name>.<key>`;
 * `results_after_task_i.json`: the results so far (so results and weights always agree);
 * `state.json`, written last (atomically), the commit point: completed tasks, the run's config,
   the variables' paths and shapes, and the names of the files above.
@@ -59,7 +60,7 @@ def _comparable(config: dict) -> dict:
     return {k: v for k, v in to_jsonable(config).items() if k not in _VOLATILE_KEYS}
 
 
-def save_checkpoint(run_dir: str | Path, models: Sequence, completed: int, penalty, estimator,
+def save_checkpoint(run_dir: str | Path, models: Sequence, completed: int, plugins: Sequence,
                     config: dict, results=None) -> Path:
     """Writes the checkpoint after `completed` tasks (see the module docstring).
 
@@ -67,8 +68,7 @@ def save_checkpoint(run_dir: str | Path, models: Sequence, completed: int, penal
         run_dir: the run directory.
         models: every task model, in task order.
         completed: how many tasks are finished.
-        penalty: the `ConsolidationPenalty` (or None).
-        estimator: the importance estimator.
+        plugins: the run's plugins, whose `state()` is saved (Ω and anchors, buffers, ...).
         config: the run's config (compared on resume).
         results: the `Results` so far, kept with the checkpoint so that both always agree.
 
@@ -82,9 +82,8 @@ def save_checkpoint(run_dir: str | Path, models: Sequence, completed: int, penal
     weights_name = f"weights_after_task_{completed}.npz"
     atomic_write_bytes(folder / weights_name, _npz_bytes(weights))
     consolidation = {}
-    if penalty is not None:
-        consolidation.update({f"penalty.{k}": v for k, v in penalty.state().items()})
-    consolidation.update({f"estimator.{k}": np.asarray(v) for k, v in estimator.state().items()})
+    for prefix, plugin in _prefixed(plugins):
+        consolidation.update({f"{prefix}{k}": np.asarray(v) for k, v in plugin.state().items()})
     consolidation_name = f"consolidation_after_task_{completed}.npz"
     atomic_write_bytes(folder / consolidation_name, _npz_bytes(consolidation))
     results_name = None
@@ -131,9 +130,14 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         raise CheckpointError(f"Checkpoint file {path} is truncated or corrupt: {error}") from None
 
 
-def load_checkpoint(run_dir: str | Path, models: Sequence, penalty, estimator,
+def _prefixed(plugins: Sequence) -> list[tuple[str, object]]:
+    """Each plugin with the prefix of its keys in the consolidation file (`0.fisher.`, ...)."""
+    return [(f"{i}.{plugin.name}.", plugin) for i, plugin in enumerate(plugins)]
+
+
+def load_checkpoint(run_dir: str | Path, models: Sequence, plugins: Sequence,
                     config: dict) -> int:
-    """Restores weights and consolidation state; returns the number of finished tasks.
+    """Restores weights and the plugins' state; returns the number of finished tasks.
 
     Raises:
         CheckpointError: when the checkpoint is missing, truncated, or was written by another
@@ -158,11 +162,9 @@ def load_checkpoint(run_dir: str | Path, models: Sequence, penalty, estimator,
     consolidation = read_npz(folder / state["consolidation"])
     for i, v in enumerate(unique):
         v.assign(weights[f"v{i}"])
-    if penalty is not None:
-        penalty.load_state({k[len("penalty."):]: v for k, v in consolidation.items()
-                            if k.startswith("penalty.")})
-    estimator.load_state({k[len("estimator."):]: v for k, v in consolidation.items()
-                          if k.startswith("estimator.")})
+    for prefix, plugin in _prefixed(plugins):
+        plugin.load_state({k[len(prefix):]: v for k, v in consolidation.items()
+                           if k.startswith(prefix)})
     return int(state["completed_tasks"])
 
 

@@ -1,7 +1,8 @@
 """The `seql` command: run, compare and list.
 
-TensorFlow's start-up log is silenced before TensorFlow loads (`--verbose` shows it): `main`
-looks for `--verbose` first, then imports the rest of the package and parses the arguments.
+`main` parses and checks the arguments without importing TensorFlow, so help, `list` and bad
+input answer at once; the commands that need TensorFlow load it (`_load_tensorflow`) only after
+their settings are checked, with its start-up log silenced (`--verbose` shows it).
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def _add_run_options(
     from sequential_learning.config import GLOBAL_DEFAULTS as g
     from sequential_learning.config import RunConfig
     from sequential_learning.data.benchmarks import BENCHMARKS, SCENARIOS
-    from sequential_learning.importance import FISHER_MODES, PENALTY_MODES, available_methods
+    from sequential_learning.importance import FISHER_MODES, PENALTY_MODES
+    from sequential_learning.plugins import available_methods
+    from sequential_learning.plugins.registry import REPLAY_POLICIES
 
     d = RunConfig()
     parser.add_argument("--benchmark", default=d.benchmark, choices=list(BENCHMARKS),
@@ -52,9 +55,10 @@ def _add_run_options(
                         help="task | domain | class (default: the benchmark's own)")
     if method:
         parser.add_argument("--method", default=d.method, metavar="METHOD",
-                            help="consolidation method: "
-                            + ", ".join(m.value for m in available_methods())
-                            + " (default: %(default)s)")
+                            help="the method: "
+                            + ", ".join(s.name for s in available_methods())
+                            + "; combine with +, e.g. fisher+replay (default: %(default)s; "
+                            "`seql list methods` shows each with its options)")
     if ewc_lambda:
         parser.add_argument("--lambda", dest="ewc_lambda", type=float, default=None,
                         help="penalty strength lambda (default: the method's own, see `seql list methods`)")
@@ -82,6 +86,28 @@ def _add_run_options(
     parser.add_argument("--epsilon", dest="inverse_magnitude_epsilon", type=float,
                         default=d.inverse_magnitude_epsilon,
                         help="inverse-magnitude: epsilon > 0 in 1/(|theta| + epsilon) (default: %(default)s)")
+    parser.add_argument("--memory", type=int, default=None,
+                        help=f"replay, derpp, a-gem: samples in the buffer, all tasks together "
+                        f"(default: {d.memory})")
+    parser.add_argument("--memory-batch", type=int, default=None,
+                        help="replay, derpp, a-gem: buffer samples per step (default: the "
+                        "batch size)")
+    parser.add_argument("--replay-policy", default=None, choices=REPLAY_POLICIES,
+                        help="replay: reservoir (every sample seen) or balanced (equal per "
+                        f"class, after each task) (default: {d.replay_policy})")
+    parser.add_argument("--lwf-alpha", type=float, default=None,
+                        help=f"lwf: distillation weight (default: {d.lwf_alpha:g})")
+    parser.add_argument("--lwf-temperature", type=float, default=None,
+                        help=f"lwf: softmax temperature (default: {d.lwf_temperature:g})")
+    parser.add_argument("--derpp-alpha", type=float, default=None,
+                        help=f"derpp: weight of matching stored logits (default: "
+                        f"{d.derpp_alpha:g})")
+    parser.add_argument("--derpp-beta", type=float, default=None,
+                        help=f"derpp: weight of replayed labels (default: {d.derpp_beta:g})")
+    parser.add_argument("--no-class-masking", dest="class_masking", action="store_false",
+                        default=None,
+                        help="class scenario: train and evaluate over every class of the "
+                        "stream instead of masking the classes of later tasks")
     parser.add_argument("--hidden", type=_int_list, default=None,
                         help="MLP hidden sizes, comma-separated (default: "
                         f"{','.join(map(str, g['hidden']))}, {own})")
@@ -274,35 +300,42 @@ def _apply_config_file(args: argparse.Namespace, parser, argv: list[str]) -> Non
             args.config_values[key] = value
 
 
-def _quiet(verbose: bool) -> None:
+def _load_tensorflow(verbose: bool) -> None:
+    """Imports TensorFlow, its start-up log and Python log silenced unless `verbose`.
+
+    Each command that needs TensorFlow calls this before its first import of it (directly or
+    through the package's modules), after its arguments are checked.
+    """
     if verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
         return
     from sequential_learning._tf import quiet_tensorflow
 
     quiet_tensorflow()
-    warnings.filterwarnings("ignore")
+    import tensorflow as tf
 
-
-def _after_import(verbose: bool) -> None:
-    if not verbose:
-        import tensorflow as tf
-
-        tf.get_logger().setLevel("ERROR")
-        tf.autograph.set_verbosity(0)
+    tf.get_logger().setLevel("ERROR")
+    tf.autograph.set_verbosity(0)
 
 
 def _table(rows: list[dict]) -> str:
-    header = f"{'method':<18} {'ACC':>7} {'BWT':>7} {'FWT':>7} {'forget':>7} {'seconds':>8}"
+    til = any("task_il_acc" in r["metrics"] for r in rows)
+    header = f"{'method':<18} {'ACC':>7} {'BWT':>7} {'FWT':>7} {'forget':>7}"
+    header += f" {'TIL ACC':>8}" if til else ""
+    header += f" {'seconds':>8}"
     lines = [header, "-" * len(header)]
     for r in rows:
         m = r["metrics"]
 
-        def f(v):
-            return "    n/a" if v is None or v != v else f"{v:7.3f}"
+        def f(v, width=7):
+            return " " * (width - 3) + "n/a" if v is None or v != v else f"{v:{width}.3f}"
 
-        lines.append(f"{r['method']:<18} {f(m['acc'])} {f(m['bwt'])} {f(m['fwt'])} "
-                     f"{f(m['forgetting'])} {r['seconds']:8.1f}")
+        line = f"{r['method']:<18} {f(m['acc'])} {f(m['bwt'])} {f(m['fwt'])} {f(m['forgetting'])}"
+        line += f" {f(m.get('task_il_acc'), 8)}" if til else ""
+        lines.append(f"{line} {r['seconds']:8.1f}")
+    if til:
+        lines.append("TIL ACC: the same run's accuracy with the task known (class-incremental "
+                     "streams); FWT is n/a where unseen classes are masked")
     return "\n".join(lines)
 
 
@@ -314,7 +347,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         config = _config_from(args, args.method)
         out = Path(args.out) if args.out else default_run_dir(config)
-    _after_import(args.verbose)
+    _load_tensorflow(args.verbose)
     start = time.perf_counter()
     results = run_experiment(config, out, progress=True, resume=bool(args.resume))
     row = {"method": config.method, "metrics": results.metrics, "seconds": time.perf_counter() - start}
@@ -346,10 +379,7 @@ def _resume_config(args: argparse.Namespace):
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from sequential_learning import plots
     from sequential_learning.config import RunConfig, default_run_dir, run_experiment
-    from sequential_learning.report import write_report
-    from sequential_learning.results import atomic_write_text, to_jsonable
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
@@ -358,12 +388,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_run_dir(
         RunConfig(benchmark=args.benchmark, method="compare")
     )
-    _after_import(args.verbose)
+    _load_tensorflow(args.verbose)
+    from sequential_learning import plots
+    from sequential_learning.report import write_report
+    from sequential_learning.results import atomic_write_text, to_jsonable
+
     rows = []
     for config in configs:
         start = time.perf_counter()
         results = run_experiment(config, out / config.method, progress=f"[{config.method}]")
-        sys.stderr.write("\n")
         rows.append({"method": config.method, "ewc_lambda": config.ewc_lambda,
                      "metrics": results.metrics, "seconds": time.perf_counter() - start})
     comparison = {r["method"]: {**r["metrics"], "ewc_lambda": r["ewc_lambda"], "seconds": r["seconds"]}
@@ -393,7 +426,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_run_dir(
         RunConfig(benchmark=args.benchmark, method=f"{config.method}-sweep")
     )
-    _after_import(args.verbose)
+    _load_tensorflow(args.verbose)
     sweep = lambda_sweep(config, lambdas, out, progress=True)
     print(sweep_table(sweep))
     best = sweep["best"]
@@ -406,9 +439,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    _load_tensorflow(args.verbose)
     from sequential_learning.interpret.run import explain_run
 
-    _after_import(args.verbose)
     paths = explain_run(args.run_dir, args.method, task=args.task, images=args.images,
                         layer=args.layer, seed=args.seed)
     for path in paths:
@@ -417,6 +450,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    _load_tensorflow(args.verbose)  # the report records TensorFlow's version and devices
     from sequential_learning.report import write_report
 
     print(write_report(args.run_dir))
@@ -424,9 +458,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_augment(args: argparse.Namespace) -> int:
+    _load_tensorflow(args.verbose)
     from sequential_learning.augment import augment_run
 
-    _after_import(args.verbose)
     done = augment_run(args.run_dir, args.fractions, level=args.level, action=args.action,
                        scope=args.scope, orders=args.orders, how=args.how,
                        importance_task=args.importance_task, after_task=args.after_task,
@@ -444,9 +478,9 @@ def cmd_augment(args: argparse.Namespace) -> int:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
+    _load_tensorflow(args.verbose)
     from sequential_learning.augment import drift_runs, drift_text
 
-    _after_import(args.verbose)
     done = drift_runs(args.run_dirs, args.methods, images=args.images, layer=args.layer,
                       out=args.out)
     print("Spearman similarity of each task's explanations to those right after the task, by "
@@ -470,11 +504,10 @@ def _default_text(key: str, value) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "methods":
         from sequential_learning.config import DEFAULT_LAMBDA
-        from sequential_learning.importance import available_methods, method_description
+        from sequential_learning.plugins import describe_methods
 
-        for m in available_methods():
-            lam = DEFAULT_LAMBDA.get(m, 1.0)
-            print(f"{m.value:<18} {method_description(m)} (default lambda {lam:g})")
+        lambdas = {m.value: lam for m, lam in DEFAULT_LAMBDA.items() if m.value != "none"}
+        print("\n".join(describe_methods(lambdas)))
     else:
         from sequential_learning.config import BENCHMARK_DEFAULTS
         from sequential_learning.data.benchmarks import BENCHMARKS
@@ -492,7 +525,6 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of `seql`. Returns the exit status (2 for bad input, one line, no traceback)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     verbose = "--verbose" in argv
-    _quiet(verbose)
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"run": cmd_run, "compare": cmd_compare, "sweep": cmd_sweep, "list": cmd_list, "explain": cmd_explain,
@@ -501,6 +533,8 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "config", None):
             _apply_config_file(args, parser, argv)
             verbose = verbose or bool(getattr(args, "verbose", False))
+        if not verbose:
+            warnings.filterwarnings("ignore")
         return handlers[args.command](args)
     except (ValueError, FileNotFoundError) as error:
         if verbose:

@@ -19,6 +19,8 @@ from sequential_learning.importance import (
     EWCMethod,
     parse_method,
 )
+from sequential_learning.plugins import registry as options
+from sequential_learning.plugins.registry import method_options, method_spec, split_methods
 
 # λ that works for each method on the embedded permuted-digits stream with the default model
 # (found by sweeps; see the README). Methods differ in scale, so λ does not transfer between them.
@@ -108,6 +110,18 @@ class RunConfig:
         deterministic: turn on TensorFlow's op determinism (bitwise-repeatable runs, slower).
         tensorboard: write TensorBoard logs to `RUN_DIR/tensorboard` (per-task training logs and
             every task's validation metrics against the global epoch).
+        plugins: more methods to run with `method`: names, or mappings `{name: ..., option:
+            value}` whose options apply to that method alone (`seql list methods`).
+        memory: samples of the replay, DER++ or A-GEM buffer (all tasks together).
+        memory_batch: samples drawn from the buffer per step (None: the batch size).
+        replay_policy: `reservoir` (every sample offered, in the step) or `balanced` (equal per
+            class, after each task).
+        lwf_alpha: LwF's distillation weight.
+        lwf_temperature: LwF's softmax temperature.
+        derpp_alpha: DER++'s weight of matching stored logits.
+        derpp_beta: DER++'s weight of replayed labels.
+        class_masking: in the class-incremental scenario, mask the classes of later tasks out of
+            the loss and the accuracy (and record the task-incremental accuracy beside it).
 
     `epochs`, `batch_size`, `learning_rate`, `hidden`, `num_tasks`, `model` and `ewc_lambda` left
     as None take the benchmark's own value (`BENCHMARK_DEFAULTS`), else `GLOBAL_DEFAULTS` (λ: the
@@ -145,6 +159,15 @@ class RunConfig:
     tensorboard: bool = False
     strategy: str = "default"
     deterministic: bool = False
+    plugins: list[str | dict] = field(default_factory=list)
+    memory: int = options.MEMORY.default
+    memory_batch: int | None = options.MEMORY_BATCH.default
+    replay_policy: str = options.REPLAY_POLICY.default
+    lwf_alpha: float = options.LWF_ALPHA.default
+    lwf_temperature: float = options.LWF_TEMPERATURE.default
+    derpp_alpha: float = options.DERPP_ALPHA.default
+    derpp_beta: float = options.DERPP_BETA.default
+    class_masking: bool = True
 
     def validate(self) -> RunConfig:
         """Checks every value; returns self with the method normalised and λ resolved.
@@ -155,9 +178,11 @@ class RunConfig:
         from sequential_learning.data.benchmarks import check_benchmark_options
 
         check_benchmark_options(self.benchmark, self.scenario, self.data, self.data_dir)
-        method = parse_method(self.method)
-        self.method = method.value
+        names = self._method_names()
+        self.method = "+".join(names)  # `plugins` included: the run's name says what ran
+        method = importance_method(names)
         self._resolve_defaults(method)
+        self._check_method_options(names)
         _check(self.ewc_lambda >= 0 and math.isfinite(self.ewc_lambda), "lambda",
                self.ewc_lambda, "a finite number >= 0")
         _check(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
@@ -197,6 +222,8 @@ class RunConfig:
                f"one of {', '.join(STRATEGIES)}")
         _check(isinstance(self.deterministic, bool), "deterministic", self.deterministic,
                "true or false")
+        _check(isinstance(self.class_masking, bool), "class_masking", self.class_masking,
+               "true or false")
         _check(self.limit is None or (_is_int(self.limit) and self.limit >= 1), "limit",
                self.limit, "an integer >= 1, or null for all samples")
         _check(self.class_order is None or self.class_order in ("sorted", "random")
@@ -208,6 +235,51 @@ class RunConfig:
             _check(self.num_tasks == len(self.angles), "angles", self.angles,
                    f"one angle per task (num_tasks is {self.num_tasks})")
         return self
+
+    def _method_names(self) -> list[str]:
+        """Every method this run combines: `method` (names joined with `+`), then those of
+        `plugins` it does not name already."""
+        _check(isinstance(self.plugins, list), "plugins", self.plugins,
+               "a list of method names or {name: ..., option: value} mappings")
+        names = split_methods(self.method)
+        for item in self.plugins:
+            if isinstance(item, dict):
+                _check("name" in item and isinstance(item["name"], str), "plugins", item,
+                       "a mapping with a 'name' key")
+                more = [method_spec(item["name"]).name]
+            else:
+                _check(isinstance(item, str), "plugins", item, "a method name or a mapping")
+                more = split_methods(item)
+            names += [name for name in more if name not in names]
+        return names
+
+    def _check_method_options(self, names: list[str]) -> None:
+        """Checks the options of the combined methods: the run's values, then each mapping's."""
+        options = method_options(names)
+        for name, option in options.items():
+            if hasattr(self, name) and name not in _OWN_CHECKS:
+                option.validate(getattr(self, name))
+        for item in self.plugins:
+            if isinstance(item, dict):
+                spec = method_spec(item["name"])
+                own = {o.name: o for o in spec.options}
+                for key, value in item.items():
+                    if key == "name":
+                        continue
+                    if key not in own:
+                        raise ValueError(f"plugins: {spec.name} has no option {key!r}; its "
+                                         f"options: {', '.join(sorted(own)) or 'none'}")
+                    own[key].validate(value)
+        for name in names:
+            if name in ("joint", "cumulative") and len(names) > 1:
+                raise ValueError(f"method: {name} is a reference point (the data of several "
+                                 f"tasks at once) and runs alone, got {'+'.join(names)}")
+
+    def methods(self) -> list[str | dict]:
+        """The method specification the manager takes: each method's name, or its mapping in
+        `plugins` (with options of its own)."""
+        own = {method_spec(p["name"]).name: p for p in self.plugins if isinstance(p, dict)}
+        return [own.get(name, name) for name in self._method_names()]
 
     def _resolve_defaults(self, method: EWCMethod) -> None:
         """Fills the values left as None: the benchmark's own, else the global default."""
@@ -237,16 +309,43 @@ class RunConfig:
         self.defaults_used = used
 
     def method_options(self) -> dict:
-        """The estimator settings beyond the Fisher's (each method takes the ones it knows)."""
+        """The methods' settings beyond the Fisher's (each method takes the ones it knows)."""
         return {
             "xi": self.si_xi,
             "net": self.weight_change_net,
             "epsilon": self.inverse_magnitude_epsilon,
+            **{key: getattr(self, key) for key in _PLUGIN_KEYS},
         }
 
     def to_dict(self) -> dict:
         """The resolved settings as a JSON-ready dict."""
         return dataclasses.asdict(self)
+
+
+#: `RunConfig` fields that are options of the replay, distillation and projection methods.
+_PLUGIN_KEYS = ("memory", "memory_batch", "replay_policy", "lwf_alpha", "lwf_temperature",
+                "derpp_alpha", "derpp_beta")
+#: Options `validate` checks itself (λ and the penalty's settings, resolved from defaults).
+_OWN_CHECKS = ("ewc_lambda", "fisher_samples", "penalty_mode", "gamma", "normalize_importance",
+               "fisher_mode")
+
+
+def importance_method(names: list[str]) -> EWCMethod:
+    """The weight-importance method among the method `names` (EWCMethod.NONE when none is).
+
+    Example:
+    ```python
+    importance_method(["fisher", "replay"])     # EWCMethod.FISHER_MATRIX
+    ```
+    """
+    for name in names:
+        try:
+            method = parse_method(name)
+        except ValueError:
+            continue
+        if method is not EWCMethod.NONE:
+            return method
+    return EWCMethod.NONE
 
 
 def _check(ok: bool, key: str, value, allowed: str) -> None:
@@ -431,7 +530,8 @@ def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
             base = cnn_base(stream.input_shape, config.filters)
         else:
             base = mlp_base(stream.input_shape, config.hidden)
-        tasks = tasks_from_benchmark(stream, base, config.batch_size, config.seed)
+        tasks = tasks_from_benchmark(stream, base, config.batch_size, config.seed,
+                                     mask_classes=config.class_masking)
     if out_dir is not None and not resume:
         import yaml
 
@@ -443,7 +543,7 @@ def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
     manager = SequentialLearningManager(
         base,
         tasks,
-        method=config.method,
+        method=config.methods(),
         ewc_lambda=float(config.ewc_lambda),
         epochs=config.epochs,
         seed=config.seed,
@@ -462,6 +562,7 @@ def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
         eval_subset=config.eval_subset,
         tensorboard_dir=Path(out_dir) / "tensorboard" if config.tensorboard else None,
         strategy=strategy,
+        scenario=stream.scenario,
     )
     results = manager.train_all(resume=resume)
     if out_dir is not None:

@@ -13,15 +13,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sequential_learning.importance import (
-    EWCMethod,
-    TaskContext,
-    create_estimator,
-    default_penalty_mode,
-    parse_method,
-)
+from sequential_learning.importance import EWCMethod, default_penalty_mode, parse_method
 from sequential_learning.importance.penalty import ConsolidationPenalty
 from sequential_learning.optimizers import make_optimizer
+from sequential_learning.plugins.base import Experience, Plugin, Run, check_combination
+from sequential_learning.plugins.consolidation import Consolidation
 from sequential_learning.results import Results, atomic_write_bytes
 from sequential_learning.tasks import SequentialTask
 
@@ -31,19 +27,25 @@ class TrainingDivergedError(RuntimeError):
 
 
 class SequentialLearningManager:
-    """Trains a stream of tasks one after another and wires in the consolidation method.
+    """Trains a stream of tasks one after another and wires in the continual-learning method.
 
     After every epoch of every task, *every* task is evaluated, so the curves of all tasks over
-    all epochs (with task boundaries) are kept (`eval_every` and `eval_subset` bound that cost). After each task, its importance Ω is measured and
-    folded into the penalty λ/2 Σ Ω (θ − θ*)², which covers every variable trained by more than one
-    task (the shared base; a shared head too) and, when `base_model` is given, the base's.
+    all epochs (with task boundaries) are kept (`eval_every` and `eval_subset` bound that cost).
+    The method is one or more plugins (`sequential_learning.plugins`) whose hooks the manager
+    calls around each task and whose in-graph hooks run inside the compiled train step. The EWC
+    family (`EWCMethod`) is one `Consolidation` plugin: after each task its importance Ω is
+    measured and folded into the penalty λ/2 Σ Ω (θ − θ*)², which covers every variable trained
+    by more than one task (the shared base; a shared head too) and, when `base_model` is given,
+    the base's.
 
     Args:
         base_model: the shared base (its variables are always covered), or None to cover the
             variables that more than one task model shares.
         tasks: the `SequentialTask`s, in training order.
-        method: an `EWCMethod` (or its name, e.g. `"fisher"`).
-        ewc_lambda: λ ≥ 0.
+        method: the method: an `EWCMethod`, a registered name (`"fisher"`, `"replay"`), names
+            joined with `+` (`"fisher+replay"`), a `Plugin`, a `{"name": ..., option: value}`
+            mapping, or a list of these.
+        ewc_lambda: λ ≥ 0 of a weight-importance method.
         epochs: epochs per task: one int, or a list with one entry per task.
         seed: seeds Python, NumPy and TensorFlow (`keras.utils.set_random_seed`).
         learning_rate: the optimizer's learning rate.
@@ -56,10 +58,12 @@ class SequentialLearningManager:
             own (`online` for MAS and SI, as their papers define them; else `separate`).
         gamma: decay of old importance in `online` mode, in (0, 1].
         normalize_importance: divide each task's Ω by its maximum.
-        method_options: further settings passed to the method's estimator.
+        method_options: further options of the methods (`xi`, `memory`, `lwf_alpha`, ...: see
+            `seql list methods`); each method takes the ones it declares.
         strategy: a `tf.distribute.Strategy` (models must have been built under its scope).
         out_dir: if set, results, task models and sample images are written there after each task.
-        progress: show one updating progress line on stderr (a string: its prefix).
+        progress: show progress on stderr (a string: its prefix): one updating line on a
+            terminal, one line per epoch otherwise.
         callbacks: extra Keras callbacks for every task's `fit`.
         eval_every: evaluate every task after every `eval_every`-th epoch of a task (the last
             epoch of each task is always evaluated, so the accuracy matrix is complete);
@@ -70,10 +74,13 @@ class SequentialLearningManager:
         tensorboard_dir: if set, TensorBoard logs go there: Keras' TensorBoard callback for each
             task's `fit` (`task_K/`) and every task's validation metrics against the global epoch
             (`validation/`, tags like `accuracy/task_1`); see `sequential_learning.tensorboard`.
+        scenario: `task`, `domain` or `class` when known (recorded, and told to plugins).
 
     Example:
     ```python
     manager = SequentialLearningManager(base, tasks, method="fisher", ewc_lambda=100.0, epochs=5)
+    manager = SequentialLearningManager(base, tasks, method="fisher+replay",
+                                        method_options={"memory": 500})
     results = manager.train_all()
     ```
     """
@@ -82,7 +89,7 @@ class SequentialLearningManager:
         self,
         base_model: keras.Model | None,
         tasks: Sequence[SequentialTask],
-        method: EWCMethod | str = EWCMethod.NONE,
+        method: EWCMethod | str | Plugin | Sequence = EWCMethod.NONE,
         ewc_lambda: float = 0.0,
         epochs: int | Sequence[int] = 5,
         seed: int = 0,
@@ -102,6 +109,7 @@ class SequentialLearningManager:
         eval_every: int = 1,
         eval_subset: int | None = None,
         tensorboard_dir: str | Path | None = None,
+        scenario: str | None = None,
     ) -> None:
         self.tasks = list(tasks)
         if not self.tasks:
@@ -109,9 +117,6 @@ class SequentialLearningManager:
         for t in self.tasks:
             if not isinstance(t, SequentialTask):
                 raise ValueError(f"Expected SequentialTask objects, got {type(t).__name__}")
-        self.method = parse_method(method)
-        if penalty_mode is None:
-            penalty_mode = default_penalty_mode(self.method)
         if not isinstance(ewc_lambda, (int, float)) or not math.isfinite(ewc_lambda):
             raise ValueError(f"ewc_lambda must be a finite number, got {ewc_lambda!r}")
         if ewc_lambda < 0:
@@ -154,19 +159,37 @@ class SequentialLearningManager:
             task.set_evaluation_subset(eval_subset, seed=self.seed + k)
         self.base_model = base_model
         self.covered = self._covered_variables(base_model)
-        options = {"fisher_mode": fisher_mode, "fisher_samples": fisher_samples}
+        from sequential_learning.plugins import make_plugins
+
+        options = {"fisher_mode": fisher_mode, "fisher_samples": fisher_samples,
+                   "ewc_lambda": self.ewc_lambda, "penalty_mode": penalty_mode, "gamma": gamma,
+                   "normalize_importance": normalize_importance}
         options.update(method_options or {})
-        self.estimator = create_estimator(self.method, **options)
-        self.sample_budget = int(fisher_samples)
-        self.penalty: ConsolidationPenalty | None = None
+        self.plugins: list[Plugin] = make_plugins(method, **options)
+        check_combination(self.plugins)
+        self.method = _method_of(method, self.plugins)
+        self.method_name = "+".join(p.name for p in self.plugins) or "none"
+        if penalty_mode is None and isinstance(self.method, EWCMethod):
+            penalty_mode = default_penalty_mode(self.method)
+        self.shared_head = all(_same_model(self.tasks[0], t) for t in self.tasks[1:])
+        self.run = Run(
+            tasks=self.tasks, covered=self.covered, base_model=base_model,
+            strategy=self.strategy, seed=self.seed, out_dir=self.out_dir,
+            shared_head=self.shared_head,
+            task_type="classification" if self.tasks[0]._is_classification() else "regression",
+            scenario=scenario,
+        )
+        for plugin in self.plugins:
+            plugin.check(self.run)
         with self.strategy.scope():
-            self.estimator.build(self.covered)
-            if self.method is not EWCMethod.NONE:
-                self.penalty = ConsolidationPenalty(
-                    self.covered, self.ewc_lambda, penalty_mode, gamma, normalize_importance
-                )
+            for plugin in self.plugins:
+                plugin.build(self.run)
+        described = {}
+        for plugin in self.plugins:
+            described.update(plugin.describe())
         self.config = {
-            "method": self.method.value,
+            **described,
+            "method": self.method_name,
             "ewc_lambda": self.ewc_lambda,
             "epochs": self.epochs,
             "seed": self.seed,
@@ -179,8 +202,9 @@ class SequentialLearningManager:
             "eval_every": self.eval_every,
             "eval_subset": self.eval_subset,
             "covered_variables": [getattr(v, "path", str(i)) for i, v in enumerate(self.covered)],
-            **self.estimator.describe(),
             **(config or {}),
+            # What each plugin runs with (a plugin's own options win over the run's).
+            "method_settings": {p.name: p.describe() for p in self.plugins},
         }
         self.results: Results | None = None
         # Tasks whose models are the same layers, loss and metrics share one compiled
@@ -190,6 +214,23 @@ class SequentialLearningManager:
             if same is not None:
                 task.share_evaluation(same)
         self._previous: tuple[SequentialTask, keras.Model] | None = None  # see _reusable_trainer
+
+    @property
+    def consolidation(self) -> Consolidation | None:
+        """The weight-importance plugin, if the method has one."""
+        return next((p for p in self.plugins if isinstance(p, Consolidation)), None)
+
+    @property
+    def penalty(self) -> ConsolidationPenalty | None:
+        """The consolidation penalty, if the method has one."""
+        plugin = self.consolidation
+        return plugin.penalty if plugin is not None else None
+
+    @property
+    def estimator(self):
+        """The importance estimator, if the method has one."""
+        plugin = self.consolidation
+        return plugin.estimator if plugin is not None else None
 
     # -- set-up ------------------------------------------------------------------------------------
     def _covered_variables(self, base_model) -> list:
@@ -276,6 +317,8 @@ class SequentialLearningManager:
             metric=self._metric,
             higher_is_better=self.tasks[0].higher_is_better,
             timing={"task_seconds": [], "importance_seconds": [], "total_seconds": 0.0},
+            # Masked unseen classes score 0 before their task: no forward transfer to measure.
+            forward_transfer=all(t.active_classes is None for t in self.tasks),
         )
         self._rows: dict[str, list] = {k: [] for k in first[0]}
         self._train_rows: dict[str, list] = {}
@@ -292,7 +335,7 @@ class SequentialLearningManager:
             raise ValueError("resume=True needs out_dir: the run directory to continue")
         models = [t.model for t in self.tasks]
         with self.strategy.scope():
-            done = load_checkpoint(self.out_dir, models, self.penalty, self.estimator, self.config)
+            done = load_checkpoint(self.out_dir, models, self.plugins, self.config)
         self.results = Results.load(checkpoint_results_path(self.out_dir) or self.out_dir)
         if self.results.completed_tasks != done or self.results.num_tasks != len(self.tasks):
             raise CheckpointError(
@@ -311,6 +354,7 @@ class SequentialLearningManager:
         for key in ("task_seconds", "importance_seconds"):
             self.results.timing[key] = list(self.results.timing.get(key, []))[:done]
         self.results.importance_summary = self.results.importance_summary[:done]
+        self.results.task_summaries = self.results.task_summaries[:done]
         self.results.timing["resumed_after_task"] = done
         return self._run_tasks(done, start)
 
@@ -322,8 +366,7 @@ class SequentialLearningManager:
             for index in range(first_task, len(self.tasks)):
                 self._train_task(index, self.tasks[index])
         except KeyboardInterrupt:
-            if self.progress:
-                sys.stderr.write("\n")
+            self._end_progress()
             where = f" in {self.out_dir}" if self.out_dir is not None else ""
             raise KeyboardInterrupt(
                 f"interrupted during task {self._task_index + 1}; the "
@@ -331,8 +374,7 @@ class SequentialLearningManager:
                 + (f"; resume with: seql run --resume {self.out_dir}" if self.out_dir else "")
             ) from None
         except BaseException:
-            if self.progress:
-                sys.stderr.write("\n")  # end the progress line before the error is shown
+            self._end_progress()  # before the error is shown
             raise
         self.results.timing["total_seconds"] = (
             self.results.timing.get("total_seconds", 0.0) if first_task else 0.0
@@ -340,23 +382,27 @@ class SequentialLearningManager:
         if self.tensorboard is not None:
             self.tensorboard.close()
         self._write(final=True)
-        if self.progress:
-            sys.stderr.write("\n")
+        self._end_progress()
         return self.results
 
     def _train_task(self, index: int, task: SequentialTask) -> None:
         task_start = time.perf_counter()
         self._task_index = index
+        exp = Experience(index, task, self.run)
+        self._experience = exp
+        if task.active_classes is not None:
+            task.active_classes.begin_task(index)
         # Each task's randomness depends only on (seed, task), so a resumed run matches.
         keras.utils.set_random_seed(self.seed + 7919 * index)
         with self.strategy.scope():
-            self.estimator.begin_task(self.covered)
-            trainer = self._reusable_trainer(task)
-            if trainer is None:
-                optimizer = self._make_optimizer()
-                trainer = task.make_trainer(optimizer, self.penalty, self.estimator, self.covered)
-            self._previous = (task, trainer)
-        self._trainer = trainer
+            for plugin in self.plugins:
+                plugin.before_training_exp(exp)
+        seed_offset = self.seed * 1000 + index
+        own = task.training_dataset(seed_offset)
+        dataset = own
+        for plugin in self.plugins:
+            dataset = plugin.adapt_dataset(dataset, exp)
+        trainer = self._trainer_for(task, exp)
         callbacks = [_EndOfEpoch(self, index)] + self.callbacks
         if self.tensorboard is not None:
             callbacks.append(self.tensorboard.task_callback(index))
@@ -365,37 +411,48 @@ class SequentialLearningManager:
             self.epochs[index],
             initial_epoch=0,
             callbacks=callbacks,
-            seed_offset=self.seed * 1000 + index,
+            seed_offset=seed_offset,
+            dataset=None if dataset is own else dataset,
         )
         # Row `index` of R: the evaluation at the end of this task's last epoch (on the whole
         # validation sets when the curves use a subset).
         if self.eval_subset is None:
-            last = self._rows[self._metric][-1]
+            last = {name: rows[-1] for name, rows in self._rows.items()}
         else:
-            last = [t.evaluate(full=True)[self._metric] for t in self.tasks]
-        self.results.accuracy_matrix[index] = last
+            full = [t.evaluate(full=True) for t in self.tasks]
+            last = {name: [e[name] for e in full] for name in full[0]}
+        self.results.accuracy_matrix[index] = last[self._metric]
+        for name, row in last.items():
+            if name in _OTHER_MATRICES:
+                matrix = self.results.matrices.setdefault(
+                    name, np.full(self.results.accuracy_matrix.shape, np.nan))
+                matrix[index] = row
         importance_start = time.perf_counter()
-        summary = {}
-        if self.method is not EWCMethod.NONE:
-            x, y = task.sample(self.sample_budget, seed=self.seed + index)
-            context = TaskContext(
-                task=task, model=task.model, variables=self.covered, x=x, y=y,
-                seed=self.seed, task_index=index,
-            )
-            with self.strategy.scope():  # Ω is computed per replica and all-reduced
-                importance = self.estimator.end_task(context)
-            self.penalty.consolidate(importance)
-            summary = _summarise(importance, self.covered)
-            if self.out_dir is not None:
-                from sequential_learning.checkpoint import save_importance
-
-                save_importance(self.out_dir, index + 1, importance, self.covered)
+        for plugin in self.plugins:
+            plugin.after_training_exp(exp)
         importance_seconds = time.perf_counter() - importance_start
-        self.results.importance_summary.append(summary)
+        self.results.importance_summary.append(exp.summary.pop("importance", {}))
+        self.results.task_summaries.append(exp.summary)
         self.results.timing["importance_seconds"].append(importance_seconds)
         self.results.timing["task_seconds"].append(time.perf_counter() - task_start)
         self.results.completed_tasks = index + 1
         self._write(final=False)
+
+    def _trainer_for(self, task: SequentialTask, exp: Experience) -> keras.Model:
+        """The task's compiled trainer: the previous one reused where the step is the same."""
+        routes = max((p.routed_tasks(exp) for p in self.plugins), default=0)
+        routed_data = any(p.routed_data(exp) for p in self.plugins)
+        route_tasks = None if self.shared_head or routes == 0 else self.tasks[:routes]
+        with self.strategy.scope():
+            trainer = self._reusable_trainer(task)
+            if trainer is None:
+                optimizer = self._make_optimizer()
+                trainer = task.make_trainer(optimizer, covered=self.covered,
+                                            plugins=self.plugins, routes=route_tasks,
+                                            routed_data=routed_data)
+            self._previous = (task, trainer)
+        self._trainer = trainer
+        return trainer
 
     def _end_of_epoch(self, index: int, epoch: int, logs: dict) -> None:
         loss = (logs or {}).get("loss")
@@ -422,12 +479,16 @@ class SequentialLearningManager:
             self.results.evaluated_epochs.append(global_epoch)
             if self.tensorboard is not None:
                 self.tensorboard.log_epoch(global_epoch, evaluations, training_task=index)
+        done = len(self.results.epoch_task)  # epochs before this one
         for name, value in (logs or {}).items():
-            self._train_rows.setdefault(name, []).append(float(value))
+            # A log that appears later (a penalty) is NaN in the epochs before it.
+            self._train_rows.setdefault(name, [math.nan] * done).append(float(value))
         self.results.history = {k: np.array(v) for k, v in self._rows.items()}
         self.results.train_history = {k: np.array(v) for k, v in self._train_rows.items()}
         self.results.epoch_task.append(index)
         self._epochs_done += 1
+        for plugin in self.plugins:
+            plugin.after_training_epoch(self._experience, epoch, logs or {})
         if self.progress:
             self._show_progress(index, epoch, evaluations)
 
@@ -440,11 +501,17 @@ class SequentialLearningManager:
             current = evaluations[index][self._metric]
         prefix = f"{self.progress}  " if isinstance(self.progress, str) else ""
         line = (
-            f"\r{prefix}task {index + 1}/{len(self.tasks)}  epoch {epoch + 1}/{self.epochs[index]}  "
-            f"{self._metric} {current:.3f}  elapsed {elapsed:5.1f}s  left ~{left:5.1f}s "
+            f"{prefix}task {index + 1}/{len(self.tasks)}  epoch {epoch + 1}/{self.epochs[index]}  "
+            f"{self._metric} {current:.3f}  elapsed {elapsed:5.1f}s  left ~{left:5.1f}s"
         )
-        sys.stderr.write(line)
+        # One updating line on a terminal; one line per epoch into a file or a pipe.
+        sys.stderr.write(f"\r{line} " if _terminal() else f"{line}\n")
         sys.stderr.flush()
+
+    def _end_progress(self) -> None:
+        """Ends the updating progress line (on a terminal) before anything else is printed."""
+        if self.progress and _terminal():
+            sys.stderr.write("\n")
 
     # -- outputs -----------------------------------------------------------------------------------
     def _write(self, final: bool) -> None:
@@ -470,8 +537,8 @@ class SequentialLearningManager:
         if not final and done:
             from sequential_learning.checkpoint import save_checkpoint
 
-            save_checkpoint(self.out_dir, [t.model for t in self.tasks], done, self.penalty,
-                            self.estimator, self.config, self.results)
+            save_checkpoint(self.out_dir, [t.model for t in self.tasks], done, self.plugins,
+                            self.config, self.results)
 
 
 class _EndOfEpoch(keras.callbacks.Callback):
@@ -489,21 +556,42 @@ class _EndOfEpoch(keras.callbacks.Callback):
         self.manager._end_of_epoch(self.index, epoch, logs or {})
 
 
+#: Metrics besides the recorded one whose end-of-task values form a matrix of their own: the
+#: task-incremental accuracy of a class-incremental stream.
+_OTHER_MATRICES = ("task_accuracy",)
+
+
+def _method_of(method, plugins: Sequence[Plugin]) -> EWCMethod | str:
+    """The `EWCMethod` when the method is exactly one of them (or none), else its name."""
+    if isinstance(method, EWCMethod):
+        return method
+    if isinstance(method, str) and "+" not in method:
+        try:
+            return parse_method(method)
+        except ValueError:
+            pass
+    return "+".join(p.name for p in plugins) or EWCMethod.NONE
+
+
+def _same_model(a: SequentialTask, b: SequentialTask) -> bool:
+    """Whether two tasks train the same model: the same layer objects and shapes."""
+    if a.model is b.model:
+        return True
+
+    def layers(model):
+        return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+
+    la, lb = layers(a.model), layers(b.model)
+    return (len(la) == len(lb) and all(x is y for x, y in zip(la, lb))
+            and _shapes(a.model.inputs) == _shapes(b.model.inputs)
+            and _shapes(a.model.outputs) == _shapes(b.model.outputs))
+
+
 def _same_step(a: SequentialTask, b: SequentialTask) -> bool:
     """Whether the two tasks' train steps are the same computation: the same layer objects in
     the same order, input and output shapes, loss and metrics."""
-    if a.model is b.model:
-        layers_equal = True
-    else:
-        def layers(model):
-            return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-
-        la, lb = layers(a.model), layers(b.model)
-        layers_equal = len(la) == len(lb) and all(x is y for x, y in zip(la, lb))
     return (
-        layers_equal
-        and _shapes(a.model.inputs) == _shapes(b.model.inputs)
-        and _shapes(a.model.outputs) == _shapes(b.model.outputs)
+        _same_model(a, b)
         and _describe(a.loss) == _describe(b.loss)
         and [_describe(m) for m in a.metrics] == [_describe(m) for m in b.metrics]
     )
@@ -529,24 +617,20 @@ def _learning_rate_variables(optimizer) -> list:
     return [rate] if isinstance(rate, keras.Variable | tf.Variable) else []
 
 
+def _terminal() -> bool:
+    """Whether stderr is a terminal (where a progress line can update in place)."""
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def _pick_metric(evaluation: dict) -> str:
     for name in ("accuracy", "sparse_categorical_accuracy", "compile_metrics"):
         if name in evaluation:
             return name
     names = [k for k in evaluation if k != "loss"]
     return names[0] if names else "loss"
-
-
-def _summarise(importance, variables) -> dict:
-    out = {}
-    for o, v in zip(importance, variables):
-        a = np.asarray(o)
-        out[getattr(v, "path", "?")] = {
-            "mean": float(a.mean()),
-            "max": float(a.max()),
-            "zero_fraction": float(np.mean(a == 0)),
-        }
-    return out
 
 
 def _validation_sample(task: SequentialTask, n: int) -> tuple[np.ndarray, np.ndarray]:

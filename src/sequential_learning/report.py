@@ -100,6 +100,8 @@ _METRIC_HELP = {
     "bwt": ("BWT", "effect of later tasks on earlier ones (negative: forgetting)"),
     "fwt": ("FWT", "metric on a task before training it, against the untrained model"),
     "forgetting": ("forgetting", "mean drop from the best earlier value to the final one"),
+    "task_il_acc": ("ACC (task-IL)", "mean final accuracy with the task known (the arg-max over "
+                    "its own classes), from the same class-incremental run"),
 }
 
 
@@ -234,6 +236,8 @@ def _run_report(directory: Path) -> str:
 def _metric_cards(metrics: dict) -> str:
     cards = []
     for key, (label, help_text) in _METRIC_HELP.items():
+        if key not in metrics and key.startswith("task_il"):
+            continue  # only class-incremental runs have it
         cards.append(
             f"<div class='card' title='{_e(help_text)}'><div class='n'>{_fmt(metrics.get(key))}"
             f"</div><div class='l'>{_e(label)} — {_e(help_text)}</div></div>"
@@ -441,9 +445,12 @@ def _comparison_report(directory: Path) -> str:
 
 def _comparison_table(directory: Path, comparison: dict, higher: bool) -> str:
     keys = ["acc", "bwt", "fwt", "forgetting"]
+    if any("task_il_acc" in (row or {}) for row in comparison.values()):
+        keys.append("task_il_acc")
     # Which value is best in each column (forgetting is lower-better; so is every metric of a
     # lower-is-better measure such as MSE).
-    sign = {k: (1 if higher else -1) for k in ("acc", "bwt", "fwt")} | {"forgetting": -1}
+    sign = {k: (1 if higher else -1) for k in ("acc", "bwt", "fwt", "task_il_acc")}
+    sign["forgetting"] = -1
     best = {}
     for key in keys:
         values = []

@@ -95,6 +95,11 @@ class Results:
         metric: the name of the metric in the accuracy matrix.
         higher_is_better: its direction.
         completed_tasks: how many tasks have finished.
+        matrices: end-of-task matrices of other metrics, `{name: R}` (`task_accuracy`: the
+            task-incremental accuracy of a class-incremental run).
+        task_summaries: per task, what the method's plugins reported (buffer composition, ...).
+        forward_transfer: whether FWT is defined (not in a class-incremental stream whose
+            unseen classes are masked: a task scores 0 before it is trained).
 
     Example:
     ```python
@@ -116,6 +121,9 @@ class Results:
     higher_is_better: bool = True
     completed_tasks: int = 0
     evaluated_epochs: list[int] = field(default_factory=list)
+    matrices: dict[str, np.ndarray] = field(default_factory=dict)
+    task_summaries: list = field(default_factory=list)
+    forward_transfer: bool = True
 
     @property
     def num_tasks(self) -> int:
@@ -140,13 +148,21 @@ class Results:
 
     @property
     def metrics(self) -> dict[str, float]:
-        """ACC, BWT, FWT and forgetting over the tasks completed so far."""
+        """ACC, BWT, FWT and forgetting over the tasks completed so far; with a task-incremental
+        matrix beside a class-incremental one, also `task_il_acc`, `task_il_bwt` and
+        `task_il_forgetting`."""
         k = self.completed_tasks
+        nan = float("nan")
         if k == 0:
-            return {"acc": float("nan"), "bwt": float("nan"), "fwt": float("nan"),
-                    "forgetting": float("nan")}
-        r = self.accuracy_matrix[:k, :k]
-        return compute_metrics(r, self.baseline[:k], self.higher_is_better)
+            return {"acc": nan, "bwt": nan, "fwt": nan, "forgetting": nan}
+        out = compute_metrics(self.accuracy_matrix[:k, :k], self.baseline[:k],
+                              self.higher_is_better)
+        if not self.forward_transfer:
+            out["fwt"] = nan
+        if "task_accuracy" in self.matrices:
+            til = compute_metrics(self.matrices["task_accuracy"][:k, :k], self.baseline[:k])
+            out.update({f"task_il_{key}": til[key] for key in ("acc", "bwt", "forgetting")})
+        return out
 
     def to_dict(self) -> dict:
         """The JSON document written as `results.json`."""
@@ -167,6 +183,9 @@ class Results:
                 "task_boundaries": self.task_boundaries,
                 "timing": self.timing,
                 "importance_summary": self.importance_summary,
+                "matrices": self.matrices,
+                "task_summaries": self.task_summaries,
+                "forward_transfer": self.forward_transfer,
             }
         )
 
@@ -235,4 +254,7 @@ class Results:
             metric=doc.get("metric", "accuracy"),
             higher_is_better=doc.get("higher_is_better", True),
             completed_tasks=int(doc.get("completed_tasks", t)),
+            matrices={k: _array(v, t) for k, v in doc.get("matrices", {}).items()},
+            task_summaries=doc.get("task_summaries", []),
+            forward_transfer=bool(doc.get("forward_transfer", True)),
         )

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sequential_learning.config import RunConfig, run_experiment
-from sequential_learning.importance import EWCMethod, parse_method
+from sequential_learning.config import RunConfig, importance_method, run_experiment
+from sequential_learning.importance import EWCMethod
 from sequential_learning.results import atomic_write_text, to_jsonable
 
 
@@ -87,8 +87,9 @@ def lambda_sweep(
 
     values = check_lambdas(lambdas)
     config = dataclasses.replace(config, ewc_lambda=values[0]).validate()
-    if parse_method(config.method) is EWCMethod.NONE:
-        raise ValueError("method none applies no penalty: there is no lambda to sweep")
+    if importance_method(config._method_names()) is EWCMethod.NONE:
+        raise ValueError(f"method {config.method} applies no penalty: there is no lambda to "
+                         "sweep (sweep a weight-importance method, e.g. fisher or fisher+replay)")
     out = Path(out_dir) if out_dir is not None else None
     runs = []
     for lam in values:

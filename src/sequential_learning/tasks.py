@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,7 +12,7 @@ import tensorflow as tf
 
 from sequential_learning.importance.base import ImportanceEstimator
 from sequential_learning.importance.penalty import ConsolidationPenalty
-from sequential_learning.training import ConsolidationTrainer
+from sequential_learning.training import ContinualTrainer
 
 Data = tuple[np.ndarray, np.ndarray] | tf.data.Dataset
 
@@ -39,6 +40,11 @@ class SequentialTask:
         steps_per_execution: training steps per compiled call (Keras's `steps_per_execution`):
             8 by default, which takes about a fifth off the CPU time of an epoch of small
             batches; batch-level callbacks then run every that many steps.
+        classes: the labels (head outputs) this task trains, e.g. `[4, 5]` in a
+            class-incremental stream (default: None, unknown).
+        active_classes: the stream's `ActiveClasses` in a class-incremental stream with unseen
+            classes masked (see `sequential_learning.class_incremental`); evaluation then sets
+            this task's `classes` as the task-incremental accuracy's.
 
     Example:
     ```python
@@ -61,8 +67,14 @@ class SequentialTask:
         shuffle_seed: int = 0,
         higher_is_better: bool = True,
         steps_per_execution: int = 8,
+        classes: Sequence[int] | None = None,
+        active_classes: Any = None,
     ) -> None:
         self.name = name
+        self.classes = None if classes is None else [int(c) for c in classes]
+        self.active_classes = active_classes
+        if active_classes is not None and self.classes is None:
+            raise ValueError(f"Task {name!r}: active_classes needs the task's classes")
         self.model = model
         self.from_logits = from_logits
         self.loss = loss if loss is not None else keras.losses.SparseCategoricalCrossentropy(
@@ -152,24 +164,7 @@ class SequentialTask:
         if isinstance(self.train_data, tf.data.Dataset):
             return self.train_data
         x, y = self.train_data
-        x = tf.constant(np.asarray(x, np.float32))
-        y = tf.constant(np.asarray(y))
-        # Shuffle indices (cheap scalars) and gather whole batches, rather than shuffling and
-        # re-batching every sample's tensor: the same seeded order, less per-sample work.
-        ds = tf.data.Dataset.range(int(x.shape[0]))
-        ds = ds.shuffle(int(x.shape[0]), seed=self.shuffle_seed + seed_offset,
-                        reshuffle_each_iteration=True)
-        ds = ds.batch(self.batch_size).map(
-            lambda index: (tf.gather(x, index), tf.gather(y, index)),
-            num_parallel_calls=2,
-            deterministic=True,
-        )
-        # Fixed parallelism, no autotuning: a gather per batch needs no tuning, and with tf.data's
-        # autotuner on, releasing the iterator at the end of `fit` sometimes blocked for about
-        # 2 s (on this project's 2-core machine, one epoch in two or three).
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        return ds.prefetch(2).with_options(options)
+        return array_dataset(x, y, self.batch_size, self.shuffle_seed + seed_offset)
 
     def _first_rows(self) -> tuple[tf.Tensor, tf.Tensor] | None:
         """The first `batch_size` training samples, unshuffled (None for a `tf.data` dataset)."""
@@ -203,9 +198,26 @@ class SequentialTask:
         penalty: ConsolidationPenalty | None = None,
         estimator: ImportanceEstimator | None = None,
         covered: Sequence | None = None,
-    ) -> ConsolidationTrainer:
-        """A compiled `ConsolidationTrainer` for this task's model."""
-        trainer = ConsolidationTrainer(self.model, penalty, estimator, covered)
+        plugins: Sequence = (),
+        routes: Sequence | None = None,
+        routed_data: bool = False,
+    ) -> ContinualTrainer:
+        """A compiled `ContinualTrainer` for this task's model.
+
+        Args:
+            optimizer: a fresh Keras optimizer.
+            penalty: a consolidation penalty (shorthand for a `Consolidation` plugin).
+            estimator: its importance estimator.
+            covered: the variables the penalty and trackers cover.
+            plugins: the plugins whose in-graph hooks run in the step.
+            routes: the tasks whose models routed samples go through (see `ContinualTrainer`).
+            routed_data: the training batches carry task ids.
+
+        Returns:
+            The compiled trainer.
+        """
+        trainer = ContinualTrainer(self.model, penalty, estimator, covered, plugins, routes,
+                                   routed_data)
         # Keras's multi-step loop fails under multi-replica strategies ("You must feed a value
         # for placeholder ... while/cond"): one step per call there.
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -225,9 +237,22 @@ class SequentialTask:
         initial_epoch: int = 0,
         callbacks: Sequence[keras.callbacks.Callback] = (),
         seed_offset: int = 0,
+        dataset: tf.data.Dataset | None = None,
     ) -> keras.callbacks.History:
-        """Trains this task for `epochs` epochs with `trainer` (from `make_trainer`)."""
-        dataset = self.training_dataset(seed_offset)
+        """Trains this task for `epochs` epochs with `trainer` (from `make_trainer`).
+
+        Args:
+            trainer: the compiled trainer.
+            epochs: epochs to train.
+            initial_epoch: the epoch count to start from.
+            callbacks: Keras callbacks.
+            seed_offset: added to the shuffle seed (the manager gives each task its own).
+            dataset: the training stream to use instead of the task's own (a plugin's
+                `adapt_dataset`).
+        """
+        own = dataset is None
+        if own:
+            dataset = self.training_dataset(seed_offset)
         # Each iterator of a reshuffling dataset takes the next order when it is created (before
         # reading anything). One is created whether or not the trainer needs a sample batch, so
         # fit's epochs see the same orders with a new trainer and with one reused from the
@@ -236,7 +261,7 @@ class SequentialTask:
         if getattr(trainer, "sample_batch", False) is None:
             # Only shapes matter for building: our own arrays give their first rows without
             # filling the shuffle buffer.
-            trainer.sample_batch = self._first_rows() or next(skipped)
+            trainer.sample_batch = (self._first_rows() if own else None) or next(skipped)
         del skipped
         return trainer.fit(
             dataset,
@@ -287,9 +312,17 @@ class SequentialTask:
             batches = self._subset_batches
         model.reset_metrics()
         logs = {}
-        for batch in batches:
-            logs = owner._eval_fn(batch)
+        with self._evaluating():
+            for batch in batches:
+                logs = owner._eval_fn(batch)
         return {k: float(v) for k, v in logs.items()}
+
+    def _evaluating(self):
+        """The context of this task's evaluation: its classes for the task-incremental
+        accuracy of a class-incremental stream."""
+        if self.active_classes is None:
+            return contextlib.nullcontext()
+        return self.active_classes.evaluating(self.classes)
 
     def share_evaluation(self, other: SequentialTask) -> None:
         """Evaluates through `other`'s compiled evaluation (one trace for both).
@@ -369,6 +402,48 @@ class SequentialTask:
         return f"SequentialTask(name={self.name!r}, model={self.model.name!r})"
 
 
+def array_dataset(
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    seed: int,
+    task_ids: np.ndarray | None = None,
+) -> tf.data.Dataset:
+    """Arrays as a shuffled (seeded, a new order each epoch), batched, prefetched dataset.
+
+    Args:
+        x: inputs (cast to float32).
+        y: labels or targets.
+        batch_size: the batch size.
+        seed: the shuffle's seed.
+        task_ids: each sample's task: batches are then `((x, task_ids), y)`, for a step that
+            sends every sample through its own task's head.
+
+    Returns:
+        The `tf.data.Dataset`.
+    """
+    x = tf.constant(np.asarray(x, np.float32))
+    y = tf.constant(np.asarray(y))
+    ids = None if task_ids is None else tf.constant(np.asarray(task_ids, np.int32))
+
+    def gather(index):
+        if ids is None:
+            return tf.gather(x, index), tf.gather(y, index)
+        return (tf.gather(x, index), tf.gather(ids, index)), tf.gather(y, index)
+
+    # Shuffle indices (cheap scalars) and gather whole batches, rather than shuffling and
+    # re-batching every sample's tensor: the same seeded order, less per-sample work.
+    ds = tf.data.Dataset.range(int(x.shape[0]))
+    ds = ds.shuffle(int(x.shape[0]), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(int(batch_size)).map(gather, num_parallel_calls=2, deterministic=True)
+    # Fixed parallelism, no autotuning: a gather per batch needs no tuning, and with tf.data's
+    # autotuner on, releasing the iterator at the end of `fit` sometimes blocked for about
+    # 2 s (on this project's 2-core machine, one epoch in two or three).
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(2).with_options(options)
+
+
 def _shape_fits(got: tuple, expected: tuple) -> bool:
     if len(got) != len(expected):
         return False
@@ -382,6 +457,7 @@ def tasks_from_benchmark(
     seed: int = 0,
     head_activation: str | None = None,
     eval_batch_size: int = 1024,
+    mask_classes: bool = True,
 ) -> list[SequentialTask]:
     """One `SequentialTask` per task of a `Benchmark`, with heads built on the shared base.
 
@@ -397,6 +473,9 @@ def tasks_from_benchmark(
         head_activation: None (logits, the default) or e.g. `"softmax"`; for regression, the
             output's activation (None: linear).
         eval_batch_size: evaluation batch size (large: evaluation is cheap).
+        mask_classes: in a class-incremental stream, mask the classes of tasks not reached yet
+            out of the loss and the accuracy, and record the task-incremental accuracy beside
+            it (`sequential_learning.class_incremental`); False trains over every class.
 
     Returns:
         The tasks, in the benchmark's order.
@@ -411,21 +490,40 @@ def tasks_from_benchmark(
 
     models = build_task_models(base, benchmark.head_sizes, benchmark.shared_head, head_activation)
     regression = getattr(benchmark, "task_type", "classification") == "regression"
-    return [
-        SequentialTask(
+    classes = [None if regression else sorted(int(c) for c in np.unique(data.y_train))
+               for data in benchmark.tasks]
+    from_logits = head_activation is None
+    active = None
+    if mask_classes and benchmark.scenario == "class" and not regression:
+        from sequential_learning.class_incremental import (
+            ActiveClasses,
+            MaskedAccuracy,
+            MaskedSparseCategoricalCrossentropy,
+        )
+
+        active = ActiveClasses(classes, benchmark.head_sizes[0])
+    tasks = []
+    for data, model, size, own in zip(benchmark.tasks, models, benchmark.head_sizes, classes):
+        loss, metrics = ("mse", ["mse"]) if regression else (None, None)
+        if active is not None:
+            loss = MaskedSparseCategoricalCrossentropy(active, from_logits)
+            metrics = [MaskedAccuracy(active.active, "accuracy"),
+                       MaskedAccuracy(active.evaluated, "task_accuracy")]
+        tasks.append(SequentialTask(
             data.name,
             model,
             (data.x_train, data.y_train),
             (data.x_val, data.y_val),
-            loss="mse" if regression else None,
-            metrics=["mse"] if regression else None,
+            loss=loss,
+            metrics=metrics,
             batch_size=batch_size,
             eval_batch_size=eval_batch_size,
-            from_logits=head_activation is None,
+            from_logits=from_logits,
             num_classes=None if regression else size,
             shuffle_seed=seed,
             higher_is_better=not regression,
-        )
-        for data, model, size in zip(benchmark.tasks, models, benchmark.head_sizes)
-    ]
+            classes=own,
+            active_classes=active,
+        ))
+    return tasks
 

@@ -1,13 +1,16 @@
-"""The compiled train step: task loss + consolidation penalty, gradients, optimizer, trackers.
+"""The compiled train step: the task loss, the plugins' in-graph hooks, one optimizer update.
 
-`ConsolidationTrainer` wraps one task's model and overrides Keras's `train_step`, so `fit` (and any
+`ContinualTrainer` wraps one task's model and overrides Keras's `train_step`, so `fit` (and any
 `tf.distribute` strategy under it) drives it. Inside the one compiled step:
 
-1. the task loss and its gradients (one backward pass);
-2. the penalty's *analytic* gradient λ Ω (θ − θ̄) is added to the covered variables' gradients
-   (no second backward pass, and the task loss's own gradients stay available for trackers);
+1. the task loss and, inside the same gradient tape, every plugin's `extra_losses` (replay,
+   distillation, ...); one backward pass;
+2. every plugin's `transform_gradients`: the EWC family adds its penalty's *analytic* gradient
+   λ Ω (θ − θ̄) to the covered variables' gradients (no second backward pass, and the loss's own
+   gradients stay available for trackers); A-GEM projects;
 3. the optimizer update;
-4. the estimator's per-step tracking (synaptic intelligence, sign flips, ...) on `tf.Variable`s.
+4. every plugin's `after_update`: importance trackers (synaptic intelligence, sign flips, ...)
+   and buffer insertion, on `tf.Variable`s.
 
 No Python callback runs per batch.
 """
@@ -21,24 +24,32 @@ import tensorflow as tf
 
 from sequential_learning.importance.base import ImportanceEstimator
 from sequential_learning.importance.penalty import ConsolidationPenalty
+from sequential_learning.plugins.base import Plugin, Step
+from sequential_learning.plugins.routing import Router
 
 
-class ConsolidationTrainer(keras.Model):
-    """Trains `model` on its task loss plus a consolidation penalty.
+class ContinualTrainer(keras.Model):
+    """Trains `model` on its task loss with the plugins' in-graph hooks.
 
     Args:
         model: the task model (shared base + this task's head).
-        penalty: the consolidation penalty (zero while nothing is consolidated), or None for
-            plain training.
+        penalty: a consolidation penalty (zero while nothing is consolidated), or None; with
+            `estimator`, shorthand for a `Consolidation` plugin's in-graph part.
         estimator: an importance estimator whose `track_step` runs every step, or None.
-        covered: the variables the penalty and trackers cover (a subset of the model's).
+        covered: the variables a penalty and trackers cover (a subset of the trained ones).
+        plugins: `Plugin`s whose in-graph hooks run in the step, in this order.
+        routes: the tasks whose models routed samples go through (task id k is `routes[k]`);
+            their trainable variables are trained too. Default: this model alone.
+        routed_data: the training batches are `((x, task_ids), y)` (every sample through its
+            own task's model: joint training over tasks with a head each).
 
-    Reports the metrics `loss` (task loss + penalty), `base_loss` (task loss alone), `penalty`
-    and the compiled metrics.
+    Reports the metrics `loss` (everything the step minimises), `base_loss` (the task loss
+    alone), one running mean per plugin log (`penalty`, `replay_loss`, ...) and the compiled
+    metrics.
 
     Example:
     ```python
-    trainer = ConsolidationTrainer(task_model, penalty, estimator, base.trainable_variables)
+    trainer = ContinualTrainer(task_model, penalty, estimator, base.trainable_variables)
     trainer.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
     trainer.fit(x, y, epochs=2)
     ```
@@ -50,15 +61,21 @@ class ConsolidationTrainer(keras.Model):
         penalty: ConsolidationPenalty | None = None,
         estimator: ImportanceEstimator | None = None,
         covered: Sequence | None = None,
+        plugins: Sequence[Plugin] = (),
+        routes: Sequence | None = None,
+        routed_data: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(name=f"{model.name}_trainer", **kwargs)
         self.task_model = model
-        # Kept even before the first consolidation (when it is zero; see train_step), so the
-        # same compiled step serves every task.
-        self.penalty = penalty
-        self.estimator = estimator if estimator is not None and estimator.tracks_steps else None
+        plugins = list(plugins)
+        if penalty is not None or (estimator is not None and estimator.tracks_steps):
+            from sequential_learning.plugins.consolidation import Consolidation
+
+            plugins.insert(0, Consolidation(estimator, penalty))
+        self.plugins = plugins
         self.covered = list(covered or [])
+        self.routed_data = bool(routed_data)
         # Step (within the epoch, from 0) of the first non-finite loss, -1 while all are finite;
         # checked once per epoch, so the hot path has no host sync.
         self.nonfinite_step = tf.Variable(-1, dtype=tf.int64, trainable=False)
@@ -68,16 +85,41 @@ class ConsolidationTrainer(keras.Model):
         )
         self.sample_batch = None  # a non-distributed (x, y) batch; see _maybe_symbolic_build
         self.base_loss_tracker = keras.metrics.Mean(name="base_loss")
-        self.penalty_tracker = keras.metrics.Mean(name="penalty")
-        trainable = model.trainable_variables
-        position = {id(v): i for i, v in enumerate(trainable)}
+        names = []
+        for plugin in self.plugins:
+            names += [n for n in plugin.log_names if n not in names]
+        self.plugin_trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        self._router_tasks = list(routes) if routes else None
+        self.router: Router | None = None
+        trained = list(model.trainable_variables)
+        seen = {id(v) for v in trained}
+        for task in self._router_tasks or []:
+            for v in task.model.trainable_variables:
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    trained.append(v)
+        self.trained_variables = trained
+        position = {id(v): i for i, v in enumerate(trained)}
         missing = [getattr(v, "path", "?") for v in self.covered if id(v) not in position]
         if missing:
             raise ValueError(
                 f"Covered variables {missing} are not trainable variables of model {model.name!r}"
             )
-        # (index in trainable variables, index in covered variables), fixed at trace time.
-        self._covered_positions = [(position[id(v)], j) for j, v in enumerate(self.covered)]
+        # Positions of the covered variables in the trained ones, fixed at trace time.
+        self.covered_indices = [position[id(v)] for v in self.covered]
+        self.needs_old_values = any(p.needs_old_values for p in self.plugins)
+
+    @property
+    def penalty(self) -> ConsolidationPenalty | None:
+        """The first consolidation plugin's penalty, or None."""
+        return next((p.penalty for p in self.plugins if getattr(p, "penalty", None) is not None),
+                    None)
+
+    @property
+    def estimator(self) -> ImportanceEstimator | None:
+        """The first consolidation plugin's estimator that tracks steps, or None."""
+        return next((p.tracking for p in self.plugins if getattr(p, "tracking", None) is not None),
+                    None)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras builds a model made under a strategy from the first *distributed* batch,
@@ -92,60 +134,83 @@ class ConsolidationTrainer(keras.Model):
         self.epoch_step.assign(0)
 
     def call(self, inputs, training=None):
+        if self.routed_data:
+            inputs, task_ids = inputs
+            return self._get_router().outputs(inputs, task_ids, training=training)
         return self.task_model(inputs, training=training)
+
+    def _get_router(self) -> Router:
+        if self.router is None:
+            from sequential_learning.tasks import SequentialTask
+
+            tasks = self._router_tasks or [_ModelOnly(self.task_model, self.loss)]
+            if not all(isinstance(t, SequentialTask | _ModelOnly) for t in tasks):
+                raise ValueError("routes must be SequentialTasks")
+            self.router = Router(tasks)
+        return self.router
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        trainable = self.task_model.trainable_variables
+        trainable = self.trained_variables
+        self._get_router()
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
-            y_pred = self.task_model(x, training=True)
-            # Already divided by the number of replicas under a distribution strategy.
-            loss = self._compute_loss(
-                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
-            )
-            scaled_loss = self.optimizer.scale_loss(loss)
+            if self.routed_data:
+                inputs, task_ids = x
+                y_pred = self.router.outputs(inputs, task_ids, training=True)
+                loss = self.router.loss(inputs, y, task_ids, sample_weight, outputs=y_pred)
+                if self.task_model.losses:
+                    loss = loss + tf.add_n(self.task_model.losses) / float(replicas)
+                x = inputs
+            else:
+                y_pred = self.task_model(x, training=True)
+                # Already divided by the number of replicas under a distribution strategy.
+                loss = self._compute_loss(
+                    x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+                )
+            step = Step(self, x, y, sample_weight, y_pred, loss)
+            extras = {}
+            for plugin in self.plugins:
+                extras.update(plugin.extra_losses(step))
+            differentiated = loss
+            if extras:
+                differentiated = loss + tf.add_n(list(extras.values()))
+            scaled_loss = self.optimizer.scale_loss(differentiated)
         gradients = tape.gradient(scaled_loss, trainable)
         gradients = [
             tf.zeros_like(v) if g is None else g for g, v in zip(gradients, trainable)
         ]
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        step.gradients = list(gradients)
         task_loss = loss * replicas
-        loss_scale = self.optimizer.scale_loss(tf.constant(1.0))
-        tracked_gradients = None
-        if self.estimator is not None:
-            # The task loss's own gradients (unscaled, summed over replicas' shares).
-            tracked_gradients = [
-                gradients[i] * (replicas / loss_scale) for i, _ in self._covered_positions
-            ]
-        penalty_value = tf.constant(0.0)
-        if self.penalty is not None:
-            # The penalty's gradient is added unscaled by the loss: scale it like the task's.
-            share = 1.0
-            if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer) or replicas != 1:
-                share = loss_scale / replicas
-            covered_gradients = [gradients[i] for i, _ in self._covered_positions]
+        for plugin in self.plugins:
             # No branch on whether anything is consolidated yet: before the first task's Ω
-            # is folded in, √(λΩ) is 0, so the value is 0 and the gradients are unchanged,
-            # and one compiled step serves every task. A `tf.cond` here cost more (measured)
-            # than the fused pass it would skip in the first task.
-            penalty_value, summed = self.penalty.add_to_gradients(covered_gradients, share)
-            for (i, _), g in zip(self._covered_positions, summed):
-                gradients[i] = g
-        old_values = None
-        if self.estimator is not None:
-            old_values = [tf.identity(tf.convert_to_tensor(v)) for v in self.covered]
-        total = task_loss + penalty_value
+            # is folded in, √(λΩ) is 0, so the penalty is 0 and the gradients are unchanged,
+            # and one compiled step serves every task (a `tf.cond` cost more, measured).
+            gradients = plugin.transform_gradients(step, gradients)
+        if self.needs_old_values:
+            step.old_values = [tf.identity(tf.convert_to_tensor(v)) for v in self.covered]
+        total = task_loss
+        for value in extras.values():
+            total = total + value * replicas
+        for value in step.added:
+            total = total + value
         first_bad = tf.logical_and(
             tf.logical_not(tf.math.is_finite(total)), self.nonfinite_step < 0
         )
         self.nonfinite_step.assign(tf.where(first_bad, self.epoch_step, self.nonfinite_step))
         self.epoch_step.assign_add(1)
         self.optimizer.apply_gradients(zip(gradients, trainable))
-        if self.estimator is not None:
-            self.estimator.track_step(tracked_gradients, old_values)
-        batch = tf.shape(tf.nest.flatten(x)[0])[0]
+        for plugin in self.plugins:
+            plugin.after_update(step)
+        batch = step.batch_size
         self.base_loss_tracker.update_state(task_loss, sample_weight=batch)
-        self.penalty_tracker.update_state(penalty_value, sample_weight=batch)
+        logged = {name: value * replicas for name, value in extras.items()}
+        logged.update(step.logged)
+        for name, value in logged.items():
+            if name not in self.plugin_trackers:
+                raise ValueError(f"a plugin logged {name!r}, which no plugin declares in "
+                                 "log_names")
+            self.plugin_trackers[name].update_state(value, sample_weight=batch)
         self._loss_tracker.update_state(total, sample_weight=batch)
         logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         if self._multi_worker:
@@ -153,3 +218,15 @@ class ConsolidationTrainer(keras.Model):
             # lacks: give each log that axis (the reduction then returns the scalar).
             logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
         return logs
+
+
+class _ModelOnly:
+    """A model and its loss standing in for a task (a trainer used without the manager)."""
+
+    def __init__(self, model, loss) -> None:
+        self.model = model
+        self.loss = loss
+
+
+#: The name this class had while it only ran the EWC family's penalty.
+ConsolidationTrainer = ContinualTrainer

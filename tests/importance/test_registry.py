@@ -45,8 +45,17 @@ def test_every_method_is_registered_in_kebab_case():
 def test_list_methods_prints_each_with_a_description(capsys):
     assert main(["list", "methods"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert [line.split()[0] for line in lines] == KEBAB
-    assert all("default lambda" in line for line in lines)
+    # Method lines are indented by two spaces, their options further.
+    names = [line.split()[0] for line in lines if line.startswith("  ") and line[2] != " "
+             and not line.startswith("  options")]
+    assert names[: len(KEBAB)] == KEBAB
+    assert names[len(KEBAB):] == ["replay", "derpp", "a-gem", "lwf", "joint", "cumulative"]
+    for line in lines:
+        name = line.split()[0]
+        if name in KEBAB[1:]:
+            assert "default lambda" in line, line
+    assert any("--memory 500" in line for line in lines)
+    assert any("--fisher-mode exact" in line for line in lines)
 
 
 def test_options_reach_the_estimators():

@@ -1,0 +1,165 @@
+"""Continual-learning methods as plugins on one seam (see `plugins.base` for the hooks).
+
+Built in: the EWC family (`Consolidation`: fisher, mas, si, ... with their penalty), experience
+replay (`ExperienceReplay`), LwF (`LearningWithoutForgetting`), A-GEM (`AGEM`), DER++
+(`DERPlusPlus`) and the reference points `Joint` and `Cumulative`. `register_method` adds a
+user's own under a name; `make_plugins` turns a method specification into plugins.
+
+Importing this package imports no TensorFlow (the classes load on first use), so the command
+line lists and checks methods at once.
+
+Example:
+```python
+from sequential_learning.plugins import ExperienceReplay, make_plugins
+plugins = make_plugins("fisher+replay", ewc_lambda=100.0, memory=500)
+```
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from sequential_learning.plugins.registry import (
+    MethodSpec,
+    Option,
+    available_methods,
+    method_options,
+    method_spec,
+    register_method,
+    split_methods,
+)
+
+_EXPORTS = {
+    "Plugin": "base",
+    "Run": "base",
+    "Experience": "base",
+    "Step": "base",
+    "Router": "routing",
+    "MemoryBuffer": "buffer",
+    "Consolidation": "consolidation",
+    "ExperienceReplay": "replay",
+    "DERPlusPlus": "derpp",
+    "AGEM": "agem",
+    "LearningWithoutForgetting": "lwf",
+    "Joint": "reference",
+    "Cumulative": "reference",
+}
+
+__all__ = [*_EXPORTS, "MethodSpec", "Option", "available_methods", "describe_methods",
+           "make_plugins", "method_options", "method_spec", "register_method", "split_methods"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        module = importlib.import_module(f"sequential_learning.plugins.{_EXPORTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'sequential_learning.plugins' has no attribute {name!r}")
+
+
+def make_plugins(method: Any, **options) -> list:
+    """The plugins of a method specification.
+
+    Args:
+        method: an `EWCMethod`; a registered name (`"fisher"`, `"replay"`) or names joined with
+            `+`; a `Plugin` instance; a mapping `{"name": ..., option: value}` (its options win
+            over `options`); or a list of these.
+        **options: options for the named methods (each takes the ones it declares, checked:
+            a bad value raises ValueError naming the option).
+
+    Returns:
+        The plugins, in order (empty for `none`).
+
+    Example:
+    ```python
+    make_plugins(["fisher", {"name": "replay", "memory": 200}], ewc_lambda=50.0)
+    ```
+    """
+    from sequential_learning.plugins.base import Plugin
+
+    items = list(method) if isinstance(method, list | tuple) else [method]
+    plugins = []
+    for item in items:
+        if isinstance(item, Plugin):
+            plugins.append(item)
+        elif isinstance(item, dict):
+            plugins += _from_mapping(item, options)
+        elif isinstance(item, str):
+            for name in split_methods(item):
+                plugins += method_spec(name).make(**options)
+        elif hasattr(item, "value") and hasattr(item, "name"):  # an EWCMethod member
+            plugins += method_spec(item.value).make(**options)
+        else:
+            raise ValueError(f"method: {item!r} is not a method name, a plugin or a mapping")
+    return plugins
+
+
+def _from_mapping(item: dict, options: dict) -> list:
+    if "name" not in item:
+        raise ValueError(f"plugins: {item!r} needs a 'name' key")
+    spec = method_spec(item["name"])
+    own = {k: v for k, v in item.items() if k != "name"}
+    known = {o.name for o in spec.options}
+    unknown = sorted(set(own) - known)
+    if unknown:
+        allowed = ", ".join(sorted(known)) or "none"
+        raise ValueError(f"plugins: {spec.name} has no option {unknown[0]!r}; its options: "
+                         f"{allowed}")
+    return spec.make(**{**options, **own})
+
+
+def describe_methods(lambdas: dict | None = None) -> list[str]:
+    """`seql list methods`: the methods by family, each with its options and their defaults.
+
+    Args:
+        lambdas: each weight-importance method's default λ, `{name: λ}`, shown beside it.
+
+    Returns:
+        The lines to print.
+    """
+    lambdas = lambdas or {}
+    specs = available_methods()
+    shared = None
+    lines = []
+    groups = [
+        ("importance", "Weight-importance methods: the penalty lambda/2 sum Omega (theta - "
+                       "theta*)^2 (combine one with the others using +, e.g. fisher+replay)"),
+        ("other", "Replay, distillation and projection (combine with +)"),
+        ("reference", "Reference points (run alone)"),
+    ]
+    for family, title in groups:
+        members = [s for s in specs if _group(s.family) == family]
+        if not members:
+            continue
+        lines.append(title)
+        if family == "importance":
+            with_options = next(s for s in members if s.options)
+            shared = {o.name for o in with_options.options[:5]}
+            lines.append("  options of each: " + "; ".join(
+                _option_text(o) for o in with_options.options[:5]))
+        for spec in members:
+            extra = f" (default lambda {lambdas[spec.name]:g})" if spec.name in lambdas else ""
+            lines.append(f"  {spec.name:<18} {spec.description}{extra}")
+            for option in spec.options:
+                if shared is not None and family == "importance" and option.name in shared:
+                    continue
+                lines.append(f"  {'':<18}   {_option_text(option)}")
+    return lines
+
+
+def _group(family: str) -> str:
+    if family in ("importance", "none"):
+        return "importance"
+    return "reference" if family == "reference" else "other"
+
+
+def _option_text(option: Option) -> str:
+    default = option.default
+    if option.name == "memory_batch":
+        default = "the batch size"
+    elif option.name in ("ewc_lambda", "penalty_mode"):
+        default = "the method's own"
+    elif default is None:
+        default = "none"
+    where = option.cli_flag or f"{option.name} (Python, config files)"
+    return f"{where} {default}: {option.help}"

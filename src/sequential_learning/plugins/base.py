@@ -1,0 +1,329 @@
+"""The plugin seam: hooks named for when they run, on the Python side and inside the train step.
+
+A continual-learning method is one or more `Plugin`s. The manager loops over tasks and calls the
+Python-side hooks; `ContinualTrainer.train_step` calls the in-graph hooks inside the one compiled
+step (they are traced once, so they use TensorFlow ops and `tf.Variable`s only, never a host
+sync). Avalanche's hook names, in the order they run:
+
+* `build(run)`: once, before the first task, under the strategy's scope: create `tf.Variable`s.
+* `before_training_exp(exp)`: before a task's training (reset per-task state, take a teacher).
+* `adapt_dataset(dataset, exp)`: the task's training stream (e.g. the union of several tasks').
+* in-graph, every step: `extra_losses(step)` inside the gradient tape (each returned value is
+  logged under its own name and added to the loss that is differentiated);
+  `transform_gradients(step, gradients)` after the backward pass (analytic penalty gradients,
+  projections); `after_update(step)` after the optimizer update (trackers, buffer insertion).
+* `after_training_epoch(exp, epoch, logs)`.
+* `after_training_exp(exp)`: after a task's training (importance, consolidation, buffer fill).
+* `state()` / `load_state(state)`: NumPy arrays, checkpointed with the rest (no pickle).
+
+Example:
+```python
+class CountSteps(Plugin):
+    name = "count-steps"
+
+    def build(self, run):
+        self.steps = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def after_update(self, step):
+        self.steps.assign_add(1)
+
+    def state(self):
+        return {"steps": self.steps.numpy()}
+
+    def load_state(self, state):
+        self.steps.assign(state["steps"])
+
+manager = SequentialLearningManager(base, tasks, method=["fisher", CountSteps()])
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+@dataclass
+class Run:
+    """What a plugin may read when it is built: the whole stream and how it is trained.
+
+    Attributes:
+        tasks: every `SequentialTask`, in training order.
+        covered: the variables a consolidation penalty covers (the shared base's).
+        base_model: the shared base, or None.
+        strategy: the `tf.distribute.Strategy` the run trains under.
+        seed: the run's seed.
+        out_dir: the run directory (None: nothing is written).
+        shared_head: whether every task trains the same model (domain- and class-incremental
+            streams); otherwise each task has its own head (task-incremental).
+        task_type: `classification` or `regression` (from the tasks' losses).
+        scenario: `task`, `domain` or `class` when known (None for hand-made task lists).
+    """
+
+    tasks: list
+    covered: list
+    base_model: keras.Model | None = None
+    strategy: Any = None
+    seed: int = 0
+    out_dir: Path | None = None
+    shared_head: bool = False
+    task_type: str = "classification"
+    scenario: str | None = None
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def train_sizes(self) -> list[int]:
+        """The number of training samples of each task (0 where a task streams a tf.data set)."""
+        sizes = []
+        for task in self.tasks:
+            data = task.train_data
+            sizes.append(0 if isinstance(data, tf.data.Dataset) else len(data[0]))
+        return sizes
+
+
+@dataclass
+class Experience:
+    """One task of the stream, as the Python-side hooks see it.
+
+    Attributes:
+        index: the task's 0-based position in the stream.
+        task: the `SequentialTask`.
+        run: the `Run` (the whole stream).
+        summary: what this task's hooks report; the manager records `summary["importance"]`
+            in the results' importance summaries.
+    """
+
+    index: int
+    task: Any
+    run: Run
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def model(self) -> keras.Model:
+        return self.task.model
+
+    @property
+    def is_last(self) -> bool:
+        return self.index == self.run.num_tasks - 1
+
+
+class Plugin:
+    """Base class of continual-learning plugins; every hook does nothing by default.
+
+    Class attributes a subclass may set:
+        name: the plugin's name in logs and results (kebab case).
+        log_names: the names of the values its in-graph hooks log (`step.log` /
+            `extra_losses`); the trainer keeps a running mean of each.
+        needs_old_values: `after_update` reads `step.old_values` (the covered variables'
+            values before the optimizer update).
+        family: `importance`, `replay`, `distillation`, `projection` or `reference`.
+        tasks: the task types it serves (`classification`, `regression`).
+    """
+
+    name: str = "plugin"
+    log_names: tuple[str, ...] = ()
+    needs_old_values: bool = False
+    family: str = "other"
+    task_types: tuple[str, ...] = ("classification", "regression")
+
+    # -- Python side -------------------------------------------------------------------------
+    def check(self, run: Run) -> None:
+        """Raises ValueError (one line) if this plugin cannot serve `run`; called before build."""
+        if run.task_type not in self.task_types:
+            raise ValueError(
+                f"{self.name}: needs a {' or '.join(self.task_types)} stream, this one is "
+                f"{run.task_type}"
+            )
+
+    def build(self, run: Run) -> None:
+        """Creates the plugin's `tf.Variable`s (called once, under the strategy's scope)."""
+
+    def routed_tasks(self, exp: Experience) -> int:
+        """How many leading tasks' models this plugin's in-graph hooks send samples through.
+
+        0 (the default) means only the training task's model. A replay plugin returns
+        `exp.index + 1` (its buffer holds samples of the tasks so far), `joint` every task. With
+        a head per task, the step then trains those heads too (each sample through its own).
+        """
+        return 0
+
+    def routed_data(self, exp: Experience) -> bool:
+        """Whether `adapt_dataset` gives batches `((x, task_ids), y)` (samples of several
+        tasks with a head each, every sample trained through its own head)."""
+        return False
+
+    def before_training_exp(self, exp: Experience) -> None:
+        """Called before a task's training starts."""
+
+    def adapt_dataset(self, dataset: tf.data.Dataset, exp: Experience) -> tf.data.Dataset:
+        """Returns the task's training stream (default: unchanged)."""
+        return dataset
+
+    def after_training_epoch(self, exp: Experience, epoch: int, logs: dict) -> None:
+        """Called after each training epoch (and after every task has been evaluated)."""
+
+    def after_training_exp(self, exp: Experience) -> None:
+        """Called after a task's training and its row of the accuracy matrix."""
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The plugin's state as NumPy arrays (for checkpoints)."""
+        return {}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restores what `state` returned."""
+
+    def describe(self) -> dict:
+        """Settings recorded in every result."""
+        return {}
+
+    # -- in-graph (traced once inside the compiled train step) -------------------------------
+    def extra_losses(self, step: Step) -> dict[str, tf.Tensor]:
+        """Loss terms added inside the gradient tape, `{name: scalar}` (per-replica means)."""
+        return {}
+
+    def transform_gradients(self, step: Step, gradients: list) -> list:
+        """Returns the gradients of `step.variables` to apply (default: unchanged)."""
+        return gradients
+
+    def after_update(self, step: Step) -> None:
+        """Called after the optimizer update."""
+
+
+class Step:
+    """What the in-graph hooks see of one training step (symbolic tensors, built at trace time).
+
+    Attributes:
+        x, y, sample_weight: the batch (the task's own inputs and labels).
+        y_pred: the task model's outputs on `x` (training mode).
+        task_loss: the task's loss on the batch (a per-replica share, as Keras computes it).
+        model: the training task's model.
+        variables: the variables the step trains (the task model's, then those of other
+            tasks' heads that routed samples reach).
+        covered_indices: positions in `variables` of the covered variables, in covered order.
+        gradients: the differentiated loss's gradients (set after the backward pass, before
+            any `transform_gradients`; scaled by the loss scale).
+        old_values: the covered variables' values before the update (when a plugin asked).
+        replicas: replicas in sync.
+        loss_scale: the optimizer's loss scale (a tensor; 1 without one).
+        analytic_share: the factor on an analytic gradient added to `gradients` so that it is
+            scaled like the task's (loss scale / replicas; the Python float 1.0 when both are 1).
+    """
+
+    def __init__(self, trainer, x, y, sample_weight, y_pred, task_loss) -> None:
+        self.trainer = trainer
+        self.x, self.y, self.sample_weight = x, y, sample_weight
+        self.y_pred = y_pred
+        self.task_loss = task_loss
+        self.model = trainer.task_model
+        self.variables = trainer.trained_variables
+        self.covered_indices = trainer.covered_indices
+        self.replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        self.loss_scale = trainer.optimizer.scale_loss(tf.constant(1.0))
+        self.analytic_share: float | tf.Tensor = 1.0
+        if (isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+                or self.replicas != 1):
+            self.analytic_share = self.loss_scale / self.replicas
+        self.gradients: list | None = None
+        self.old_values: list | None = None
+        self.logged: dict[str, tf.Tensor] = {}
+        self.added: list[tf.Tensor] = []
+
+    @property
+    def batch_size(self) -> tf.Tensor:
+        return tf.shape(tf.nest.flatten(self.x)[0])[0]
+
+    def log(self, name: str, value: tf.Tensor, counts: bool = False) -> None:
+        """Logs `value` under `name` (declared in the plugin's `log_names`).
+
+        Args:
+            name: the log's name.
+            value: a scalar.
+            counts: the value is a loss term whose gradient a plugin added analytically (the
+                consolidation penalty): it is also added to the logged total `loss`.
+        """
+        self.logged[name] = value
+        if counts:
+            self.added.append(value)
+
+    def tracked_gradients(self) -> list[tf.Tensor]:
+        """The loss's own gradients of the covered variables, unscaled and summed over replicas'
+        shares (what per-step importance trackers accumulate)."""
+        factor = self.replicas / self.loss_scale
+        return [self.gradients[i] * factor for i in self.covered_indices]
+
+    # -- routing: samples of earlier tasks through their own task's model --------------------
+    def outputs(self, x, task_ids=None, training: bool = True) -> tf.Tensor:
+        """Each sample's outputs from its own task's model (`task_ids`: int32, one per sample).
+
+        With one model for all tasks (a shared head) the ids are not needed; with a head per
+        task the batch is partitioned by task, each part goes through its task's model and the
+        outputs are put back in batch order.
+        """
+        return self.trainer.router.outputs(x, task_ids, training)
+
+    def loss(self, x, y, task_ids=None, sample_weight=None, training: bool = True,
+             outputs=None) -> tf.Tensor:
+        """The mean per-sample loss of a batch, each sample through its own task's model and
+        loss (a per-replica mean, like the task loss; `outputs` reuses outputs already made)."""
+        return self.trainer.router.loss(x, y, task_ids, sample_weight, training, outputs)
+
+
+def per_sample_loss(loss, y, y_pred) -> tf.Tensor:
+    """The unreduced loss of each sample (a Keras `Loss` object, a loss name or a function)."""
+    if isinstance(loss, keras.losses.Loss):
+        values = loss.call(y, y_pred)
+    else:
+        values = keras.losses.get(loss)(y, y_pred)
+    values = tf.convert_to_tensor(values)
+    if values.shape.rank is not None and values.shape.rank > 1:
+        values = tf.reduce_mean(values, axis=list(range(1, values.shape.rank)))
+    return values
+
+
+def mean_over_batch(values: tf.Tensor, weights: tf.Tensor | None = None) -> tf.Tensor:
+    """Σ w·v / batch size (Keras's `sum_over_batch_size`), 0 for an empty batch."""
+    values = tf.cast(values, tf.float32)
+    if weights is not None:
+        values = values * tf.cast(weights, tf.float32)
+    count = tf.cast(tf.shape(values)[0], tf.float32)
+    return tf.math.divide_no_nan(tf.reduce_sum(values), count)
+
+
+def stateless_seed(seed: int, counter: tf.Variable, salt: int = 0) -> tf.Tensor:
+    """A `[2]` seed for TensorFlow's stateless random ops: (seed + salt, counter).
+
+    Stateless draws from a counter kept in a `tf.Variable` are the same on every run with the
+    same seed, in the compiled step and under a strategy, and resume exactly from a checkpoint.
+    """
+    return tf.stack([tf.constant(int(seed) + int(salt), tf.int64), tf.cast(counter, tf.int64)])
+
+
+def check_combination(plugins: Sequence[Plugin]) -> None:
+    """Raises ValueError unless the plugins can run together (one line, naming them)."""
+    names = [p.name for p in plugins]
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"methods: {name!r} is given twice in {'+'.join(names)}")
+        seen.add(name)
+    importance = [p.name for p in plugins if p.family == "importance"]
+    if len(importance) > 1:
+        raise ValueError(
+            f"methods: combine at most one weight-importance method with other methods, got "
+            f"{'+'.join(importance)}"
+        )
+    reference = [p.name for p in plugins if p.family == "reference"]
+    if reference and len(plugins) > 1:
+        raise ValueError(
+            f"methods: {reference[0]} is a reference point (the data of several tasks at once) "
+            f"and runs alone, got {'+'.join(names)}"
+        )

@@ -1,0 +1,171 @@
+"""Learning without Forgetting (Li & Hoiem 2017): distil the previous model into the new one.
+
+Before each task after the first, the weights of every task model are copied into a frozen
+teacher (`tf.Variable`s; the teacher is the same models run with those values through Keras's
+`stateless_call`, so no model is cloned). Every step then adds
+
+    α · Σ_old KL( softmax(z_teacher / T) ‖ softmax(z_student / T) )   (batch mean)
+
+on the training task's own inputs, as Avalanche's LwF: with a head per task, over each earlier
+task's head (both computed on the shared base; the old heads keep training on this loss); with
+one head for every task, over the classes seen before this task (class-incremental) or all of
+them (domain-incremental).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sequential_learning.plugins.base import Experience, Plugin, Run, Step
+from sequential_learning.plugins.registry import LWF_ALPHA, LWF_TEMPERATURE
+
+_MASKED = -1e9  # a logit that softmax turns into exactly 0
+
+
+class LearningWithoutForgetting(Plugin):
+    """Distillation from the previous model's outputs on the new task's data.
+
+    Args:
+        lwf_alpha: α, the weight of the distillation term.
+        lwf_temperature: T > 0, the softmax temperature of teacher and student.
+
+    Example:
+    ```python
+    manager = SequentialLearningManager(base, tasks, method=LearningWithoutForgetting(1.0, 2.0))
+    ```
+    """
+
+    name = "lwf"
+    family = "distillation"
+    log_names = ("distillation_loss",)
+    task_types = ("classification",)
+
+    def __init__(self, lwf_alpha: float = LWF_ALPHA.default,
+                 lwf_temperature: float = LWF_TEMPERATURE.default) -> None:
+        if not np.isfinite(lwf_alpha) or lwf_alpha < 0:
+            raise ValueError(f"lwf_alpha: {lwf_alpha!r} is not allowed; expected a finite number "
+                             ">= 0")
+        if not np.isfinite(lwf_temperature) or lwf_temperature <= 0:
+            raise ValueError(f"lwf_temperature: {lwf_temperature!r} is not allowed; expected a "
+                             "finite number > 0")
+        self.alpha = float(lwf_alpha)
+        self.temperature = float(lwf_temperature)
+
+    def build(self, run: Run) -> None:
+        self.run = run
+        variables = {}
+        for task in run.tasks:
+            for v in task.model.weights:
+                variables.setdefault(id(v), v)
+        self._sources = list(variables.values())
+        self.teacher = {key: tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False,
+                                         name=f"lwf_teacher_{i}")
+                        for i, (key, v) in enumerate(variables.items())}
+        self.on = tf.Variable(0.0, trainable=False, name="lwf_on")
+        width = int(run.tasks[0].model.output_shape[-1])
+        self.old_classes = tf.Variable(tf.ones([width]), trainable=False, name="lwf_old_classes")
+        self._heads = _heads(run)
+
+    def routed_tasks(self, exp: Experience) -> int:
+        return exp.index + 1
+
+    def before_training_exp(self, exp: Experience) -> None:
+        if exp.index == 0:
+            self.on.assign(0.0)
+            return
+        for v in self._sources:
+            self.teacher[id(v)].assign(v)
+        self.on.assign(1.0)
+        active = getattr(exp.task, "active_classes", None)
+        if active is not None:  # the classes seen before this task
+            self.old_classes.assign(active.mask_through(exp.index - 1))
+
+    def extra_losses(self, step: Step) -> dict[str, tf.Tensor]:
+        x = step.x
+        if self.run.shared_head:
+            teacher = _stateless(step.model, self.teacher, x)
+            loss = self._distillation(teacher, step.y_pred, self.old_classes)
+        else:
+            old = step.trainer.router.tasks[:-1]
+            if not old:
+                return {"distillation_loss": tf.constant(0.0)}
+            loss = tf.constant(0.0)
+            for t_out, s_out in zip(self._teacher_outputs(old, x), self._student_outputs(old, x)):
+                loss = loss + self._distillation(t_out, s_out, None)
+        replicas = float(step.replicas)
+        return {"distillation_loss": self.alpha * loss * self.on / replicas}
+
+    def _student_outputs(self, tasks, x) -> list:
+        if self._heads is not None:
+            base, heads = self._heads
+            features = base(x, training=True)
+            return [heads[t.model.name](features, training=True) for t in tasks]
+        return [t.model(x, training=True) for t in tasks]
+
+    def _teacher_outputs(self, tasks, x) -> list:
+        if self._heads is not None:
+            base, heads = self._heads
+            features = _stateless(base, self.teacher, x)
+            return [_stateless(heads[t.model.name], self.teacher, features) for t in tasks]
+        return [_stateless(t.model, self.teacher, x) for t in tasks]
+
+    def _distillation(self, teacher, student, mask) -> tf.Tensor:
+        """KL(softmax(teacher/T) ‖ softmax(student/T)) summed over classes, batch mean."""
+        from_logits = getattr(self.run.tasks[0], "from_logits", True)
+        teacher = _as_logits(tf.cast(teacher, tf.float32), from_logits) / self.temperature
+        student = _as_logits(tf.cast(student, tf.float32), from_logits) / self.temperature
+        if mask is not None:
+            keep = tf.convert_to_tensor(mask)[None, :] > 0
+            teacher = tf.where(keep, teacher, _MASKED)
+            student = tf.where(keep, student, _MASKED)
+        q = tf.nn.softmax(teacher)
+        terms = q * (tf.nn.log_softmax(teacher) - tf.nn.log_softmax(student))
+        if mask is not None:
+            terms = tf.where(keep, terms, 0.0)
+        count = tf.cast(tf.shape(terms)[0], tf.float32)
+        return tf.math.divide_no_nan(tf.reduce_sum(terms), count)
+
+    def state(self) -> dict[str, np.ndarray]:
+        out = {f"teacher_{i}": v.numpy() for i, v in enumerate(self.teacher.values())}
+        out["on"] = np.asarray(self.on.numpy())
+        out["old_classes"] = self.old_classes.numpy()
+        return out
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        for i, v in enumerate(self.teacher.values()):
+            v.assign(state[f"teacher_{i}"])
+        self.on.assign(float(state["on"]))
+        self.old_classes.assign(state["old_classes"])
+
+    def describe(self) -> dict:
+        return {"lwf_alpha": self.alpha, "lwf_temperature": self.temperature}
+
+
+def _as_logits(outputs: tf.Tensor, from_logits: bool) -> tf.Tensor:
+    return outputs if from_logits else tf.math.log(tf.clip_by_value(outputs, 1e-7, 1.0))
+
+
+def _stateless(layer, values: dict, x) -> tf.Tensor:
+    """`layer(x)` in inference mode, computed with the teacher's copies of its weights."""
+    trainable = [tf.convert_to_tensor(values[id(v)]) for v in layer.trainable_variables]
+    frozen = [tf.convert_to_tensor(values[id(v)]) for v in layer.non_trainable_variables]
+    outputs, _ = layer.stateless_call(trainable, frozen, x, training=False)
+    return outputs
+
+
+def _heads(run: Run):
+    """(base, {task model name: head layer}) when every task model is `head(base(inputs))`,
+    so old heads share one pass of the base; else None (each model is run whole)."""
+    base = run.base_model
+    if base is None or run.shared_head:
+        return None
+    heads = {}
+    for task in run.tasks:
+        layers = [layer for layer in task.model.layers
+                  if not isinstance(layer, keras.layers.InputLayer)]
+        if len(layers) != 2 or layers[0] is not base or isinstance(layers[1], keras.Model):
+            return None
+        heads[task.model.name] = layers[1]
+    return base, heads

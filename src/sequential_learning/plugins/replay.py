@@ -1,0 +1,131 @@
+"""Experience replay (ER): a buffer of past samples whose loss is added to every step.
+
+Every step draws `memory_batch` samples from the buffer and adds their mean loss (each sample
+through its own task's model and loss) to the task's, as Mammoth's ER and Avalanche's replay
+plugin do (Chaudhry et al. 2019, "On tiny episodic memories in continual learning"). Two
+buffer policies:
+
+* `reservoir` (default): every training sample is offered to the buffer inside the step, after
+  the update, so the buffer is a uniform sample of everything seen so far (task 1 replays its
+  own samples);
+* `balanced`: after each task the buffer is refilled with an equal share per (task, class), as
+  Avalanche's class-balanced buffer (nothing is replayed during task 1).
+
+The buffer lives in `tf.Variable`s, so the step stays one compiled function; its contents are
+checkpointed with the rest of the run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from sequential_learning.plugins.base import Experience, Plugin, Run, Step
+from sequential_learning.plugins.buffer import MemoryBuffer, buffer_for
+from sequential_learning.plugins.registry import MEMORY, REPLAY_POLICIES, REPLAY_POLICY
+
+
+class ExperienceReplay(Plugin):
+    """Experience replay with a reservoir or class-balanced buffer.
+
+    Args:
+        memory: samples the buffer holds, all tasks together.
+        memory_batch: samples replayed per step (None: the task's batch size).
+        replay_policy: `reservoir` or `balanced`.
+        seed: seed of the buffer's draws (None: the run's seed).
+
+    Example:
+    ```python
+    manager = SequentialLearningManager(base, tasks, method=ExperienceReplay(memory=500))
+    ```
+    """
+
+    name = "replay"
+    family = "replay"
+    log_names = ("replay_loss",)
+
+    def __init__(self, memory: int = MEMORY.default, memory_batch: int | None = None,
+                 replay_policy: str = REPLAY_POLICY.default, seed: int | None = None) -> None:
+        _check_memory(memory, memory_batch)
+        if replay_policy not in REPLAY_POLICIES:
+            raise ValueError(f"replay_policy: {replay_policy!r} is not allowed; expected one of "
+                             f"{', '.join(REPLAY_POLICIES)}")
+        self.memory = int(memory)
+        self.memory_batch = memory_batch
+        self.policy = replay_policy
+        self.seed = seed
+
+    def check(self, run: Run) -> None:
+        super().check(run)
+        check_memory_fits(self.name, self.memory, run)
+        if self.policy == "balanced":
+            if run.task_type != "classification":
+                raise ValueError("replay_policy balanced needs a classification stream (it "
+                                 f"balances classes), this one is {run.task_type}")
+            if any(size == 0 for size in run.train_sizes):
+                raise ValueError("replay_policy balanced needs array training data (a tf.data "
+                                 "stream cannot be sampled by class); use reservoir")
+
+    def build(self, run: Run) -> None:
+        seed = run.seed if self.seed is None else self.seed
+        self.buffer: MemoryBuffer = buffer_for(run.tasks, self.memory, seed=seed + 1,
+                                               name="replay")
+        self.buffer.build()
+        self.current_task = tf.Variable(0, dtype=tf.int32, trainable=False, name="replay_task")
+        self.batch = int(self.memory_batch or run.tasks[0].batch_size)
+        self._seed = seed
+
+    def routed_tasks(self, exp: Experience) -> int:
+        return exp.index + 1
+
+    def before_training_exp(self, exp: Experience) -> None:
+        self.current_task.assign(exp.index)
+
+    def after_training_exp(self, exp: Experience) -> None:
+        if self.policy == "balanced":
+            x, y = (np.asarray(a) for a in exp.task.train_data)
+            self.buffer.fill_balanced(x.astype(np.float32), y, exp.index, self._seed + exp.index)
+        exp.summary["replay_buffer"] = _composition(self.buffer)
+
+    def extra_losses(self, step: Step) -> dict[str, tf.Tensor]:
+        batch = self.buffer.sample(self.batch)
+        loss = step.loss(batch["x"], batch["y"], batch["task"])
+        return {"replay_loss": loss * batch["has_data"]}
+
+    def after_update(self, step: Step) -> None:
+        if self.policy == "reservoir":
+            self.buffer.reservoir_add(step.x, step.y, self.current_task)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return self.buffer.state()
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.buffer.load_state(state)
+
+    def describe(self) -> dict:
+        return {"memory": self.memory, "memory_batch": self.batch, "replay_policy": self.policy}
+
+
+def _check_memory(memory, memory_batch) -> None:
+    if isinstance(memory, bool) or not isinstance(memory, int | np.integer) or memory < 1:
+        raise ValueError(f"memory: {memory!r} is not allowed; expected an integer >= 1")
+    if memory_batch is not None and (isinstance(memory_batch, bool)
+                                     or not isinstance(memory_batch, int | np.integer)
+                                     or memory_batch < 1):
+        raise ValueError(f"memory_batch: {memory_batch!r} is not allowed; expected an integer "
+                         ">= 1, or null for the batch size")
+
+
+def check_memory_fits(name: str, memory: int, run: Run) -> None:
+    """Raises ValueError when a buffer of `memory` samples is larger than the stream's data."""
+    sizes = run.train_sizes
+    if all(sizes) and memory > sum(sizes):
+        raise ValueError(f"memory: {memory} is larger than the {sum(sizes)} training samples of "
+                         f"the whole stream ({name} would never fill it)")
+
+
+def _composition(buffer: MemoryBuffer) -> dict:
+    """How many samples of each task the buffer holds."""
+    tasks = buffer.task.numpy()[: int(buffer.filled.numpy())]
+    ids, counts = np.unique(tasks, return_counts=True)
+    return {f"task_{int(i) + 1}": int(c) for i, c in zip(ids, counts)}
