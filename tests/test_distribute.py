@@ -43,8 +43,19 @@ MIRRORED = textwrap.dedent(
         cfg = RunConfig(benchmark="split-digits", method="fisher", epochs=2, hidden=[32],
                         fisher_samples=200, strategy=name)
         accs[name] = run_experiment(cfg).metrics["acc"]
+    # Plugins under the strategy, several runs in one process (one strategy object): A-GEM's
+    # projection of all-reduced gradients, samples routed to their own heads, joint's batches
+    # with task ids.
+    from sequential_learning.distribute import make_strategy
+    plugins = {}
+    for method in ("a-gem", "joint"):
+        for name in ("default", "mirrored"):
+            cfg = RunConfig(benchmark="split-digits", method=method, epochs=2, hidden=[32],
+                            num_tasks=2, classes_per_task=5, memory=200, strategy=name)
+            plugins[f"{method}/{name}"] = run_experiment(cfg).metrics["acc"]
     print(json.dumps({"replicas": strategy.num_replicas_in_sync, "fisher_diff": diff,
-                      "acc": accs}))
+                      "acc": accs, "plugins": plugins,
+                      "one_strategy": make_strategy("mirrored") is make_strategy("mirrored")}))
     """
 )
 
@@ -67,7 +78,7 @@ def _run(code, *args, env=None, timeout=400):
                             stderr=subprocess.PIPE, text=True, env=env)
 
 
-def test_mirrored_strategy_gives_the_same_fisher_and_accuracy():
+def test_mirrored_strategy_gives_the_same_fisher_accuracy_and_plugin_results():
     proc = _run(MIRRORED)
     out, err = proc.communicate(timeout=400)
     assert proc.returncode == 0, err[-3000:]
@@ -75,6 +86,10 @@ def test_mirrored_strategy_gives_the_same_fisher_and_accuracy():
     assert result["replicas"] == 2
     assert result["fisher_diff"] < 1e-5
     assert abs(result["acc"]["default"] - result["acc"]["mirrored"]) <= 0.01, result
+    plugins = result["plugins"]
+    for method in ("a-gem", "joint"):  # the same up to the order of float sums
+        assert abs(plugins[f"{method}/default"] - plugins[f"{method}/mirrored"]) <= 0.02, plugins
+    assert result["one_strategy"]
 
 
 def _free_ports(n):

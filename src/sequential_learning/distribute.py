@@ -13,6 +13,11 @@ import json
 import os
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
+# One strategy of each kind per process: a second MirroredStrategy numbers its collective ops
+# from the same keys as the first, and its all-reduces then meet the first one's ("Shape
+# mismatch in the collective instance"): a comparison of several methods under `mirrored`
+# failed at its second method. TensorFlow allows one MultiWorkerMirroredStrategy per process.
+_MADE: dict[str, object] = {}
 
 
 def parse_tf_config(text: str | None = None) -> dict:
@@ -47,7 +52,8 @@ def parse_tf_config(text: str | None = None) -> dict:
 
 
 def make_strategy(name: str):
-    """The strategy called `name` (see the module docstring).
+    """The strategy called `name` (see the module docstring); the same object for every call
+    in a process.
 
     Example:
     ```python
@@ -60,11 +66,15 @@ def make_strategy(name: str):
 
     if name == "default":
         return tf.distribute.get_strategy()
+    if name in _MADE:
+        return _MADE[name]
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        _MADE[name] = tf.distribute.MirroredStrategy()
+        return _MADE[name]
     if name == "multi-worker":
         parse_tf_config()
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        _MADE[name] = tf.distribute.MultiWorkerMirroredStrategy()
+        return _MADE[name]
     raise ValueError(f"Unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
 
 

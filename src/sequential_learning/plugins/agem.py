@@ -10,7 +10,8 @@ raise that loss (g · g_ref < 0), applies its projection instead:
 The dot products run over every variable the step trains. Under a strategy with several
 replicas both gradients are summed across replicas before the projection (it is not linear in
 the replicas' shares), and the result is handed back as a share. Before the first task has
-ended the memory is empty and the step skips the reference pass (`tf.cond`).
+ended the memory is empty and the step skips the reference pass (`tf.cond`; under several
+replicas, where a branch may not hold the all-reduce, the pass runs with no effect).
 """
 
 from __future__ import annotations
@@ -81,9 +82,9 @@ class AGEM(Plugin):
     def transform_gradients(self, step: Step, gradients: list) -> list:
         gradients = list(gradients)
         variables = step.variables
+        batch = self.buffer.sample(self.batch)  # outside the branch: it moves a counter
 
         def project():
-            batch = self.buffer.sample(self.batch)
             with tf.GradientTape() as tape:
                 loss = step.loss(batch["x"], batch["y"], batch["task"])
                 scaled = step.trainer.optimizer.scale_loss(loss)
@@ -96,16 +97,20 @@ class AGEM(Plugin):
                 reference = context.all_reduce(tf.distribute.ReduceOp.SUM, reference)
             dot = tf.add_n([tf.reduce_sum(g * r) for g, r in zip(own, reference)])
             norm = tf.add_n([tf.reduce_sum(r * r) for r in reference])
-            coefficient = tf.where(dot < 0, tf.math.divide_no_nan(dot, norm), 0.0)
+            conflict = tf.logical_and(dot < 0, batch["has_data"] > 0)
+            coefficient = tf.where(conflict, tf.math.divide_no_nan(dot, norm), 0.0)
             projected = [g - coefficient * r for g, r in zip(own, reference)]
             if step.replicas > 1:  # a share again: apply_gradients sums the replicas'
                 projected = [g / float(step.replicas) for g in projected]
-            return projected, tf.cast(dot < 0, tf.float32)
+            return projected, tf.cast(conflict, tf.float32)
 
-        def keep():
-            return gradients, tf.constant(0.0)
-
-        out, flag = tf.cond(self.buffer.filled > 0, project, keep)
+        if step.replicas > 1:
+            # A branch may not hold the all-reduce (a synchronisation point): always project,
+            # with a zero coefficient while the memory is empty.
+            out, flag = project()
+        else:
+            out, flag = tf.cond(batch["has_data"] > 0, project,
+                                lambda: (gradients, tf.constant(0.0)))
         step.log("projected", flag)
         return list(out)
 
