@@ -15,6 +15,35 @@ import tensorflow as tf  # noqa: E402
 tf.get_logger().setLevel("ERROR")
 
 
+def mlp_and_data(samples: int, batch_size: int):
+    """The MLP 784-400-400-10 and random data the step benches train: `(base, model, x, y,
+    data)`, `data` a cached, batched `tf.data` set without autotuning (with it, releasing an
+    iterator at the end of fit sometimes blocks for ~2 s, which would swamp a 1 s epoch; see
+    `SequentialTask.training_dataset`)."""
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((784,))
+    h = keras.layers.Dense(400, activation="relu")(inp)
+    base_out = keras.layers.Dense(400, activation="relu")(h)
+    base = keras.Model(inp, base_out)
+    model = keras.Model(inp, keras.layers.Dense(10)(base(inp)))
+    rng = np.random.default_rng(0)
+    x = rng.random((samples, 784)).astype("float32")
+    y = rng.integers(0, 10, samples)
+    data = batched(x, y, batch_size)
+    return base, model, x, y, data
+
+
+def batched(x, y, batch_size: int) -> tf.data.Dataset:
+    """`(x, y)` as a cached, batched, prefetched `tf.data` set without autotuning."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return (tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache().prefetch(2)
+            .with_options(options))
+
+
 def device_line() -> str:
     """Which device TensorFlow computes on, for the printed figures."""
     gpus = tf.config.list_physical_devices("GPU")

@@ -23,7 +23,6 @@ import time
 import _common  # noqa: F401  (quiet TensorFlow first)
 import keras
 import numpy as np
-import tensorflow as tf
 
 from sequential_learning import native
 from sequential_learning.importance.penalty import ConsolidationPenalty
@@ -44,21 +43,8 @@ def main():
                         help="skip the comparison with the penalty as TensorFlow's own ops")
     args = parser.parse_args()
     print(_common.device_line())
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((784,))
-    h = keras.layers.Dense(400, activation="relu")(inp)
-    base_out = keras.layers.Dense(400, activation="relu")(h)
-    base = keras.Model(inp, base_out)
-    model = keras.Model(inp, keras.layers.Dense(10)(base(inp)))
-    rng = np.random.default_rng(0)
-    x = rng.random((args.samples, 784)).astype("float32")
-    y = rng.integers(0, 10, args.samples)
-    # No tf.data autotuning: with it, releasing an iterator at the end of fit sometimes blocks
-    # for ~2 s, which would swamp a 1 s epoch (see SequentialTask.training_dataset).
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    data = (tf.data.Dataset.from_tensor_slices((x, y)).batch(args.batch_size).cache().prefetch(2)
-            .with_options(options))
+    base, model, x, y, data = _common.mlp_and_data(args.samples, args.batch_size)
+    rng = np.random.default_rng(1)
     covered = base.trainable_variables
 
     def trainer_for(penalty):

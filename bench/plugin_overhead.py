@@ -32,7 +32,6 @@ import statistics
 import time
 
 import _common  # noqa: F401  (quiet TensorFlow first)
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -55,29 +54,15 @@ def main():
     parser.add_argument("--steps-per-execution", type=int, default=8)
     args = parser.parse_args()
     print(_common.device_line())
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((784,))
-    h = keras.layers.Dense(400, activation="relu")(inp)
-    base_out = keras.layers.Dense(400, activation="relu")(h)
-    base = keras.Model(inp, base_out)
-    model = keras.Model(inp, keras.layers.Dense(10)(base(inp)))
-    rng = np.random.default_rng(0)
-    x = rng.random((args.samples, 784)).astype("float32")
-    y = rng.integers(0, 10, args.samples)
-    # No tf.data autotuning: with it, releasing an iterator at the end of fit sometimes blocks
-    # for ~2 s, which would swamp a 1 s epoch (see SequentialTask.training_dataset).
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    data = (tf.data.Dataset.from_tensor_slices((x, y)).batch(args.batch_size).cache().prefetch(2)
-            .with_options(options))
+    base, model, x, y, data = _common.mlp_and_data(args.samples, args.batch_size)
+    rng = np.random.default_rng(1)
     batches = math.ceil(args.samples / args.batch_size)
     memory_batch = args.memory_batch or args.batch_size
     # The same number of batches of B + M samples each: replay's compute without its buffer.
     wide = args.batch_size + memory_batch
     x_wide = rng.random((batches * wide, 784)).astype("float32")
     y_wide = rng.integers(0, 10, batches * wide)
-    wide_data = (tf.data.Dataset.from_tensor_slices((x_wide, y_wide)).batch(wide).cache()
-                 .prefetch(2).with_options(options))
+    wide_data = _common.batched(x_wide, y_wide, wide)
     # One task whose model is base + head; its arrays are what A-GEM samples its memory from.
     task = SequentialTask("task 1", model, (x, y), (x[:1000], y[:1000]),
                           batch_size=args.batch_size,

@@ -74,8 +74,13 @@ class ActiveClasses:
 
     def begin_task(self, index: int) -> None:
         """Activates the classes of tasks 0..index (called before task `index` trains)."""
-        self.active.assign(self.mask_through(index))
+        self.activate_through(index)
         self.evaluated.assign(self.task_mask(index))
+
+    def activate_through(self, index: int) -> None:
+        """Activates the classes of tasks 0..index (a method training on later tasks' data
+        too, such as `joint`, activates theirs)."""
+        self.active.assign(self.mask_through(index))
 
     @contextlib.contextmanager
     def evaluating(self, classes: Sequence[int]) -> Iterator[None]:

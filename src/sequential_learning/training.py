@@ -140,13 +140,9 @@ class ContinualTrainer(keras.Model):
         return self.task_model(inputs, training=training)
 
     def _get_router(self) -> Router:
+        """The router of routed samples (made on first use, when the loss is compiled)."""
         if self.router is None:
-            from sequential_learning.tasks import SequentialTask
-
-            tasks = self._router_tasks or [_ModelOnly(self.task_model, self.loss)]
-            if not all(isinstance(t, SequentialTask | _ModelOnly) for t in tasks):
-                raise ValueError("routes must be SequentialTasks")
-            self.router = Router(tasks)
+            self.router = Router(self._router_tasks or [_ModelOnly(self.task_model, self.loss)])
         return self.router
 
     def train_step(self, data):

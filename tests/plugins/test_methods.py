@@ -199,6 +199,15 @@ def test_joint_learns_every_task_from_the_first_and_cumulative_does_not(setup_fa
     assert cumulative.accuracy_matrix[2].min() > 0.9
 
 
+def test_joint_in_a_class_incremental_stream_has_every_class_active(setup_factory):
+    keras.utils.set_random_seed(0)
+    s = setup_factory(tasks=3, scenario="class", hidden=(8,))
+    results = SequentialLearningManager(s.base, s.tasks, method="joint", epochs=4,
+                                        learning_rate=0.01).train_all()
+    assert results.accuracy_matrix[0, 2] > 0.8  # task 3's classes learned (and unmasked) at once
+    assert results.metrics["acc"] > 0.9
+
+
 def test_buffers_must_fit_the_stream_and_options_are_checked(setup_factory):
     s = setup_factory(tasks=2)
     with pytest.raises(ValueError, match=f"memory: 1000 is larger than the {sum(s.run.train_sizes)}"):

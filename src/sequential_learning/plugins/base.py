@@ -125,8 +125,9 @@ class Plugin:
             `extra_losses`); the trainer keeps a running mean of each.
         needs_old_values: `after_update` reads `step.old_values` (the covered variables'
             values before the optimizer update).
-        family: `importance`, `replay`, `distillation`, `projection` or `reference`.
-        tasks: the task types it serves (`classification`, `regression`).
+        family: `importance`, `replay`, `distillation`, `projection` or `reference` (at most
+            one `importance` plugin per run; a `reference` one runs alone).
+        task_types: the task types it serves (`classification`, `regression`).
     """
 
     name: str = "plugin"
@@ -187,7 +188,8 @@ class Plugin:
 
     # -- in-graph (traced once inside the compiled train step) -------------------------------
     def extra_losses(self, step: Step) -> dict[str, tf.Tensor]:
-        """Loss terms added inside the gradient tape, `{name: scalar}` (per-replica means)."""
+        """Loss terms added inside the gradient tape, `{name: scalar}`, in the units of the task
+        loss: a replica's share (a mean divided by the replicas in sync, as `step.loss` gives)."""
         return {}
 
     def transform_gradients(self, step: Step, gradients: list) -> list:

@@ -79,7 +79,10 @@ class Consolidation(Plugin):
             if mode is None:
                 from sequential_learning.importance import default_penalty_mode
 
-                mode = default_penalty_mode(self.name)
+                try:
+                    mode = default_penalty_mode(self.name)
+                except ValueError:  # an estimator of the user's own: a term per task
+                    mode = "separate"
             self.penalty = ConsolidationPenalty(run.covered, ewc_lambda, mode, gamma, normalize)
 
     def before_training_exp(self, exp: Experience) -> None:

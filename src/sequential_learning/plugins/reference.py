@@ -5,7 +5,8 @@
   as many epochs over all the data as the stream has tasks times their epochs, so it is also
   the best-trained model of a comparison (trained once for one task's epochs, as Mammoth's
   `joint`, it tied or lost to `cumulative` on task-incremental split Fashion-MNIST).
-  Its accuracy matrix has every task learned from the first row, so FWT and BWT say nothing.
+  Its accuracy matrix has every task learned from the first row, so FWT and BWT say nothing; in
+  a class-incremental stream every class is active from the first task on.
 * `cumulative`: each task trains on the union of the data of every task so far (Avalanche's
   `Cumulative`).
 
@@ -42,6 +43,12 @@ class Cumulative(Plugin):
 
     def routed_tasks(self, exp: Experience) -> int:
         return 0 if exp.run.shared_head else self._tasks(exp).stop
+
+    def before_training_exp(self, exp: Experience) -> None:
+        # In a class-incremental stream the classes of every task trained on are active.
+        active = getattr(exp.task, "active_classes", None)
+        if active is not None:
+            active.activate_through(self._tasks(exp).stop - 1)
 
     def routed_data(self, exp: Experience) -> bool:
         return not exp.run.shared_head and len(self._tasks(exp)) > 1
