@@ -12,10 +12,11 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 
-# Compares fine-tuning, weight decay and Fisher EWC on the embedded permuted-digits stream and
-# writes runs/<timestamp>-permuted-digits-compare/ (tables, plots, one folder per method).
+# Compares fine-tuning, weight decay, Fisher EWC and experience replay on the embedded
+# permuted-digits stream and writes runs/<timestamp>-permuted-digits-compare/ (tables, plots,
+# one folder per method).
 demo: install
-	$(BIN)/seql compare --benchmark permuted-digits --methods none,weight-decay,fisher
+	$(BIN)/seql compare --benchmark permuted-digits --methods none,weight-decay,fisher,replay
 
 test: $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[dev]"
