@@ -255,8 +255,13 @@ class RunConfig:
 
     def _check_method_options(self, names: list[str]) -> None:
         """Checks the options of the combined methods: the run's values, then each mapping's."""
-        options = method_options(names)
-        for name, option in options.items():
+        # The replay, distillation and projection options are checked whatever the method (a
+        # bad value is bad even where unused), the others where their method runs.
+        checked = {o.name: o for o in (options.MEMORY, options.MEMORY_BATCH, options.REPLAY_POLICY,
+                                       options.LWF_ALPHA, options.LWF_TEMPERATURE,
+                                       options.DERPP_ALPHA, options.DERPP_BETA)}
+        checked.update(method_options(names))
+        for name, option in checked.items():
             if hasattr(self, name) and name not in _OWN_CHECKS:
                 option.validate(getattr(self, name))
         for item in self.plugins:

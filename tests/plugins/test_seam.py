@@ -209,3 +209,23 @@ def test_shared_head_tasks_reuse_one_trainer_with_the_plugins_numbers(setup_fact
     for name in ("loss", "logit_loss", "replay_loss"):
         np.testing.assert_array_equal(runs[0].train_history[name], runs[1].train_history[name])
     assert np.all(runs[0].train_history["logit_loss"][1:] > 0)  # the buffer was in use
+
+
+def test_methods_from_an_installed_packages_entry_point(tmp_path, monkeypatch):
+    """A package registers its methods from an entry point: `--method` then knows them."""
+    from sequential_learning.plugins import registry
+
+    (tmp_path / "my_methods.py").write_text(
+        "from sequential_learning.plugins import register_method\n"
+        "def register():\n"
+        "    register_method('entry-point-test', lambda: None, 'from an entry point',\n"
+        "                    replace=True)\n")
+    info = tmp_path / "my_methods-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-methods\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        f"[{registry.ENTRY_POINT_GROUP}]\nmine = my_methods:register\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    assert method_spec("entry-point-test").description == "from an entry point"
+    assert "entry-point-test" in [s.name for s in registry.available_methods()]
