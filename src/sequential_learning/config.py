@@ -20,7 +20,12 @@ from sequential_learning.importance import (
     parse_method,
 )
 from sequential_learning.plugins import registry as options
-from sequential_learning.plugins.registry import method_options, method_spec, split_methods
+from sequential_learning.plugins.registry import (
+    check_families,
+    method_options,
+    method_spec,
+    split_methods,
+)
 
 # λ that works for each method on the embedded permuted-digits stream with the default model
 # (found by sweeps; see the README). Methods differ in scale, so λ does not transfer between them.
@@ -275,10 +280,9 @@ class RunConfig:
                         raise ValueError(f"plugins: {spec.name} has no option {key!r}; its "
                                          f"options: {', '.join(sorted(own)) or 'none'}")
                     own[key].validate(value)
-        for name in names:
-            if name in ("joint", "cumulative") and len(names) > 1:
-                raise ValueError(f"method: {name} is a reference point (the data of several "
-                                 f"tasks at once) and runs alone, got {'+'.join(names)}")
+        # The plugins' own check, on the registry's families (no TensorFlow here); `none`
+        # makes no plugin.
+        check_families([(n, method_spec(n).family) for n in names if n != "none"])
 
     def methods(self) -> list[str | dict]:
         """The method specification the manager takes: each method's name, or its mapping in

@@ -21,8 +21,8 @@ import tensorflow as tf
 
 from sequential_learning.plugins.base import Experience, Plugin, Run, Step
 from sequential_learning.plugins.buffer import MemoryBuffer, buffer_for
-from sequential_learning.plugins.registry import MEMORY
-from sequential_learning.plugins.replay import _check_memory, _composition, check_memory_fits
+from sequential_learning.plugins.registry import MEMORY, MEMORY_BATCH
+from sequential_learning.plugins.replay import _composition, check_memory_fits
 
 
 class AGEM(Plugin):
@@ -48,7 +48,8 @@ class AGEM(Plugin):
 
     def __init__(self, memory: int = MEMORY.default, memory_batch: int | None = None,
                  seed: int | None = None) -> None:
-        _check_memory(memory, memory_batch)
+        MEMORY.validate(memory)
+        MEMORY_BATCH.validate(memory_batch)
         self.memory = int(memory)
         self.memory_batch = memory_batch
         self.seed = seed

@@ -311,21 +311,6 @@ def stateless_seed(seed: int, counter: tf.Variable, salt: int = 0) -> tf.Tensor:
 
 def check_combination(plugins: Sequence[Plugin]) -> None:
     """Raises ValueError unless the plugins can run together (one line, naming them)."""
-    names = [p.name for p in plugins]
-    seen = set()
-    for name in names:
-        if name in seen:
-            raise ValueError(f"methods: {name!r} is given twice in {'+'.join(names)}")
-        seen.add(name)
-    importance = [p.name for p in plugins if p.family == "importance"]
-    if len(importance) > 1:
-        raise ValueError(
-            f"methods: combine at most one weight-importance method with other methods, got "
-            f"{'+'.join(importance)}"
-        )
-    reference = [p.name for p in plugins if p.family == "reference"]
-    if reference and len(plugins) > 1:
-        raise ValueError(
-            f"methods: {reference[0]} is a reference point (the data of several tasks at once) "
-            f"and runs alone, got {'+'.join(names)}"
-        )
+    from sequential_learning.plugins.registry import check_families
+
+    check_families([(p.name, p.family) for p in plugins])

@@ -20,8 +20,8 @@ import tensorflow as tf
 
 from sequential_learning.plugins.base import Experience, Plugin, Run, Step
 from sequential_learning.plugins.buffer import MemoryBuffer, buffer_for
-from sequential_learning.plugins.registry import DERPP_ALPHA, DERPP_BETA, MEMORY
-from sequential_learning.plugins.replay import _check_memory, _composition, check_memory_fits
+from sequential_learning.plugins.registry import DERPP_ALPHA, DERPP_BETA, MEMORY, MEMORY_BATCH
+from sequential_learning.plugins.replay import _composition, check_memory_fits
 
 
 class DERPlusPlus(Plugin):
@@ -48,10 +48,9 @@ class DERPlusPlus(Plugin):
                  derpp_alpha: float = DERPP_ALPHA.default,
                  derpp_beta: float = DERPP_BETA.default,
                  seed: int | None = None) -> None:
-        _check_memory(memory, memory_batch)
-        for key, value in (("derpp_alpha", derpp_alpha), ("derpp_beta", derpp_beta)):
-            if not np.isfinite(value) or value < 0:
-                raise ValueError(f"{key}: {value!r} is not allowed; expected a finite number >= 0")
+        for option, value in ((MEMORY, memory), (MEMORY_BATCH, memory_batch),
+                              (DERPP_ALPHA, derpp_alpha), (DERPP_BETA, derpp_beta)):
+            option.validate(value)
         self.memory = int(memory)
         self.memory_batch = memory_batch
         self.alpha = float(derpp_alpha)

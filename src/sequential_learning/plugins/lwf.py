@@ -44,12 +44,8 @@ class LearningWithoutForgetting(Plugin):
 
     def __init__(self, lwf_alpha: float = LWF_ALPHA.default,
                  lwf_temperature: float = LWF_TEMPERATURE.default) -> None:
-        if not np.isfinite(lwf_alpha) or lwf_alpha < 0:
-            raise ValueError(f"lwf_alpha: {lwf_alpha!r} is not allowed; expected a finite number "
-                             ">= 0")
-        if not np.isfinite(lwf_temperature) or lwf_temperature <= 0:
-            raise ValueError(f"lwf_temperature: {lwf_temperature!r} is not allowed; expected a "
-                             "finite number > 0")
+        LWF_ALPHA.validate(lwf_alpha)
+        LWF_TEMPERATURE.validate(lwf_temperature)
         self.alpha = float(lwf_alpha)
         self.temperature = float(lwf_temperature)
 

@@ -177,6 +177,29 @@ def split_methods(text: str) -> list[str]:
     return [method_spec(p).name for p in parts]
 
 
+def check_families(members: Sequence[tuple[str, str]]) -> None:
+    """Raises ValueError unless methods given as (name, family) can run together: each once,
+    at most one weight-importance method, a reference point alone."""
+    names = [name for name, _ in members]
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"methods: {name!r} is given twice in {'+'.join(names)}")
+        seen.add(name)
+    importance = [name for name, family in members if family == "importance"]
+    if len(importance) > 1:
+        raise ValueError(
+            f"methods: combine at most one weight-importance method with other methods, got "
+            f"{'+'.join(importance)}"
+        )
+    reference = [name for name, family in members if family == "reference"]
+    if reference and len(members) > 1:
+        raise ValueError(
+            f"methods: {reference[0]} is a reference point (the data of several tasks at once) "
+            f"and runs alone, got {'+'.join(names)}"
+        )
+
+
 def method_options(names: Sequence[str]) -> dict[str, Option]:
     """The options of the named methods (one entry per option name)."""
     out: dict[str, Option] = {}

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from sequential_learning.plugins.base import Experience, Plugin, Run, Step
 from sequential_learning.plugins.buffer import MemoryBuffer, buffer_for
-from sequential_learning.plugins.registry import MEMORY, REPLAY_POLICIES, REPLAY_POLICY
+from sequential_learning.plugins.registry import MEMORY, MEMORY_BATCH, REPLAY_POLICY
 
 
 class ExperienceReplay(Plugin):
@@ -46,10 +46,9 @@ class ExperienceReplay(Plugin):
 
     def __init__(self, memory: int = MEMORY.default, memory_batch: int | None = None,
                  replay_policy: str = REPLAY_POLICY.default, seed: int | None = None) -> None:
-        _check_memory(memory, memory_batch)
-        if replay_policy not in REPLAY_POLICIES:
-            raise ValueError(f"replay_policy: {replay_policy!r} is not allowed; expected one of "
-                             f"{', '.join(REPLAY_POLICIES)}")
+        MEMORY.validate(memory)
+        MEMORY_BATCH.validate(memory_batch)
+        REPLAY_POLICY.validate(replay_policy)
         self.memory = int(memory)
         self.memory_batch = memory_batch
         self.policy = replay_policy
@@ -104,16 +103,6 @@ class ExperienceReplay(Plugin):
 
     def describe(self) -> dict:
         return {"memory": self.memory, "memory_batch": self.batch, "replay_policy": self.policy}
-
-
-def _check_memory(memory, memory_batch) -> None:
-    if isinstance(memory, bool) or not isinstance(memory, int | np.integer) or memory < 1:
-        raise ValueError(f"memory: {memory!r} is not allowed; expected an integer >= 1")
-    if memory_batch is not None and (isinstance(memory_batch, bool)
-                                     or not isinstance(memory_batch, int | np.integer)
-                                     or memory_batch < 1):
-        raise ValueError(f"memory_batch: {memory_batch!r} is not allowed; expected an integer "
-                         ">= 1, or null for the batch size")
 
 
 def check_memory_fits(name: str, memory: int, run: Run) -> None:
