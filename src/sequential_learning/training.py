@@ -185,10 +185,11 @@ class ContinualTrainer(keras.Model):
             gradients = plugin.transform_gradients(step, gradients)
         if self.needs_old_values:
             step.old_values = [tf.identity(tf.convert_to_tensor(v)) for v in self.covered]
+        # Extra losses are replicas' shares, like `loss`: logged and totalled whole.
+        extras = {name: value * replicas if replicas != 1 else value
+                  for name, value in extras.items()}
         total = task_loss
-        for value in extras.values():
-            total = total + value * replicas
-        for value in step.added:
+        for value in [*extras.values(), *step.added]:
             total = total + value
         first_bad = tf.logical_and(
             tf.logical_not(tf.math.is_finite(total)), self.nonfinite_step < 0
@@ -200,8 +201,7 @@ class ContinualTrainer(keras.Model):
             plugin.after_update(step)
         batch = step.batch_size
         self.base_loss_tracker.update_state(task_loss, sample_weight=batch)
-        logged = {name: value * replicas for name, value in extras.items()}
-        logged.update(step.logged)
+        logged = {**extras, **step.logged}
         for name, value in logged.items():
             if name not in self.plugin_trackers:
                 raise ValueError(f"a plugin logged {name!r}, which no plugin declares in "

@@ -75,8 +75,9 @@ class Router:
                      zip(self.tasks, tf.dynamic_partition(y, ids, n),
                          tf.dynamic_partition(outputs, ids, n))]
             values = tf.dynamic_stitch(positions, [tf.cast(p, tf.float32) for p in parts])
+        mean = mean_over_batch(values, sample_weight)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return mean_over_batch(values, sample_weight) / float(replicas)
+        return mean / float(replicas) if replicas != 1 else mean
 
     def _partition(self, task_ids, x):
         if task_ids is None:
