@@ -24,6 +24,7 @@ from sequential_learning.plugins.registry import (
     check_families,
     method_options,
     method_spec,
+    parse_mapping,
     split_methods,
 )
 
@@ -249,9 +250,7 @@ class RunConfig:
         names = split_methods(self.method)
         for item in self.plugins:
             if isinstance(item, dict):
-                _check("name" in item and isinstance(item["name"], str), "plugins", item,
-                       "a mapping with a 'name' key")
-                more = [method_spec(item["name"]).name]
+                more = [parse_mapping(item)[0].name]  # its own options checked too
             else:
                 _check(isinstance(item, str), "plugins", item, "a method name or a mapping")
                 more = split_methods(item)
@@ -259,27 +258,15 @@ class RunConfig:
         return names
 
     def _check_method_options(self, names: list[str]) -> None:
-        """Checks the options of the combined methods: the run's values, then each mapping's."""
+        """Checks the run's options of the combined methods (a mapping in `plugins` has its own
+        checked by `_method_names`) and that the methods can run together."""
         # The replay, distillation and projection options are checked whatever the method (a
         # bad value is bad even where unused), the others where their method runs.
-        checked = {o.name: o for o in (options.MEMORY, options.MEMORY_BATCH, options.REPLAY_POLICY,
-                                       options.LWF_ALPHA, options.LWF_TEMPERATURE,
-                                       options.DERPP_ALPHA, options.DERPP_BETA)}
+        checked = {o.name: o for o in _PLUGIN_OPTIONS}
         checked.update(method_options(names))
         for name, option in checked.items():
             if hasattr(self, name) and name not in _OWN_CHECKS:
                 option.validate(getattr(self, name))
-        for item in self.plugins:
-            if isinstance(item, dict):
-                spec = method_spec(item["name"])
-                own = {o.name: o for o in spec.options}
-                for key, value in item.items():
-                    if key == "name":
-                        continue
-                    if key not in own:
-                        raise ValueError(f"plugins: {spec.name} has no option {key!r}; its "
-                                         f"options: {', '.join(sorted(own)) or 'none'}")
-                    own[key].validate(value)
         # The plugins' own check, on the registry's families (no TensorFlow here); `none`
         # makes no plugin.
         check_families([(n, method_spec(n).family) for n in names if n != "none"])
@@ -332,8 +319,9 @@ class RunConfig:
 
 
 #: `RunConfig` fields that are options of the replay, distillation and projection methods.
-_PLUGIN_KEYS = ("memory", "memory_batch", "replay_policy", "lwf_alpha", "lwf_temperature",
-                "derpp_alpha", "derpp_beta")
+_PLUGIN_OPTIONS = (options.MEMORY, options.MEMORY_BATCH, options.REPLAY_POLICY, options.LWF_ALPHA,
+                   options.LWF_TEMPERATURE, options.DERPP_ALPHA, options.DERPP_BETA)
+_PLUGIN_KEYS = tuple(o.name for o in _PLUGIN_OPTIONS)
 #: Options `validate` checks itself (λ and the penalty's settings, resolved from defaults).
 _OWN_CHECKS = ("ewc_lambda", "fisher_samples", "penalty_mode", "gamma", "normalize_importance",
                "fisher_mode")

@@ -26,6 +26,7 @@ from sequential_learning.plugins.registry import (
     available_methods,
     method_options,
     method_spec,
+    parse_mapping,
     register_method,
     split_methods,
 )
@@ -47,7 +48,8 @@ _EXPORTS = {
 }
 
 __all__ = [*_EXPORTS, "MethodSpec", "Option", "available_methods", "describe_methods",
-           "make_plugins", "method_options", "method_spec", "register_method", "split_methods"]
+           "make_plugins", "method_options", "method_spec", "parse_mapping", "register_method",
+           "split_methods"]
 
 
 def __getattr__(name: str):
@@ -95,16 +97,7 @@ def make_plugins(method: Any, **options) -> list:
 
 
 def _from_mapping(item: dict, options: dict) -> list:
-    if "name" not in item:
-        raise ValueError(f"plugins: {item!r} needs a 'name' key")
-    spec = method_spec(item["name"])
-    own = {k: v for k, v in item.items() if k != "name"}
-    known = {o.name for o in spec.options}
-    unknown = sorted(set(own) - known)
-    if unknown:
-        allowed = ", ".join(sorted(known)) or "none"
-        raise ValueError(f"plugins: {spec.name} has no option {unknown[0]!r}; its options: "
-                         f"{allowed}")
+    spec, own = parse_mapping(item)
     return spec.make(**{**options, **own})
 
 

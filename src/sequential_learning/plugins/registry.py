@@ -177,6 +177,26 @@ def split_methods(text: str) -> list[str]:
     return [method_spec(p).name for p in parts]
 
 
+def parse_mapping(item: dict) -> tuple[MethodSpec, dict]:
+    """A method given as `{"name": ..., option: value}`: its spec and its checked options.
+
+    Raises:
+        ValueError: without a name, for an unknown method, or an option it does not have or a
+            value that option does not allow (one line, naming them).
+    """
+    if not isinstance(item.get("name"), str):
+        raise ValueError(f"plugins: {item!r} needs a 'name' key")
+    spec = method_spec(item["name"])
+    own = {o.name: o for o in spec.options}
+    values = {k: v for k, v in item.items() if k != "name"}
+    for key, value in values.items():
+        if key not in own:
+            raise ValueError(f"plugins: {spec.name} has no option {key!r}; its options: "
+                             f"{', '.join(sorted(own)) or 'none'}")
+        own[key].validate(value)
+    return spec, values
+
+
 def check_families(members: Sequence[tuple[str, str]]) -> None:
     """Raises ValueError unless methods given as (name, family) can run together: each once,
     at most one weight-importance method, a reference point alone."""
