@@ -22,7 +22,7 @@ import tensorflow as tf
 from sequential_learning.plugins.base import Experience, Plugin, Run, Step
 from sequential_learning.plugins.buffer import MemoryBuffer, buffer_for
 from sequential_learning.plugins.registry import MEMORY, MEMORY_BATCH
-from sequential_learning.plugins.replay import _composition, check_memory_fits
+from sequential_learning.plugins.replay import check_memory_fits
 
 
 class AGEM(Plugin):
@@ -60,9 +60,7 @@ class AGEM(Plugin):
         if self.memory < run.num_tasks:
             raise ValueError(f"memory: {self.memory} is smaller than the {run.num_tasks} tasks "
                              "(a-gem keeps memory // tasks samples of each)")
-        if any(size == 0 for size in run.train_sizes):
-            raise ValueError("a-gem needs array training data to fill its memory after each "
-                             "task (a tf.data stream cannot be sampled)")
+        run.require_arrays(self.name, "it fills its memory from each finished task")
 
     def build(self, run: Run) -> None:
         self._seed = run.seed if self.seed is None else self.seed
@@ -78,7 +76,7 @@ class AGEM(Plugin):
     def after_training_exp(self, exp: Experience) -> None:
         x, y = exp.task.sample(self.per_task, seed=self._seed + 7 * exp.index + 5)
         self.buffer.fill_slots(exp.index * self.per_task, np.asarray(x, np.float32), y, exp.index)
-        exp.summary["agem_memory"] = _composition(self.buffer)
+        exp.summary["agem_memory"] = self.buffer.composition()
 
     def transform_gradients(self, step: Step, gradients: list) -> list:
         gradients = list(gradients)

@@ -89,6 +89,12 @@ class Run:
             sizes.append(0 if isinstance(data, tf.data.Dataset) else len(data[0]))
         return sizes
 
+    def require_arrays(self, who: str, why: str) -> None:
+        """Raises ValueError when a task streams a tf.data set: `who` needs arrays `why`."""
+        if not all(self.train_sizes):
+            raise ValueError(f"{who} needs array training data ({why}); a task streams a "
+                             "tf.data set")
+
 
 @dataclass
 class Experience:
@@ -110,10 +116,6 @@ class Experience:
     @property
     def model(self) -> keras.Model:
         return self.task.model
-
-    @property
-    def is_last(self) -> bool:
-        return self.index == self.run.num_tasks - 1
 
 
 class Plugin:

@@ -147,6 +147,11 @@ class MemoryBuffer:
         n = int(self.filled.numpy())
         return {key: v.numpy()[:n] for key, v in self.stored.items()}
 
+    def composition(self) -> dict[str, int]:
+        """How many samples of each task the buffer holds, `{"task_K": count}`."""
+        ids, counts = np.unique(self.task.numpy()[: int(self.filled.numpy())], return_counts=True)
+        return {f"task_{int(i) + 1}": int(c) for i, c in zip(ids, counts)}
+
     def _assign(self, arrays: dict[str, np.ndarray]) -> None:
         n = len(arrays["x"])
         for key, variable in self.stored.items():

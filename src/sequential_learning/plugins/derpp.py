@@ -21,7 +21,7 @@ import tensorflow as tf
 from sequential_learning.plugins.base import Experience, Plugin, Run, Step
 from sequential_learning.plugins.buffer import MemoryBuffer, buffer_for
 from sequential_learning.plugins.registry import DERPP_ALPHA, DERPP_BETA, MEMORY, MEMORY_BATCH
-from sequential_learning.plugins.replay import _composition, check_memory_fits
+from sequential_learning.plugins.replay import check_memory_fits
 
 
 class DERPlusPlus(Plugin):
@@ -76,7 +76,7 @@ class DERPlusPlus(Plugin):
         self.current_task.assign(exp.index)
 
     def after_training_exp(self, exp: Experience) -> None:
-        exp.summary["replay_buffer"] = _composition(self.buffer)
+        exp.summary["replay_buffer"] = self.buffer.composition()
 
     def extra_losses(self, step: Step) -> dict[str, tf.Tensor]:
         first = self.buffer.sample(self.batch)

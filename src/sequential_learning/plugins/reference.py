@@ -31,9 +31,7 @@ class Cumulative(Plugin):
 
     def check(self, run: Run) -> None:
         super().check(run)
-        if any(size == 0 for size in run.train_sizes):
-            raise ValueError(f"{self.name} needs array training data (it concatenates the "
-                             "tasks' data), a task streams a tf.data set")
+        run.require_arrays(self.name, "it concatenates the tasks' data")
 
     def build(self, run: Run) -> None:
         self.run = run

@@ -61,9 +61,8 @@ class ExperienceReplay(Plugin):
             if run.task_type != "classification":
                 raise ValueError("replay_policy balanced needs a classification stream (it "
                                  f"balances classes), this one is {run.task_type}")
-            if any(size == 0 for size in run.train_sizes):
-                raise ValueError("replay_policy balanced needs array training data (a tf.data "
-                                 "stream cannot be sampled by class); use reservoir")
+            run.require_arrays("replay_policy balanced", "it samples each class; use "
+                               "reservoir")
 
     def build(self, run: Run) -> None:
         seed = run.seed if self.seed is None else self.seed
@@ -84,7 +83,7 @@ class ExperienceReplay(Plugin):
         if self.policy == "balanced":
             x, y = (np.asarray(a) for a in exp.task.train_data)
             self.buffer.fill_balanced(x.astype(np.float32), y, exp.index, self._seed + exp.index)
-        exp.summary["replay_buffer"] = _composition(self.buffer)
+        exp.summary["replay_buffer"] = self.buffer.composition()
 
     def extra_losses(self, step: Step) -> dict[str, tf.Tensor]:
         batch = self.buffer.sample(self.batch)
@@ -111,10 +110,3 @@ def check_memory_fits(name: str, memory: int, run: Run) -> None:
     if all(sizes) and memory > sum(sizes):
         raise ValueError(f"memory: {memory} is larger than the {sum(sizes)} training samples of "
                          f"the whole stream ({name} would never fill it)")
-
-
-def _composition(buffer: MemoryBuffer) -> dict:
-    """How many samples of each task the buffer holds."""
-    tasks = buffer.task.numpy()[: int(buffer.filled.numpy())]
-    ids, counts = np.unique(tasks, return_counts=True)
-    return {f"task_{int(i) + 1}": int(c) for i, c in zip(ids, counts)}
