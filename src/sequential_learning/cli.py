@@ -543,6 +543,9 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
         sys.stderr.write(f"seql: error: {message}\n")
         return EXIT_USAGE
+    except BrokenPipeError:  # `seql list methods | head`: the reader has gone, nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt as interrupt:
         detail = str(interrupt) or "finished tasks are saved in the run folder"
         sys.stderr.write(f"\nseql: {detail}\n")

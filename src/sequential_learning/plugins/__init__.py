@@ -128,8 +128,8 @@ def describe_methods(lambdas: dict | None = None) -> list[str]:
         if family == "importance":
             with_options = next(s for s in members if s.options)
             shared = {o.name for o in with_options.options[:5]}
-            lines.append("  options of each: " + "; ".join(
-                _option_text(o) for o in with_options.options[:5]))
+            lines.append("  options of each:")
+            lines += [f"  {'':<18}   {_option_text(o)}" for o in with_options.options[:5]]
         for spec in members:
             extra = f" (default lambda {lambdas[spec.name]:g})" if spec.name in lambdas else ""
             lines.append(f"  {spec.name:<18} {spec.description}{extra}")

@@ -311,8 +311,8 @@ def _builtins() -> None:
     ewc_options = (
         float_option("ewc_lambda", None, "penalty strength lambda", flag="--lambda"),
         int_option("fisher_samples", 1000, "training inputs used to estimate importance"),
-        choice_option("penalty_mode", None, "separate terms per task, or online "
-                      "(default: the method's own)", PENALTY_MODES),
+        choice_option("penalty_mode", None, "separate terms per task, or online",
+                      PENALTY_MODES),
         Option("gamma", 1.0, "online decay", lambda v: _is_number(v) and 0 < v <= 1,
                "a number in (0, 1]"),
         bool_option("normalize_importance", False, "divide each task's importance by its maximum"),
