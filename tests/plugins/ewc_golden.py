@@ -2,8 +2,9 @@
 bit-identity test (`test_seam.py`).
 
 The file in the repository was written by this script at commit 2867384 (the last commit
-before the plugin seam), under `--deterministic`; `test_seam.py` runs the same configurations
-through the seam and compares. Usage (from the repository root, with that commit's `src`):
+before the plugin seam), under `--deterministic`, on this project's 2-core machine (the `cores`
+entry of its fingerprint was added by hand afterwards); `test_seam.py` runs the same
+configurations through the seam and compares. Usage (from the repository root, with that commit's `src`):
 
     PYTHONPATH=<checkout of 2867384>/src python tests/plugins/ewc_golden.py OUT.json
 """
@@ -11,6 +12,7 @@ through the seam and compares. Usage (from the repository root, with that commit
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 
@@ -32,7 +34,8 @@ SETTINGS = {"epochs": 1, "hidden": [16], "fisher_samples": 100, "num_tasks": 3, 
 
 
 def fingerprint() -> dict:
-    """What bit-identical floating point depends on: TensorFlow and the processor."""
+    """What bit-identical floating point depends on: TensorFlow, the processor and the number of
+    cores (TensorFlow splits reductions by thread)."""
     model = ""
     try:
         with open("/proc/cpuinfo") as handle:
@@ -40,7 +43,8 @@ def fingerprint() -> dict:
                           if line.startswith("model name")), "")
     except OSError:
         pass
-    return {"tensorflow": tf.__version__, "machine": platform.machine(), "cpu": model}
+    return {"tensorflow": tf.__version__, "machine": platform.machine(), "cpu": model,
+            "cores": os.cpu_count()}
 
 
 def matrices() -> dict:
