@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from sequential_learning.importance.base import ImportanceEstimator
 from sequential_learning.importance.penalty import ConsolidationPenalty
-from sequential_learning.plugins.base import Plugin, Step
+from sequential_learning.plugins.base import Plugin, Step, replica_share
 from sequential_learning.plugins.routing import Router
 
 
@@ -156,7 +156,7 @@ class ContinualTrainer(keras.Model):
                 y_pred = self.router.outputs(inputs, task_ids, training=True)
                 loss = self.router.loss(inputs, y, task_ids, sample_weight, outputs=y_pred)
                 if self.task_model.losses:
-                    loss = loss + tf.add_n(self.task_model.losses) / float(replicas)
+                    loss = loss + replica_share(tf.add_n(self.task_model.losses))
                 x = inputs
             else:
                 y_pred = self.task_model(x, training=True)

@@ -293,6 +293,13 @@ def per_sample_loss(loss, y, y_pred) -> tf.Tensor:
     return values
 
 
+def replica_share(value: tf.Tensor) -> tf.Tensor:
+    """`value` divided by the replicas in sync (unchanged on one): a mean's share, so that
+    summing the replicas' gradients gives the global mean's, as Keras scales its losses."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return value / float(replicas) if replicas != 1 else value
+
+
 def mean_over_batch(values: tf.Tensor, weights: tf.Tensor | None = None) -> tf.Tensor:
     """Σ w·v / batch size (Keras's `sum_over_batch_size`), 0 for an empty batch."""
     values = tf.cast(values, tf.float32)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from sequential_learning.plugins.base import Experience, Plugin, Run, Step
+from sequential_learning.plugins.base import Experience, Plugin, Run, Step, replica_share
 from sequential_learning.plugins.buffer import MemoryBuffer, buffer_for
 from sequential_learning.plugins.registry import DERPP_ALPHA, DERPP_BETA, MEMORY, MEMORY_BATCH
 from sequential_learning.plugins.replay import check_memory_fits
@@ -81,7 +81,7 @@ class DERPlusPlus(Plugin):
     def extra_losses(self, step: Step) -> dict[str, tf.Tensor]:
         first = self.buffer.sample(self.batch)
         outputs = tf.cast(step.outputs(first["x"], first["task"]), tf.float32)
-        logit_loss = tf.reduce_mean(tf.square(outputs - first["logits"])) / float(step.replicas)
+        logit_loss = replica_share(tf.reduce_mean(tf.square(outputs - first["logits"])))
         second = self.buffer.sample(self.batch)
         label_loss = step.loss(second["x"], second["y"], second["task"])
         return {"logit_loss": self.alpha * logit_loss * first["has_data"],

@@ -18,10 +18,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sequential_learning.plugins.base import Experience, Plugin, Run, Step
+from sequential_learning.class_incremental import mask_outputs
+from sequential_learning.plugins.base import Experience, Plugin, Run, Step, replica_share
 from sequential_learning.plugins.registry import LWF_ALPHA, LWF_TEMPERATURE
-
-_MASKED = -1e9  # a logit that softmax turns into exactly 0
 
 
 class LearningWithoutForgetting(Plugin):
@@ -90,8 +89,7 @@ class LearningWithoutForgetting(Plugin):
             loss = tf.constant(0.0)
             for t_out, s_out in zip(self._teacher_outputs(old, x), self._student_outputs(old, x)):
                 loss = loss + self._distillation(t_out, s_out, None)
-        replicas = float(step.replicas)
-        return {"distillation_loss": self.alpha * loss * self.on / replicas}
+        return {"distillation_loss": replica_share(self.alpha * loss * self.on)}
 
     def _student_outputs(self, tasks, x) -> list:
         if self._heads is not None:
@@ -112,14 +110,10 @@ class LearningWithoutForgetting(Plugin):
         from_logits = getattr(self.run.tasks[0], "from_logits", True)
         teacher = _as_logits(tf.cast(teacher, tf.float32), from_logits) / self.temperature
         student = _as_logits(tf.cast(student, tf.float32), from_logits) / self.temperature
-        if mask is not None:
-            keep = tf.convert_to_tensor(mask)[None, :] > 0
-            teacher = tf.where(keep, teacher, _MASKED)
-            student = tf.where(keep, student, _MASKED)
+        if mask is not None:  # masked classes get q = 0: they add nothing
+            teacher, student = mask_outputs(teacher, mask), mask_outputs(student, mask)
         q = tf.nn.softmax(teacher)
         terms = q * (tf.nn.log_softmax(teacher) - tf.nn.log_softmax(student))
-        if mask is not None:
-            terms = tf.where(keep, terms, 0.0)
         count = tf.cast(tf.shape(terms)[0], tf.float32)
         return tf.math.divide_no_nan(tf.reduce_sum(terms), count)
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from sequential_learning.plugins.base import mean_over_batch, per_sample_loss
+from sequential_learning.plugins.base import mean_over_batch, per_sample_loss, replica_share
 
 
 class Router:
@@ -75,9 +75,7 @@ class Router:
                      zip(self.tasks, tf.dynamic_partition(y, ids, n),
                          tf.dynamic_partition(outputs, ids, n))]
             values = tf.dynamic_stitch(positions, [tf.cast(p, tf.float32) for p in parts])
-        mean = mean_over_batch(values, sample_weight)
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return mean / float(replicas) if replicas != 1 else mean
+        return replica_share(mean_over_batch(values, sample_weight))
 
     def _partition(self, task_ids, x):
         if task_ids is None:
