@@ -178,32 +178,32 @@ class MemoryBuffer:
         share of the buffer (the first ones get one more when it does not divide); a class
         keeps the samples it had, up to its new share, and a new class takes a seeded random
         choice of its samples."""
+        if self.logits_width:
+            raise ValueError(f"{self.name}: a class-balanced buffer stores no logits")
         old = self.arrays()
         y = np.asarray(y).reshape((-1, *self.label_shape))
-        keys_old = list(dict.fromkeys(zip(old["task"].tolist(), _flat(old["y"]))))
-        new_labels = _flat(y)
-        keys_new = [(int(task), c) for c in dict.fromkeys(new_labels)]
-        keys = keys_old + [k for k in keys_new if k not in keys_old]
+        old_pairs = list(zip(old["task"].tolist(), _flat(old["y"])))
+        new_labels = np.asarray(_flat(y))
+        held = set(old_pairs)
+        keys = list(dict.fromkeys(old_pairs))
+        keys += [k for k in dict.fromkeys((int(task), c) for c in new_labels.tolist())
+                 if k not in keys]
         share, extra = divmod(self.capacity, len(keys))
         rng = np.random.default_rng(seed)
         parts = {"x": [], "y": [], "task": []}
         for k, key in enumerate(keys):
             quota = share + (1 if k < extra else 0)
-            if key in keys_old:
-                rows = [i for i, (t, c) in enumerate(zip(old["task"].tolist(), _flat(old["y"])))
-                        if (t, c) == key][:quota]
-                source_x, source_y = old["x"][rows], old["y"][rows]
+            if key in held:  # a (task, class) already held keeps what it had
+                kept = [i for i, pair in enumerate(old_pairs) if pair == key][:quota]
+                source_x, source_y = old["x"][kept], old["y"][kept]
             else:
-                candidates = np.flatnonzero(np.asarray([c == key[1] for c in new_labels]))
+                candidates = np.flatnonzero(new_labels == key[1])
                 rows = np.sort(rng.choice(candidates, min(quota, len(candidates)), replace=False))
                 source_x, source_y = x[rows], y[rows]
             parts["x"].append(source_x)
             parts["y"].append(source_y)
             parts["task"].append(np.full(len(source_x), key[0], np.int32))
-        arrays = {k: np.concatenate(v) for k, v in parts.items()}
-        if self.logits_width:
-            raise ValueError(f"{self.name}: a class-balanced buffer stores no logits")
-        self._assign(arrays)
+        self._assign({k: np.concatenate(v) for k, v in parts.items()})
 
     def state(self) -> dict[str, np.ndarray]:
         """Every variable as a NumPy array (for checkpoints)."""
