@@ -147,12 +147,6 @@ def _group(family: str) -> str:
 
 
 def _option_text(option: Option) -> str:
-    default = option.default
-    if option.name == "memory_batch":
-        default = "the batch size"
-    elif option.name in ("ewc_lambda", "penalty_mode"):
-        default = "the method's own"
-    elif default is None:
-        default = "none"
+    default = option.unset if option.default is None else option.default
     where = option.cli_flag or f"{option.name} (Python, config files)"
     return f"{where} {default}: {option.help}"

@@ -42,6 +42,7 @@ class Option:
         expected: what is allowed, for the error message ("an integer >= 1").
         flag: its `seql` option when that is not `--` + the name in kebab case; "" when the
             command line has none (Python and config files only).
+        unset: what a default of None means, for listings ("the batch size").
     """
 
     name: str
@@ -50,6 +51,7 @@ class Option:
     check: Callable[[Any], bool]
     expected: str
     flag: str | None = None
+    unset: str = "none"
 
     @property
     def cli_flag(self) -> str:
@@ -240,26 +242,28 @@ def _is_number(value) -> bool:
 
 
 def int_option(name: str, default, help: str, low: int = 1, none: bool = False,
-               flag: str | None = None) -> Option:
+               flag: str | None = None, unset: str = "none") -> Option:
     """An integer option >= `low` (None allowed when `none`)."""
     expected = f"an integer >= {low}" + (", or null" if none else "")
     return Option(name, default, help,
-                  lambda v: (none and v is None) or (_is_int(v) and v >= low), expected, flag)
+                  lambda v: (none and v is None) or (_is_int(v) and v >= low), expected, flag,
+                  unset)
 
 
 def float_option(name: str, default, help: str, low: float = 0.0, strict: bool = False,
-                 flag: str | None = None) -> Option:
+                 flag: str | None = None, unset: str = "none") -> Option:
     """A finite number >= `low` (> `low` when `strict`)."""
     expected = f"a finite number {'>' if strict else '>='} {low:g}"
     return Option(name, default, help,
-                  lambda v: _is_number(v) and (v > low if strict else v >= low), expected, flag)
+                  lambda v: _is_number(v) and (v > low if strict else v >= low), expected, flag,
+                  unset)
 
 
 def choice_option(name: str, default, help: str, choices: Sequence[str],
-                  flag: str | None = None) -> Option:
+                  flag: str | None = None, unset: str = "none") -> Option:
     """One of `choices`."""
     return Option(name, default, help, lambda v: v in choices, f"one of {', '.join(choices)}",
-                  flag)
+                  flag, unset)
 
 
 def bool_option(name: str, default: bool, help: str, flag: str | None = None) -> Option:
@@ -272,7 +276,7 @@ def bool_option(name: str, default: bool, help: str, flag: str | None = None) ->
 REPLAY_POLICIES = ("reservoir", "balanced")
 MEMORY = int_option("memory", 500, "samples the buffer holds (all tasks together)")
 MEMORY_BATCH = int_option("memory_batch", None, "samples drawn from the buffer per step",
-                          none=True)
+                          none=True, unset="the batch size")
 REPLAY_POLICY = choice_option("replay_policy", "reservoir", "reservoir (every sample seen, in "
                               "the step) or balanced (equal per class, after each task)",
                               REPLAY_POLICIES)
@@ -309,10 +313,11 @@ def _builtins() -> None:
     )
 
     ewc_options = (
-        float_option("ewc_lambda", None, "penalty strength lambda", flag="--lambda"),
+        float_option("ewc_lambda", None, "penalty strength lambda", flag="--lambda",
+                     unset="the method's own"),
         int_option("fisher_samples", 1000, "training inputs used to estimate importance"),
         choice_option("penalty_mode", None, "separate terms per task, or online",
-                      PENALTY_MODES),
+                      PENALTY_MODES, unset="the method's own"),
         Option("gamma", 1.0, "online decay", lambda v: _is_number(v) and 0 < v <= 1,
                "a number in (0, 1]"),
         bool_option("normalize_importance", False, "divide each task's importance by its maximum"),
@@ -326,8 +331,8 @@ def _builtins() -> None:
                                               "of the path length", flag="--net-change"),),
         EWCMethod.INVERSE_WEIGHT_MAGNITUDE: (float_option("epsilon", 1e-2, "epsilon in "
                                                           "1/(|theta| + epsilon)", strict=True),),
-        EWCMethod.RANDOM: (int_option("seed", None, "seed of the random importance (default: "
-                                      "the run's)", low=0, none=True, flag=""),),
+        EWCMethod.RANDOM: (int_option("seed", None, "seed of the random importance", low=0,
+                                      none=True, flag="", unset="the run's"),),
     }
     for member in EWCMethod:
         if member is EWCMethod.NONE:
