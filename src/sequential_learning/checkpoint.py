@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sequential_learning.errors import SeqlError
 from sequential_learning.results import atomic_write_bytes, atomic_write_text, to_jsonable
 
 CHECKPOINT_DIR = "checkpoint"
@@ -33,7 +34,7 @@ _VOLATILE_KEYS = {"out", "resume", "tensorboard", "verbose", "progress", "strate
                   "deterministic", "data_dir", "defaults_used"}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SeqlError):
     """A checkpoint is missing, unreadable or does not match the run being resumed."""
 
 

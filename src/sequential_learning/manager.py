@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from sequential_learning.errors import SeqlError
 from sequential_learning.importance import EWCMethod, default_penalty_mode, parse_method
 from sequential_learning.importance.penalty import ConsolidationPenalty
 from sequential_learning.optimizers import make_optimizer
@@ -22,8 +23,8 @@ from sequential_learning.results import Results, atomic_write_bytes
 from sequential_learning.tasks import SequentialTask
 
 
-class TrainingDivergedError(RuntimeError):
-    """The loss became NaN or infinite during a task."""
+class TrainingDivergedError(SeqlError, RuntimeError):
+    """The loss became NaN or infinite during a task (a `SeqlError`: one line from `seql`)."""
 
 
 class SequentialLearningManager:

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from sequential_learning.errors import SeqlError
+
 __all__ = ["DataError", "IDX_TYPES", "read_idx", "write_idx"]
 
 
-class DataError(ValueError):
+class DataError(SeqlError):
     """A data set is missing, malformed or inconsistent.
 
     The message names the file (or array key, or split) at fault and, for a missing data set,
