@@ -144,3 +144,22 @@ def test_flat_inputs_are_rejected_clearly():
     mlp = keras.Model(inp, keras.layers.Dense(2)(inp), name="mlp")
     with pytest.raises(ValueError, match=r"needs images shaped \(N, height, width, channels\)"):
         occlusion_sensitivity(mlp, np.zeros((2, 12)), 0)
+
+
+@pytest.mark.parametrize(("patch", "stride"), [(2, 3), ((2, 2), (2, 3)), ((1, 4), (2, 4))])
+def test_stride_larger_than_the_patch_is_refused_not_nan(make_model, images, patch, stride):
+    """Such a stride leaves pixels no patch covers: a one-line SeqlError, never NaN pixels."""
+    from sequential_learning.errors import SeqlError
+
+    with pytest.raises(SeqlError, match=r"`stride` .* is larger than `patch_size` .*covered by no "
+                                        r"patch") as caught:
+        occlusion_sensitivity(make_model("nested"), images, 0, patch_size=patch, stride=stride)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(SeqlError, match="larger than `patch_size`"):
+        occlusion_masks(8, 10, patch if isinstance(patch, tuple) else (patch, patch),
+                        stride if isinstance(stride, tuple) else (stride, stride))
+
+
+def test_largest_allowed_stride_covers_every_pixel(make_model, images):
+    maps = occlusion_sensitivity(make_model("nested"), images, 0, patch_size=3, stride=3)
+    assert np.all(np.isfinite(maps))

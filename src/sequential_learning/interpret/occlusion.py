@@ -5,7 +5,9 @@ model's probability for the target class is measured again. The map at a pixel i
 drop in that probability over all patches that cover the pixel (overlapping patches are averaged,
 never overwritten). Patch positions run from 0 in steps of `stride`; when the last step does not
 reach the bottom or right edge, one more patch is placed flush with that edge, so every pixel is
-covered at least once.
+covered at least once. A stride larger than the patch would leave pixels between patches that no
+patch covers (their map value would be 0 / 0); it is refused with a `SeqlError` rather than
+filled with an invented value.
 
 All occluded variants of all images are evaluated in batches by one compiled function: there is
 no Python loop over patches.
@@ -23,7 +25,32 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from sequential_learning.errors import SeqlError
 from sequential_learning.interpret import base
+
+
+def check_stride(patch: tuple[int, int], stride: tuple[int, int]) -> None:
+    """Refuses a stride that leaves gaps between patches.
+
+    Args:
+        patch: the patch's `(height, width)`.
+        stride: the step between patches, `(rows, cols)`.
+
+    Raises:
+        SeqlError: a stride larger than the patch along either axis (the pixels between two
+            patches would be covered by none, so their sensitivity would be unknown).
+
+    Example:
+    >>> check_stride((3, 3), (2, 3))      # fine: overlapping rows, adjacent columns
+    >>> check_stride((2, 2), (3, 3))      # SeqlError
+    """
+    for axis, p, s in (("rows", patch[0], stride[0]), ("columns", patch[1], stride[1])):
+        if s > p:
+            raise SeqlError(
+                f"occlusion: `stride` {tuple(stride)} is larger than `patch_size` {tuple(patch)} "
+                f"along the {axis}, so some pixels would be covered by no patch; use a stride no "
+                f"larger than the patch (e.g. stride={p}, or a patch of at least {s})"
+            )
 
 
 def patch_positions(size: int, patch: int, stride: int) -> np.ndarray:
@@ -53,7 +80,12 @@ def patch_positions(size: int, patch: int, stride: int) -> np.ndarray:
 def occlusion_masks(
     height: int, width: int, patch_size: tuple[int, int], stride: tuple[int, int]
 ) -> np.ndarray:
-    """Boolean masks of every patch position, shape `(P, height, width)` (True = occluded)."""
+    """Boolean masks of every patch position, shape `(P, height, width)` (True = occluded).
+
+    Raises:
+        SeqlError: a stride larger than the patch (see `check_stride`).
+    """
+    check_stride(tuple(patch_size), tuple(stride))
     (ph, pw), (sh, sw) = patch_size, stride
     rows, cols = patch_positions(height, ph, sh), patch_positions(width, pw, sw)
     row_in = (np.arange(height)[None, :] >= rows[:, None]) & (
@@ -112,8 +144,9 @@ def occlusion_sensitivity(
         images: array `(N, H, W, C)` matching the model's input; non-square images are fine.
         targets: the class to explain for each image, shape `(N,)`, or one int for all.
         patch_size: the occluding patch's `(height, width)`, or one int for a square.
-        stride: step between patches, an int or `(rows, cols)`; defaults to `patch_size`
-            (non-overlapping patches).
+        stride: step between patches, an int or `(rows, cols)`, at most the patch size along
+            each axis (so every pixel is covered); defaults to `patch_size` (non-overlapping
+            patches).
         baseline: the value the patch is filled with, or `"mean"` for each image's own
             per-channel mean.
         batch_size: occluded variants per model call.
@@ -126,6 +159,8 @@ def occlusion_sensitivity(
     Raises:
         ValueError: a patch larger than the image, a bad stride or baseline, or bad images /
             targets.
+        SeqlError: a stride larger than the patch (pixels between patches would be covered by
+            no patch), naming both.
 
     Example:
     >>> maps = occlusion_sensitivity(model, x[:4], y[:4], patch_size=4, stride=2)
@@ -141,6 +176,7 @@ def occlusion_sensitivity(
             f"`patch_size` {patch} is larger than the images ({height}, {width}); use a patch "
             "no larger than the image."
         )
+    check_stride(patch, steps)
     if isinstance(baseline, str):
         if baseline != "mean":
             raise ValueError(f'`baseline` must be a number or "mean"; got {baseline!r}.')
