@@ -72,10 +72,16 @@ def _valid_bytes() -> bytes:
     [
         (b"", "too short"),
         (b"\x00\x00", "too short"),
-        (b"\x01\x00\x08\x01" + struct.pack(">I", 1) + b"\x00", "bad magic number"),
-        (b"\x00\x07\x08\x01" + struct.pack(">I", 1) + b"\x00", "bad magic number"),
+        (
+            b"\x01\x00\x08\x01" + struct.pack(">I", 1) + b"\x00",
+            r"not an IDX file: magic number 0x01000801 \(expected 0x0000TTDD",
+        ),
+        (
+            b"\x00\x07\x08\x01" + struct.pack(">I", 1) + b"\x00",
+            r"not an IDX file: magic number 0x00070801 \(expected 0x0000TTDD",
+        ),
         (b"\x00\x00\x0a\x01" + struct.pack(">I", 1) + b"\x00", "unknown type code 0x0A"),
-        (b"\x00\x00\x08\x00", "0 dimensions"),
+        (b"\x00\x00\x08\x00", "magic number 0x00000800 declares 0 dimensions"),
         (b"\x00\x00\x08\x03" + struct.pack(">I", 1), "truncated inside its header"),
     ],
     ids=["empty", "two-bytes", "magic-byte-0", "magic-byte-1", "type", "ndim-0", "header"],
@@ -152,3 +158,50 @@ def test_big_endian_input_is_written_correctly(tmp_path):
     back = read_idx(tmp_path / "x")
     assert back.dtype == np.float64 and back.dtype.isnative
     np.testing.assert_array_equal(back, [1.5, -2.25])
+
+
+def test_garbage_after_two_zero_bytes_is_not_reported_as_truncated(tmp_path):
+    # 0x00000841 reads as 65 dimensions of uint8; the "dimensions" are random bytes whose
+    # product is astronomically large: that is not an IDX file, not a truncated one.
+    path = tmp_path / "garbage"
+    path.write_bytes(b"\x00\x00\x08\x41" + np.random.default_rng(0).bytes(500))
+    with pytest.raises(DataError, match=r"not an IDX file: magic number 0x00000841") as info:
+        read_idx(path)
+    message = str(info.value)
+    assert str(path) in message and "truncated" not in message and "over-long" not in message
+    assert "65 dimensions" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "array, kwargs, magic, expected",
+    [
+        (np.zeros(4, np.uint8), {"expect_ndim": 3}, "0x00000801", "0x0000TT03"),
+        (np.zeros((2, 2, 2), np.float32), {"expect_type": 0x08}, "0x00000D03", "0x000008DD"),
+        (
+            np.zeros((2, 2), np.uint8),
+            {"expect_type": 0x08, "expect_ndim": 3},
+            "0x00000802",
+            "0x00000803",
+        ),
+    ],
+    ids=["labels-for-images", "float-for-uint8", "2d-for-3d"],
+)
+def test_unexpected_magic_number_names_both_numbers(tmp_path, array, kwargs, magic, expected):
+    path = write_idx(tmp_path / "wrong-kind", array)
+    with pytest.raises(DataError) as info:
+        read_idx(path, **kwargs)
+    message = str(info.value)
+    assert str(path) in message
+    assert f"magic number {magic}" in message and f"(expected {expected})" in message
+
+
+def test_expected_magic_number_reads_normally(tmp_path):
+    images = np.arange(8, dtype=np.uint8).reshape(2, 2, 2)
+    path = write_idx(tmp_path / "images", images, gzip=True)
+    np.testing.assert_array_equal(read_idx(path, expect_type=0x08, expect_ndim=3), images)
+
+
+def test_unreadable_path_names_the_file(tmp_path):
+    with pytest.raises(DataError, match="could not be read") as info:
+        read_idx(tmp_path)  # a directory
+    assert str(tmp_path) in str(info.value)

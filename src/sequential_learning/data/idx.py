@@ -8,6 +8,7 @@ from the file's first bytes (the gzip magic ``0x1f 0x8b``), never from its name.
 from __future__ import annotations
 
 import gzip as _gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 
 from sequential_learning.errors import SeqlError
 
-__all__ = ["DataError", "IDX_TYPES", "read_idx", "write_idx"]
+__all__ = ["DataError", "IDX_TYPES", "MAX_IDX_BYTES", "read_idx", "write_idx"]
 
 
 class DataError(SeqlError):
@@ -38,6 +39,8 @@ IDX_TYPES: dict[int, np.dtype] = {
 }
 
 _GZIP_MAGIC = b"\x1f\x8b"
+#: The most data an IDX header may declare (1 TiB); more means the bytes are not an IDX header.
+MAX_IDX_BYTES = 1 << 40
 _MAX_NDIM = 255
 
 
@@ -63,17 +66,45 @@ def _read_bytes(path: Path) -> bytes:
         ) from error
 
 
-def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+def _magic_text(data: bytes) -> str:
+    return "0x" + data[:4].hex().upper()
+
+
+def _expected_magic(expect_type: int | None, expect_ndim: int | None) -> str:
+    type_text = "TT" if expect_type is None else f"{expect_type:02X}"
+    ndim_text = "DD" if expect_ndim is None else f"{expect_ndim:02X}"
+    return f"0x0000{type_text}{ndim_text}"
+
+
+def _shape_text(dims: tuple[int, ...]) -> str:
+    if len(dims) <= 6:
+        return str(dims)
+    return f"({', '.join(str(d) for d in dims[:4])}, ... {len(dims)} dimensions)"
+
+
+def read_idx(
+    path: str | os.PathLike[str],
+    *,
+    expect_type: int | None = None,
+    expect_ndim: int | None = None,
+) -> np.ndarray:
     """Reads an IDX file (gzip-compressed or plain) into a NumPy array.
 
     The header is validated: the magic number must start with two zero bytes, the type code must
     be one of ``0x08`` (uint8), ``0x09`` (int8), ``0x0B`` (int16), ``0x0C`` (int32), ``0x0D``
     (float32), ``0x0E`` (float64), there must be at least one dimension, and the data after the
-    header must be exactly ``prod(dims) * itemsize`` bytes long.
+    header must be exactly ``prod(dims) * itemsize`` bytes long. A header that declares more
+    than `MAX_IDX_BYTES` of data is not taken for a truncated file: it is reported as not an IDX
+    file at all.
 
     Args:
         path: the file to read. Gzip compression is detected from the content, so
             ``train-images-idx3-ubyte`` may be compressed and ``x.gz`` may be plain.
+        expect_type: the type code the caller needs (e.g. ``0x08`` for MNIST images), or None
+            to accept any.
+        expect_ndim: the number of dimensions the caller needs (3 for images, 1 for labels),
+            or None to accept any. Checked from the magic number, before the data is read, so
+            a file of the wrong kind is named as such instead of as truncated.
 
     Returns:
         An array shaped by the header's dimensions, in native byte order, with the dtype given
@@ -81,37 +112,52 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         its memory and is writable.
 
     Raises:
-        DataError: the file is missing, not valid gzip, has a bad magic number, an unknown type
-            code, no dimensions, or a payload that is shorter or longer than the header says.
-            The message names the file and, for a length mismatch, both byte counts.
+        DataError: the file is missing, not valid gzip, has a bad magic number (or not the
+            expected one), an unknown type code, no dimensions, or a payload that is shorter or
+            longer than the header says. The message names the file, and for a bad magic
+            number both the number found and the one expected (``0x0000TTDD``: type code TT,
+            DD dimensions); for a length mismatch, both byte counts.
 
     Example:
 
-    >>> images = read_idx("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
+    >>> images = read_idx("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz",
+    ...                   expect_type=0x08, expect_ndim=3)
     >>> images.shape, images.dtype
     ((10000, 28, 28), dtype('uint8'))
     """
     path = Path(path)
     data = _read_bytes(path)
+    expected_magic = _expected_magic(expect_type, expect_ndim)
     if len(data) < 4:
         raise DataError(
             f"IDX file {path} is too short for an IDX header: {len(data)} bytes, "
-            "expected at least 4 (magic number)."
+            f"expected at least 4 (magic number {expected_magic})."
         )
     zero0, zero1, type_code, ndim = data[0], data[1], data[2], data[3]
     if zero0 != 0 or zero1 != 0:
         raise DataError(
-            f"IDX file {path} has a bad magic number {data[:4].hex(' ')}: "
-            "an IDX file starts with two zero bytes, then the type code and the number of "
-            "dimensions."
+            f"{path} is not an IDX file: magic number {_magic_text(data)} (expected "
+            f"{expected_magic}: two zero bytes, type code TT, DD dimensions)."
         )
     if type_code not in IDX_TYPES:
         known = ", ".join(_type_name(code) for code in IDX_TYPES)
         raise DataError(
-            f"IDX file {path} has unknown type code {_type_name(type_code)}; known codes: {known}."
+            f"{path} is not an IDX file: magic number {_magic_text(data)} has unknown type code "
+            f"{_type_name(type_code)} (expected {expected_magic}; known codes: {known})."
+        )
+    if (expect_type is not None and type_code != expect_type) or (
+        expect_ndim is not None and ndim != expect_ndim
+    ):
+        found = IDX_TYPES[type_code].newbyteorder("=").name
+        raise DataError(
+            f"{path} is not the expected IDX file: magic number {_magic_text(data)} "
+            f"({found}, {ndim} dimension(s)) (expected {expected_magic})."
         )
     if ndim == 0:
-        raise DataError(f"IDX file {path} declares 0 dimensions; at least 1 is needed.")
+        raise DataError(
+            f"{path} is not an IDX file: magic number {_magic_text(data)} declares 0 "
+            f"dimensions (expected {expected_magic} with DD at least 01)."
+        )
     header_size = 4 + 4 * ndim
     if len(data) < header_size:
         raise DataError(
@@ -120,12 +166,18 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         )
     dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = IDX_TYPES[type_code]
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize
     actual = len(data) - header_size
+    if expected > MAX_IDX_BYTES:
+        raise DataError(
+            f"{path} is not an IDX file: magic number {_magic_text(data)} and dimensions "
+            f"{_shape_text(dims)} declare {expected} bytes of data (expected {expected_magic} "
+            f"and at most {MAX_IDX_BYTES} bytes); the file holds {actual}."
+        )
     if actual != expected:
         kind = "truncated" if actual < expected else "over-long"
         raise DataError(
-            f"IDX file {path} is {kind}: the header declares shape {dims} of "
+            f"IDX file {path} is {kind}: the header declares shape {_shape_text(dims)} of "
             f"{dtype.newbyteorder('=').name} ({dtype.itemsize} byte(s) each), so {expected} "
             f"bytes of data are expected after the {header_size}-byte header, but {actual} "
             "bytes were found."
