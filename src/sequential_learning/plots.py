@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import Normalize, to_rgb
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from sequential_learning.results import Results, atomic_write_bytes
 
@@ -27,6 +29,47 @@ _METRIC_LABELS = {
 def metric_label(metric: str) -> str:
     """A human label for a metric name (`accuracy` -> `validation accuracy`)."""
     return _METRIC_LABELS.get(metric, f"validation {metric.replace('_', ' ')}")
+
+
+def relative_luminance(colour) -> float:
+    """The WCAG 2 relative luminance of a colour (0 for black, 1 for white).
+
+    Args:
+        colour: anything Matplotlib reads as a colour (`"#1f77b4"`, `(r, g, b)` in 0..1, ...).
+
+    Returns:
+        0.2126 R + 0.7152 G + 0.0722 B of the linearised sRGB channels.
+    """
+    channels = np.asarray(to_rgb(colour), dtype=float)
+    linear = np.where(channels <= 0.04045, channels / 12.92, ((channels + 0.055) / 1.055) ** 2.4)
+    return float(np.dot([0.2126, 0.7152, 0.0722], linear))
+
+
+def contrast_ratio(first, second) -> float:
+    """The WCAG 2 contrast ratio of two colours, from 1 (same) to 21 (black on white).
+
+    Example:
+    ```python
+    contrast_ratio("#000", "#fff")   # 21.0
+    ```
+    """
+    a, b = sorted((relative_luminance(first), relative_luminance(second)), reverse=True)
+    return (a + 0.05) / (b + 0.05)
+
+
+def text_colour(background) -> str:
+    """Black (`"#000"`) or white (`"#fff"`) text, whichever contrasts more with `background`.
+
+    The better of the two always reaches a contrast ratio of at least 4.58 (WCAG AA asks 4.5).
+
+    Example:
+    ```python
+    text_colour("yellow")    # '#000'
+    text_colour("#440154")   # '#fff' (viridis' darkest colour)
+    ```
+    """
+    return "#000" if contrast_ratio(background, "#000") >= contrast_ratio(background, "#fff") \
+        else "#fff"
 
 
 def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
@@ -78,18 +121,36 @@ def task_curves(results: Results, path: str | os.PathLike | None = None, metric:
 
 
 def accuracy_matrix(results: Results, path: str | os.PathLike | None = None) -> Figure:
-    """The matrix R[i, j] (metric on task j after training task i) as an annotated heatmap."""
+    """The matrix R[i, j] (metric on task j after training task i) as an annotated heatmap.
+
+    Each number is written in black or white, whichever contrasts more with its cell's colour.
+
+    Args:
+        results: a run's `Results`.
+        path: where to write the PNG (optional).
+
+    Returns:
+        The Matplotlib figure.
+
+    Example:
+    ```python
+    accuracy_matrix(results, "runs/mine/accuracy_matrix.png")
+    ```
+    """
     r = np.asarray(results.accuracy_matrix, dtype=float)
     t = r.shape[0]
     figure = Figure(figsize=(1.1 * t + 2.5, 1.0 * t + 1.5))
     ax = figure.add_subplot()
     cmap = "viridis" if results.higher_is_better else "viridis_r"
-    image = ax.imshow(np.ma.masked_invalid(r), cmap=cmap, vmin=np.nanmin(r), vmax=np.nanmax(r))
+    finite = r[np.isfinite(r)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    image = ax.imshow(np.ma.masked_invalid(r), cmap=cmap, norm=Normalize(low, high))
     for i in range(t):
         for j in range(t):
             if np.isfinite(r[i, j]):
-                ax.text(j, i, f"{r[i, j]:.2f}", ha="center", va="center", color="white",
-                        fontsize=9, path_effects=None)
+                # Dark text on light cells, light text on dark ones: readable on every cell.
+                ink = text_colour(image.cmap(image.norm(r[i, j])))
+                ax.text(j, i, f"{r[i, j]:.2f}", ha="center", va="center", color=ink, fontsize=9)
     ax.set_xticks(range(t), [f"T{j + 1}" for j in range(t)])
     ax.set_yticks(range(t), [f"after T{i + 1}" for i in range(t)])
     ax.set_xlabel("evaluated on task")
@@ -100,35 +161,89 @@ def accuracy_matrix(results: Results, path: str | os.PathLike | None = None) -> 
     return figure
 
 
+# The metrics `comparison` draws, in order, with their panel titles and bar colours.
+COMPARISON_METRICS = {
+    "acc": ("ACC", "tab:blue"),
+    "bwt": ("BWT", "tab:orange"),
+    "fwt": ("FWT", "tab:green"),
+    "forgetting": ("forgetting", "tab:red"),
+    "task_il_acc": ("ACC (task-IL)", "tab:purple"),
+}
+
+
 def comparison(metrics_by_method: dict[str, dict[str, float]], path: str | os.PathLike | None = None) -> Figure:
-    """Grouped bars of ACC, BWT, FWT and forgetting for each method.
+    """ACC, BWT, FWT and forgetting of each method: one panel per metric, side by side.
+
+    The methods are rows of horizontal bars (their names written once, on the left, in the
+    order given), each bar labelled with its value; the figure grows taller with the number of
+    methods and keeps its width, so 3 methods or 18 stay readable at the same scale. `task_il_acc`
+    gets a fifth panel when any method has it.
 
     Args:
-        metrics_by_method: `{method: {"acc": ..., "bwt": ..., "fwt": ..., "forgetting": ...}}`.
+        metrics_by_method: `{method: {"acc": ..., "bwt": ..., "fwt": ..., "forgetting": ...}}`
+            (a missing or None value is drawn as "—").
         path: where to write the PNG (optional).
 
     Returns:
         The Matplotlib figure.
+
+    Raises:
+        ValueError: no method is given.
+
+    Example:
+    ```python
+    comparison({"none": {"acc": 0.61, "bwt": -0.35}, "fisher": {"acc": 0.83, "bwt": -0.08}},
+               "runs/cmp/comparison.png")
+    ```
     """
-    names = ["acc", "bwt", "fwt", "forgetting"]
     methods = list(metrics_by_method)
-    figure = Figure(figsize=(max(6, 1.6 * len(methods) + 2), 4))
-    ax = figure.add_subplot()
-    width = 0.8 / len(names)
-    x = np.arange(len(methods))
-    for k, name in enumerate(names):
-        vals = [metrics_by_method[m].get(name, np.nan) for m in methods]
-        vals = [np.nan if v is None else v for v in vals]
-        ax.bar(x + (k - 1.5) * width, vals, width, label=name.upper())
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(x, methods)
-    ax.set_ylabel("value")
-    ax.set_title("methods on the same task stream")
-    ax.legend(fontsize="small")
-    ax.grid(axis="y", alpha=0.3)
+    if not methods:
+        raise ValueError("comparison needs at least one method")
+    names = [n for n in COMPARISON_METRICS
+             if not n.startswith("task_il") or any(n in (metrics_by_method[m] or {}) for m in methods)]
+    longest = max(len(str(m)) for m in methods)
+    label_width = min(3.0, 0.4 + 0.075 * longest)  # inches for the method names
+    height = max(2.6, 1.2 + 0.3 * len(methods))
+    figure = Figure(figsize=(label_width + 2.3 * len(names), height), layout="constrained")
+    axes = figure.subplots(1, len(names), sharey=True, squeeze=False)[0]
+    rows = np.arange(len(methods))
+    for ax, name in zip(axes, names):
+        title, colour = COMPARISON_METRICS[name]
+        values = np.array([_finite((metrics_by_method[m] or {}).get(name)) for m in methods])
+        ax.barh(rows, np.nan_to_num(values), height=0.7, color=colour)
+        ax.axvline(0, color="black", linewidth=0.8)
+        known = values[np.isfinite(values)]
+        low = min(0.0, float(known.min())) if known.size else 0.0
+        high = max(0.0, float(known.max())) if known.size else 1.0
+        span = (high - low) or 1.0
+        pad = 0.45 * span  # room for the value written beside each bar
+        ax.set_xlim(low - (pad if low < 0 else 0.04 * span), high + pad)
+        for row, value in zip(rows, values):
+            if not np.isfinite(value):
+                ax.annotate("—", (0, row), xytext=(3, 0), textcoords="offset points",
+                            ha="left", va="center", fontsize=8, color="#555")
+                continue
+            ax.annotate(f"{value:.3f}", (value, row), xytext=(3 if value >= 0 else -3, 0),
+                        textcoords="offset points", ha="left" if value >= 0 else "right",
+                        va="center", fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=3))
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(rows, [str(m) for m in methods], fontsize=9)
+    axes[0].set_ylim(len(methods) - 0.5, -0.5)  # the first method on top
+    figure.suptitle("methods on the same task stream", fontsize=11)
     if path is not None:
         save_figure(figure, path)
     return figure
+
+
+def _finite(value) -> float:
+    """A metric value as a float (NaN for None or anything that is not a number)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def importance_histogram(
