@@ -130,3 +130,51 @@ def test_mlp_run(tmp_path):
     with pytest.raises(ValueError, match=r"no convolutional layer; kernel inspection needs one"):
         explain_run(run, "kernels")
     assert len(explain_run(run, "occlusion", images=2)) == 1  # image input, dense layers
+
+
+# -- captions name classes as the data set does --------------------------------------------------
+def _results(run_dir: Path, benchmark: str, scenario: str, classes, heads, **info) -> None:
+    import json
+
+    config = {"benchmark": benchmark,
+              "benchmark_info": {"scenario": scenario, "classes": classes, "head_sizes": heads,
+                                 **info}}
+    (run_dir / "results.json").write_text(json.dumps({"config": config}))
+
+
+def test_run_class_names_map_each_heads_outputs_to_the_data_sets_names(tmp_path):
+    from sequential_learning.interpret import run_class_names
+
+    _results(tmp_path, "split-fashion-mnist", "task", [[0, 1], [2, 3]], [2, 2])
+    assert run_class_names(tmp_path) == {1: ["T-shirt/top", "Trouser"], 2: ["Pullover", "Dress"]}
+    _results(tmp_path, "split-fashion-mnist", "class", [[9, 0], [5, 7]], [4, 4],
+             class_order=[9, 0, 5, 7])
+    assert run_class_names(tmp_path)[2] == ["Ankle boot", "T-shirt/top", "Sandal", "Sneaker"]
+    _results(tmp_path, "permuted-digits", "class", [list(range(10)), list(range(10, 20))],
+             [20, 20])
+    assert run_class_names(tmp_path)[2][12] == "2"
+    _results(tmp_path, "split", "task", [[4, 6]], [2], data=str(tmp_path / "gone.npz"))
+    assert run_class_names(tmp_path) == {1: ["4", "6"]}  # no names known: the class ids
+    (tmp_path / "results.json").write_text("{not json")
+    assert run_class_names(tmp_path) == {}
+
+
+def test_explain_captions_use_class_names_and_the_maps_get_a_colour_bar(tmp_path, monkeypatch):
+    from sequential_learning.interpret import run as run_module
+
+    run = _write_run(tmp_path / "run", tasks=2)
+    _results(run, "split-fashion-mnist", "task", [[0, 1], [2, 3]], [2, 2])
+    calls = []
+    original = run_module.plots.heatmap_overlays
+    monkeypatch.setattr(run_module.plots, "heatmap_overlays",
+                        lambda *a, **k: calls.append(k) or original(*a, **k))
+    explain_run(run, "occlusion", task=2, images=3)
+    explain_run(run, "grad-cam", task=2, images=3)
+    _, y = np.load(run / "samples" / "task_2.npz")["x"], np.load(run / "samples" / "task_2.npz")["y"]
+    for call in calls:
+        for caption, label in zip(call["titles"], y[:3], strict=True):
+            assert caption.startswith(["Pullover", "Dress"][int(label)] + "\npred: ")
+            assert caption.split("\n")[1] in ("pred: Pullover", "pred: Dress")
+    occlusion, cam = calls
+    assert occlusion["symmetric"] and "drop in p(label) when occluded" in occlusion["colorbar_label"]
+    assert cam["value_range"] == (0.0, 1.0) and "evidence" in cam["colorbar_label"]

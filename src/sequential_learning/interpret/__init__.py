@@ -26,7 +26,7 @@ from sequential_learning.interpret.gradcam import (
 )
 from sequential_learning.interpret.kernels import kernel_weights
 from sequential_learning.interpret.occlusion import occlusion_sensitivity
-from sequential_learning.interpret.run import METHODS, explain_run
+from sequential_learning.interpret.run import METHODS, explain_run, run_class_names
 
 __all__ = [
     "METHODS",
@@ -45,5 +45,6 @@ __all__ = [
     "last_conv_layer",
     "layer_activations",
     "occlusion_sensitivity",
+    "run_class_names",
     "walk_layers",
 ]

@@ -42,6 +42,124 @@ def _save(figure: Figure, path: str | Path) -> Path:
     return path
 
 
+#: Colormap of signed maps (occlusion's probability drops): diverging, white at 0, red positive.
+DIVERGING_CMAP = "RdBu_r"
+#: Colormap of non-negative maps (Grad-CAM).
+SEQUENTIAL_CMAP = "jet"
+
+
+def _map_range(
+    maps: np.ndarray, symmetric: bool, value_range: tuple[float, float] | None
+) -> tuple[float, float]:
+    """The one colour scale every map of a figure is drawn on (so one colour bar reads them all)."""
+    if value_range is not None:
+        low, high = (float(v) for v in value_range)
+        if not (np.isfinite(low) and np.isfinite(high) and high > low):
+            raise ValueError(f"`value_range` must be two finite numbers (low < high); got {value_range!r}.")
+        return low, high
+    finite = maps[np.isfinite(maps)]
+    if symmetric:
+        bound = float(np.abs(finite).max()) if finite.size else 0.0
+        bound = bound or 1.0
+        return -bound, bound
+    low = float(finite.min()) if finite.size else 0.0
+    high = float(finite.max()) if finite.size else 1.0
+    return low, (high if high > low else low + 1.0)
+
+
+def overlay_figure(
+    images: Any,
+    maps: Any,
+    titles: Sequence[str] | None = None,
+    suptitle: str | None = None,
+    columns: int = 8,
+    cmap: str | None = None,
+    alpha: float = 0.55,
+    symmetric: bool = False,
+    colorbar_label: str | None = None,
+    value_range: tuple[float, float] | None = None,
+    title_colors: Sequence[str] | None = None,
+) -> Figure:
+    """The figure `heatmap_overlays` saves: each image above the same image with its map laid over.
+
+    Every map is drawn on one colour scale, shown by one colour bar beside the grid, so values
+    compare across images: signed maps (`symmetric=True`) on a diverging colormap centred on 0
+    (white = no effect), others from the smallest to the largest value of all maps (or
+    `value_range`), fading to transparent at the low end so that where a map is 0 the image
+    shows through.
+
+    Args:
+        images: array `(N, H, W, C)` (or `(N, H, W)`).
+        maps: array `(N, H, W)`, e.g. from `grad_cam` or `occlusion_sensitivity`.
+        titles: one caption per image (e.g. the true and predicted class names).
+        suptitle: a title for the whole figure.
+        columns: images per row.
+        cmap: the heatmap's colormap (default `DIVERGING_CMAP` when `symmetric`, else
+            `SEQUENTIAL_CMAP`).
+        alpha: the heatmap's opacity.
+        symmetric: signed maps: a scale symmetric about 0 and a diverging colormap.
+        colorbar_label: what a map's value means, written along the colour bar (e.g. "drop in
+            p(label) when occluded").
+        value_range: `(low, high)` of the colour scale (e.g. `(0, 1)` for Grad-CAM's maps
+            scaled per image); default from the maps themselves.
+        title_colors: one colour per caption (e.g. red where the prediction is wrong).
+
+    Returns:
+        A Matplotlib `Figure` (Agg-ready, not shown).
+
+    Example:
+    >>> figure = overlay_figure(x[:4], occlusion_sensitivity(model, x[:4], y[:4]), symmetric=True,
+    ...                         colorbar_label="drop in p(label) when occluded")
+    """
+    images, maps = np.asarray(images), np.asarray(maps, dtype=np.float32)
+    if len(images) != len(maps) or maps.ndim != 3:
+        raise ValueError(
+            f"`maps` must be (N, H, W) with one map per image; got {maps.shape} for "
+            f"{len(images)} images."
+        )
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"`titles` must hold one caption per image: {len(titles)} for "
+                         f"{len(images)} images.")
+    low, high = _map_range(maps, symmetric, value_range)
+    cmap = cmap or (DIVERGING_CMAP if symmetric else SEQUENTIAL_CMAP)
+    rows, cols = _grid(len(images), columns)
+    multiline = titles is not None and any("\n" in str(t) for t in titles)
+    figure = Figure(
+        figsize=(1.8 * cols + 1.2, (3.7 + (0.25 if multiline else 0)) * rows
+                 + (0.4 if suptitle else 0)),
+        layout="constrained",
+    )
+    axes = []
+    heat_image = None
+    for i, (image, heat) in enumerate(zip(images, maps, strict=True)):
+        row, col = divmod(i, cols)
+        shown, grey = _displayable(image)
+        top = figure.add_subplot(2 * rows, cols, 2 * row * cols + col + 1)
+        top.imshow(shown, cmap=grey)
+        bottom = figure.add_subplot(2 * rows, cols, (2 * row + 1) * cols + col + 1)
+        bottom.imshow(shown, cmap=grey)
+        if symmetric:
+            opacity = np.full(heat.shape, float(alpha), np.float32)
+        else:  # transparent where the map is at the bottom of the scale: the image shows through
+            level = np.clip((np.nan_to_num(heat, nan=low) - low) / (high - low), 0.0, 1.0)
+            opacity = (float(alpha) * np.sqrt(level)).astype(np.float32)
+        heat_image = bottom.imshow(heat, cmap=cmap, alpha=opacity, vmin=low, vmax=high)
+        if titles is not None:
+            color = {} if title_colors is None else {"color": title_colors[i]}
+            top.set_title(str(titles[i]), fontsize=8, **color)
+        for axis in (top, bottom):
+            axis.set_axis_off()
+        axes += [top, bottom]
+    if heat_image is not None:
+        bar = figure.colorbar(heat_image, ax=axes, shrink=0.9, aspect=30, pad=0.02)
+        bar.solids.set_alpha(1.0)  # the scale itself opaque; the overlays stay see-through
+        bar.set_label(colorbar_label or "map value", fontsize=9)
+        bar.ax.tick_params(labelsize=8)
+    if suptitle:
+        figure.suptitle(suptitle)
+    return figure
+
+
 def heatmap_overlays(
     images: Any,
     maps: Any,
@@ -49,11 +167,16 @@ def heatmap_overlays(
     titles: Sequence[str] | None = None,
     suptitle: str | None = None,
     columns: int = 8,
-    cmap: str = "jet",
-    alpha: float = 0.45,
+    cmap: str | None = None,
+    alpha: float = 0.55,
     symmetric: bool = False,
+    colorbar_label: str | None = None,
+    value_range: tuple[float, float] | None = None,
+    title_colors: Sequence[str] | None = None,
 ) -> Path:
     """Saves each image with its heatmap laid over it, the plain image above, as a PNG.
+
+    One colour scale for all maps, with a labelled colour bar (see `overlay_figure`).
 
     Args:
         images: array `(N, H, W, C)` (or `(N, H, W)`).
@@ -62,46 +185,23 @@ def heatmap_overlays(
         titles: one caption per image.
         suptitle: a title for the whole figure.
         columns: images per row.
-        cmap: the heatmap's colormap.
+        cmap: the heatmap's colormap (default: diverging when `symmetric`, else `jet`).
         alpha: the heatmap's opacity.
         symmetric: colour the maps on a scale symmetric about 0 (for signed maps such as
             occlusion's probability drops) instead of from their minimum to their maximum.
+        colorbar_label: what a map's value means, along the colour bar.
+        value_range: `(low, high)` of the colour scale; default from the maps.
+        title_colors: one colour per caption.
 
     Returns:
         The path written.
 
     Example:
-    >>> heatmap_overlays(x[:8], grad_cam(model, x[:8], y[:8]), "explain/grad_cam.png")
+    >>> heatmap_overlays(x[:8], grad_cam(model, x[:8], y[:8]), "explain/grad_cam.png",
+    ...                  value_range=(0, 1), colorbar_label="Grad-CAM relevance")
     """
-    images, maps = np.asarray(images), np.asarray(maps, dtype=np.float32)
-    if len(images) != len(maps) or maps.ndim != 3:
-        raise ValueError(
-            f"`maps` must be (N, H, W) with one map per image; got {maps.shape} for "
-            f"{len(images)} images."
-        )
-    rows, cols = _grid(len(images), columns)
-    figure = Figure(figsize=(1.8 * cols, 3.6 * rows + (0.4 if suptitle else 0)))
-    for i, (image, heat) in enumerate(zip(images, maps, strict=True)):
-        row, col = divmod(i, cols)
-        shown, grey = _displayable(image)
-        if symmetric:
-            bound = float(np.abs(heat).max()) or 1.0
-            low, high = -bound, bound
-        else:
-            low, high = float(heat.min()), float(heat.max())
-            high = high if high > low else low + 1.0
-        top = figure.add_subplot(2 * rows, cols, 2 * row * cols + col + 1)
-        top.imshow(shown, cmap=grey)
-        bottom = figure.add_subplot(2 * rows, cols, (2 * row + 1) * cols + col + 1)
-        bottom.imshow(shown, cmap=grey)
-        bottom.imshow(heat, cmap=cmap, alpha=alpha, vmin=low, vmax=high)
-        if titles is not None:
-            top.set_title(str(titles[i]), fontsize=8)
-        for axis in (top, bottom):
-            axis.set_axis_off()
-    if suptitle:
-        figure.suptitle(suptitle)
-    figure.tight_layout()
+    figure = overlay_figure(images, maps, titles, suptitle, columns, cmap, alpha, symmetric,
+                            colorbar_label, value_range, title_colors)
     return _save(figure, path)
 
 

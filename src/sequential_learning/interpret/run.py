@@ -6,12 +6,15 @@ A run directory written by the manager holds
     samples/task_1.npz, samples/task_2.npz, ...     arrays `x` (validation images), `y` (labels)
 
 `explain_run` loads the models (`safe_mode=True`) and the samples (`allow_pickle=False`), runs one
-method and writes PNGs to `RUN_DIR/explain/`.
+method and writes PNGs to `RUN_DIR/explain/`. Captions name classes as the data set does (e.g.
+Fashion-MNIST's "T-shirt/top") when the run's `results.json` says which benchmark it learned
+(`run_class_names`), else by class id.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -95,6 +98,96 @@ def _fit_to_model(model: keras.Model, x: np.ndarray) -> np.ndarray:
     return x
 
 
+def _dataset_class_names(config: dict) -> list[str] | None:
+    """The class names of the data set a run's benchmark reads, when known."""
+    from sequential_learning.data import datasets
+    from sequential_learning.data.benchmarks import BENCHMARKS
+
+    spec = BENCHMARKS.get(str(config.get("benchmark")))
+    if spec is None:
+        return None
+    known = {"fashion-mnist": datasets.FASHION_MNIST_CLASS_NAMES,
+             "cifar10": datasets.CIFAR10_CLASS_NAMES,
+             "mnist": datasets.DIGIT_CLASS_NAMES, "digits": datasets.DIGIT_CLASS_NAMES}
+    if spec.dataset in known:
+        return list(known[spec.dataset])
+    if spec.dataset == "npz" and config.get("data"):
+        try:
+            with np.load(Path(config["data"]), allow_pickle=False) as arrays:
+                if "class_names" in arrays.files:
+                    return [str(n.decode() if isinstance(n, bytes) else n)
+                            for n in arrays["class_names"]]
+        except (OSError, ValueError):  # the file moved or changed: class ids will do
+            return None
+    return None
+
+
+def run_class_names(run_dir: str | Path) -> dict[int, list[str]]:
+    """What each output of each task model means, as a name, from the run's `results.json`.
+
+    A split stream's task head predicts labels 0, 1, ... standing for the task's classes (task 2
+    of split-fashion-mnist: 0 = "Pullover", 1 = "Dress"); a class-incremental head predicts
+    positions in the class order; a permuted or rotated stream's labels are the data set's
+    classes (offset per task in the class-incremental scenario). Names come from the data set
+    (Fashion-MNIST, CIFAR-10, digits, MNIST, or `class_names` in the run's npz file); without
+    them the original class id is used (`"7"`).
+
+    Args:
+        run_dir: a run directory.
+
+    Returns:
+        `{task number (1-based): [name of output 0, name of output 1, ...]}`; empty when the
+        run's `results.json` is missing, unreadable or names no known stream (callers then show
+        the label itself).
+
+    Example:
+    >>> run_class_names("runs/split-fashion")[1]
+    ['T-shirt/top', 'Trouser']
+    """
+    import json
+
+    path = Path(run_dir) / "results.json"
+    try:
+        config = json.loads(path.read_text()).get("config") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    info = config.get("benchmark_info") or {}
+    classes = info.get("classes")
+    heads = info.get("head_sizes")
+    if not isinstance(classes, list) or not isinstance(heads, list) or len(classes) != len(heads):
+        return {}
+    from sequential_learning.data.benchmarks import BENCHMARKS
+
+    spec = BENCHMARKS.get(str(config.get("benchmark")))
+    if spec is None or spec.kind not in ("split", "permuted", "rotated"):
+        return {}
+    names = _dataset_class_names(config)
+    order = info.get("class_order")
+    scenario = info.get("scenario")
+    out: dict[int, list[str]] = {}
+    for task, (task_classes, head) in enumerate(zip(classes, heads), start=1):
+        try:
+            if spec.kind == "split" and scenario == "class":
+                original = [int(order[label]) for label in range(int(head))]
+            elif spec.kind == "split":
+                original = [int(task_classes[label]) for label in range(int(head))]
+            else:  # same classes in every task; class-incremental labels offset per task
+                per_task = len(task_classes)
+                original = [label % per_task for label in range(int(head))]
+        except (IndexError, TypeError, ValueError):
+            return {}
+        out[task] = [names[c] if names is not None and 0 <= c < len(names) else str(c)
+                     for c in original]
+    return out
+
+
+def _class_name(names: Sequence[str] | None, label: int) -> str:
+    label = int(label)
+    if names is not None and 0 <= label < len(names):
+        return names[label]
+    return f"class {label}"
+
+
 def _last_spatial_layer_name(model: keras.Model, layer: str | None, purpose: str) -> str:
     found = base.resolve_conv_layer(model, layer, purpose)
     paths = [path for path, candidate in base.walk_layers(model) if candidate is found]
@@ -154,9 +247,11 @@ def explain_run(
         models = {task: models[task]}
     out_dir = run_dir / "explain"
     written = []
+    class_names = run_class_names(run_dir)
     for number, model_path in models.items():
         model = keras.models.load_model(model_path, safe_mode=True, compile=False)
         prefix = f"task_{number}_{_safe(method)}"
+        names = class_names.get(number)
         title = f"Task {number}: {method}"
         if method in ("grad-cam", "grad-cam++", "occlusion"):
             x, y = _load_samples(run_dir, number, images)
@@ -167,19 +262,36 @@ def explain_run(
                 maps = occlusion_sensitivity(
                     model, x, y, patch_size=patch, stride=max(1, patch // 2), baseline=0.0
                 )
-                name, symmetric = f"{prefix}.png", True
+                name, symmetric, value_range = f"{prefix}.png", True, None
+                meaning = "drop in p(label) when occluded\n(red: the pixel supports the label)"
             else:
                 cam = GradCAM if method == "grad-cam" else GradCAMPlusPlus
                 where = _last_spatial_layer_name(model, layer, cam.method_name)
                 explain = grad_cam if method == "grad-cam" else grad_cam_plus_plus
                 maps = explain(model, x, y, layer=where)
-                name, symmetric = f"{prefix}_{_safe(where)}.png", False
+                name, symmetric, value_range = f"{prefix}_{_safe(where)}.png", False, (0.0, 1.0)
+                meaning = f"{method} evidence for the label\n(1 = the image's strongest)"
                 title += f" at {where}"
             predicted = np.argmax(model.predict(x, verbose=0), axis=-1)
-            captions = [f"y={int(t)} pred={int(p)}" for t, p in zip(y, predicted, strict=True)]
+            captions = [
+                f"{_class_name(names, t)}\npred: {_class_name(names, p)}"
+                for t, p in zip(y, predicted, strict=True)
+            ]
+            if not symmetric:  # a Grad-CAM map of zeros: nothing in the layer spoke for the label
+                captions = [c + ("" if np.max(m) > 0 else "\n(no evidence)")
+                            for c, m in zip(captions, maps, strict=True)]
             written.append(
                 plots.heatmap_overlays(
-                    x, maps, out_dir / name, titles=captions, suptitle=title, symmetric=symmetric
+                    x,
+                    maps,
+                    out_dir / name,
+                    titles=captions,
+                    suptitle=f"{title} (caption: label, prediction; red: wrong)",
+                    symmetric=symmetric,
+                    colorbar_label=meaning,
+                    value_range=value_range,
+                    title_colors=["black" if t == p else "tab:red"
+                                  for t, p in zip(y, predicted, strict=True)],
                 )
             )
         elif method == "kernels":
@@ -219,7 +331,7 @@ def explain_run(
                 plots.image_grid(
                     result,
                     out_dir / f"{prefix}.png",
-                    titles=[f"class {i}" for i in range(len(result))],
+                    titles=[_class_name(names, i) for i in range(len(result))],
                     suptitle=title,
                 )
             )
