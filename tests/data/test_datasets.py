@@ -8,6 +8,10 @@ real Debian Fashion-MNIST (skipped when the package is not installed).
 
 from __future__ import annotations
 
+import gzip
+import io
+import pickle
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -334,16 +338,50 @@ def test_corrupt_idx_file_in_a_data_set_names_the_file(tmp_path):
 def test_idx_labels_out_of_range_name_the_source(tmp_path):
     write_idx_dir(tmp_path / "fm")
     write_idx(tmp_path / "fm" / "t10k-labels-idx1-ubyte.gz", np.array([0, 1, 2, 12], np.uint8))
-    with pytest.raises(DataError, match="out of range") as info:
+    with pytest.raises(DataError, match="out of range 0..9") as info:
         load_fashion_mnist(tmp_path / "fm")
-    assert str(tmp_path / "fm") in str(info.value)
+    assert str(tmp_path / "fm" / "t10k-labels-idx1-ubyte.gz") in str(info.value)
 
 
 def test_idx_images_with_the_wrong_rank(tmp_path):
     write_idx_dir(tmp_path / "fm")
     write_idx(tmp_path / "fm" / "train-images-idx3-ubyte.gz", np.zeros((6, 16), np.uint8))
-    with pytest.raises(DataError, match=r"\(N, rows, cols\)"):
+    with pytest.raises(DataError, match=r"magic number 0x00000802 .*\(expected 0x00000803") as info:
         load_fashion_mnist(tmp_path / "fm")
+    assert "train-images-idx3-ubyte.gz" in str(info.value)
+
+
+def _truncated_gzip(path: Path) -> None:
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+
+
+def _garbage_idx(path: Path) -> None:
+    path.write_bytes(b"\x00\x00\x08\x41" + np.random.default_rng(0).bytes(400))
+
+
+@pytest.mark.parametrize(
+    "role, damage, fragment",
+    [
+        ("y_test", _truncated_gzip, "is not a valid gzip stream"),
+        ("x_train", _garbage_idx, "magic number 0x00000841"),
+        ("x_test", lambda p: p.write_bytes(b"PK\x03\x04" + bytes(40)), "not an IDX file"),
+        ("x_train", lambda p: write_idx(p, np.zeros((6, 4, 4), np.float32)), "0x00000D03"),
+        ("y_train", lambda p: write_idx(p, np.zeros(6, np.float64)), "expected integer class"),
+        ("y_test", lambda p: write_idx(p, np.zeros((4, 1), np.uint8)), "(expected 0x0000TT01"),
+    ],
+    ids=["truncated-gzip", "garbage-header", "zip-not-idx", "float-images", "float-labels",
+         "2d-labels"],
+)
+def test_idx_damaged_file_names_the_file(tmp_path, role, damage, fragment):
+    write_idx_dir(tmp_path / "fm")
+    path = tmp_path / "fm" / f"{IDX_NAMES[role]}.gz"
+    damage(path)
+    with pytest.raises(DataError) as info:
+        load_fashion_mnist(tmp_path / "fm")
+    message = str(info.value)
+    assert str(path) in message and fragment in message and "\n" not in message, message
+    assert "truncated" not in message or role == "y_test"
 
 
 DEBIAN_FILES = [REAL_DEBIAN_DIR / f"{stem}.gz" for stem in IDX_NAMES.values()]
@@ -558,20 +596,173 @@ def test_npz_mismatched_lengths_name_the_file_and_keys(tmp_path):
     assert str(tmp_path / "bad.npz") in str(info.value)
 
 
-def test_npz_negative_labels_are_out_of_range(tmp_path):
+def test_npz_negative_labels_name_the_file_and_key(tmp_path):
     write_npz(tmp_path / "neg.npz", y_test=np.array([0, -1, 1]))
-    with pytest.raises(DataError, match="out of range") as info:
+    with pytest.raises(DataError, match="y_test holds negative labels") as info:
         load_npz(tmp_path / "neg.npz")
-    assert str(tmp_path / "neg.npz") in str(info.value)
+    assert str(tmp_path / "neg.npz") in str(info.value) and "-1" in str(info.value)
+
+
+PICKLED = "is a pickled object; expected a numeric array (saved with allow_pickle=False)"
 
 
 def test_npz_object_arrays_are_not_unpickled(tmp_path):
     ragged = np.empty(5, dtype=object)
     ragged[:] = [np.zeros(i) for i in range(5)]
     write_npz(tmp_path / "objects.npz", x_train=ragged)
-    with pytest.raises(DataError, match="x_train") as info:
+    with pytest.raises(DataError) as info:
         load_npz(tmp_path / "objects.npz")
-    assert "pickle" in str(info.value)
+    assert str(info.value) == f"{tmp_path / 'objects.npz'}: member 'x_train' {PICKLED}."
+
+
+def _zip_members(path: Path, members: dict[str, bytes]) -> None:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for name, raw in members.items():
+            archive.writestr(name, raw)
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _valid_members() -> dict[str, bytes]:
+    arrays = {
+        "x_train": tiny_images(5),
+        "y_train": np.array([0, 1, 2, 1, 0]),
+        "x_test": tiny_images(3, seed=9),
+        "y_test": np.array([2, 0, 1]),
+    }
+    return {f"{key}.npy": _npy_bytes(value) for key, value in arrays.items()}
+
+
+@pytest.mark.parametrize("protocol", [0, 2, pickle.HIGHEST_PROTOCOL])
+def test_npz_raw_pickle_member_is_a_data_error(tmp_path, protocol):
+    # A member that is a bare pickle, not a .npy file: NumPy hands back its bytes, unpickled.
+    members = _valid_members()
+    members["x_train.npy"] = pickle.dumps(tiny_images(5).tolist(), protocol=protocol)
+    path = tmp_path / "pickled.npz"
+    _zip_members(path, members)
+    with pytest.raises(DataError) as info:
+        load_npz(path)
+    assert str(info.value) == f"{path}: member 'x_train' {PICKLED}."
+
+
+def _write_corrupt_member(path: Path) -> None:
+    # A stored (uncompressed) zip whose x_train bytes no longer match their CRC.
+    members = _valid_members()
+    _zip_members(path, members)
+    raw = bytearray(path.read_bytes())
+    start = bytes(raw).index(members["x_train.npy"])
+    raw[start + len(members["x_train.npy"]) - 1] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def _write_truncated_zip(path: Path) -> None:
+    np.savez(path, x_train=tiny_images(5), y_train=np.arange(5), x_test=tiny_images(3),
+             y_test=np.arange(3))
+    path.write_bytes(path.read_bytes()[:200])
+
+
+NPZ_FILE_CASES = {
+    "zero-bytes": (lambda p: p.write_bytes(b""), "is empty (0 bytes); expected an npz (zip) file"),
+    "random-bytes": (
+        lambda p: p.write_bytes(np.random.default_rng(0).bytes(300)),
+        "is not an npz (zip) file; expected an npz (zip) file with the arrays x_train, y_train, "
+        "x_test, y_test",
+    ),
+    "text": (lambda p: p.write_text("x_train,y_train\n1,2\n"), "is not an npz (zip) file"),
+    "gzip": (
+        lambda p: p.write_bytes(gzip.compress(b"data")),
+        "is not an npz (zip) file (it is gzip-compressed)",
+    ),
+    "empty-archive": (
+        lambda p: np.savez(p),
+        "is missing the key(s) x_train, y_train, x_test, y_test; it holds: no arrays. "
+        "Expected: x_train, y_train, x_test, y_test",
+    ),
+    "truncated-zip": (_write_truncated_zip, "is not a readable npz (zip) file"),
+    "corrupt-member": (_write_corrupt_member, "member 'x_train' could not be read"),
+    "raw-bytes-member": (
+        lambda p: _zip_members(p, {**_valid_members(), "y_test.npy": b"0,1,2"}),
+        "member 'y_test' is not a NumPy array",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(NPZ_FILE_CASES))
+def test_npz_file_that_is_not_a_good_archive(tmp_path, case):
+    write, fragment = NPZ_FILE_CASES[case]
+    path = tmp_path / "bad.npz"
+    write(path)
+    with pytest.raises(DataError) as info:
+        load_npz(path)
+    message = str(info.value)
+    assert fragment in message and str(path) in message and "\n" not in message
+    assert "allow_pickle=" not in message  # not NumPy's hint to unpickle the file
+
+
+def test_npz_path_that_is_a_directory(tmp_path):
+    with pytest.raises(DataError, match="is a directory; expected an npz") as info:
+        load_npz(tmp_path)
+    assert str(tmp_path) in str(info.value)
+
+
+NPZ_ARRAY_CASES = {
+    "nan-x-train": ({"x_train": np.full((5, 3), np.nan)}, "x_train", "NaN or infinite"),
+    "inf-x-test": ({"x_test": np.array([[0.0, np.inf, 1.0]] * 3)}, "x_test", "NaN or infinite"),
+    "x-y-lengths": ({"y_test": np.array([0, 1])}, "y_test", "x_test has 3 samples but y_test"),
+    "fractional-labels": (
+        {"y_train": np.array([0.0, 1.5, 2.0, 1.0, 0.0])}, "y_train", "not integers"
+    ),
+    "nan-labels": ({"y_test": np.array([0.0, np.nan, 1.0])}, "y_test", "NaN or infinite labels"),
+    "negative-labels": ({"y_train": np.array([0, -3, 2, 1, 0])}, "y_train", "negative labels"),
+    "huge-labels": ({"y_train": np.array([0, 1, 2, 10**12, 0])}, "y_train", "1000000000000"),
+    "bool-labels": ({"y_train": np.ones(5, bool)}, "y_train", "integer class labels"),
+    "string-labels": ({"y_test": np.array(["a", "b", "c"])}, "y_test", "integer class labels"),
+    "one-hot-labels": ({"y_train": np.eye(3)[[0, 1, 2, 1, 0]]}, "y_train", "one-hot"),
+    "empty-split": (
+        {"x_train": np.zeros((0, 4)), "y_train": np.zeros(0, int)}, "x_train", "is empty"
+    ),
+    "scalar": ({"y_test": np.array(2)}, "y_test", "scalar"),
+    "rank-1-inputs": (
+        {"x_train": np.zeros(5), "x_test": np.zeros(3)}, "x_train", "feature axis"
+    ),
+    "complex-inputs": ({"x_train": np.zeros((5, 2), complex)}, "x_train", "numeric"),
+}
+
+
+@pytest.mark.parametrize("case", list(NPZ_ARRAY_CASES))
+def test_npz_bad_arrays_name_the_file_and_key(tmp_path, case):
+    overrides, key, fragment = NPZ_ARRAY_CASES[case]
+    if "x_train" in overrides and overrides["x_train"].ndim == 2:
+        overrides = {"x_test": np.zeros((3, overrides["x_train"].shape[1])), **overrides}
+    path = tmp_path / "arrays.npz"
+    write_npz(path, **overrides)
+    with pytest.raises(DataError) as info:
+        load_npz(path)
+    message = str(info.value)
+    assert str(path) in message and key in message and fragment in message, message
+
+
+@pytest.mark.parametrize(
+    "loader, name, shape, fragment",
+    [
+        (load_mnist, "mnist.npz", (5, 4, 4, 3), "expected mnist images shaped (N, H, W)"),
+        (load_mnist, "mnist.npz", (5, 16), "expected mnist images shaped (N, H, W)"),
+        (load_cifar10, "cifar10.npz", (5, 3, 8, 8), "channels first?"),
+        (load_cifar10, "cifar10.npz", (5, 8, 8), "expected cifar10 images shaped (N, H, W, 3)"),
+    ],
+)
+def test_image_npz_of_the_wrong_rank_names_the_file_and_key(tmp_path, loader, name, shape,
+                                                             fragment):
+    path = tmp_path / name
+    write_npz(path, x_train=np.zeros(shape, np.uint8), x_test=np.zeros((3, *shape[1:]), np.uint8))
+    with pytest.raises(DataError) as info:
+        loader(path)
+    message = str(info.value)
+    assert str(path) in message and f"x_train has shape {shape}" in message and fragment in message
 
 
 def test_npz_not_an_archive_or_missing(tmp_path):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ __all__ = [
     "load_iris",
     "load_mnist",
     "load_npz",
+    "MAX_CLASSES",
 ]
 
 #: Where the Debian package ``dataset-fashion-mnist`` installs its four gzip-compressed IDX files.
@@ -247,7 +249,7 @@ def _check_limit(limit: int | None) -> int | None:
     if limit is None:
         return None
     if isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit < 1:
-        raise ValueError(f"limit must be a positive integer or None, got {limit!r}.")
+        raise DataError(f"limit: {limit!r} is not allowed; expected a positive integer or None.")
     return int(limit)
 
 
@@ -297,26 +299,28 @@ def _idx_note(directory: Path, missing: list[str]) -> str:
 
 
 def _load_idx_split(
-    files: dict[str, Path], split: str, limit: int | None
+    files: dict[str, Path], split: str, limit: int | None, num_classes: int
 ) -> tuple[np.ndarray, np.ndarray]:
     images_path, labels_path = files[f"x_{split}"], files[f"y_{split}"]
-    images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.ndim != 3:
+    # uint8 images (N, rows, cols): magic 0x00000803; labels (N,) of any integer type: 0x0000TT01.
+    images = read_idx(images_path, expect_type=0x08, expect_ndim=3)
+    labels = read_idx(labels_path, expect_ndim=1)
+    if labels.dtype.kind not in "iu":
         raise DataError(
-            f"IDX file {images_path} should hold images shaped (N, rows, cols), "
-            f"got shape {images.shape}."
+            f"IDX file {labels_path} holds {labels.dtype} values; expected integer class labels "
+            "(type code 0x08)."
         )
-    if labels.ndim != 1:
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        bad = labels[(labels < 0) | (labels >= num_classes)]
         raise DataError(
-            f"IDX file {labels_path} should hold labels shaped (N,), got shape {labels.shape}."
+            f"IDX file {labels_path} holds labels out of range 0..{num_classes - 1}: "
+            f"{len(bad)} of them, for example {int(bad[0])}."
         )
     if len(images) != len(labels):
         raise DataError(
             f"The {split} split does not match: {images_path} holds {len(images)} images but "
             f"{labels_path} holds {len(labels)} labels."
         )
-    if images.dtype != np.uint8:
-        raise DataError(f"IDX file {images_path} should hold uint8 pixels, got {images.dtype}.")
     return _scale_images(_head(images, limit)), _head(labels, limit)
 
 
@@ -328,8 +332,8 @@ def _dataset_from_idx(
     class_names: list[str],
     limit: int | None,
 ) -> Dataset:
-    x_train, y_train = _load_idx_split(files, "train", limit)
-    x_test, y_test = _load_idx_split(files, "test", limit)
+    x_train, y_train = _load_idx_split(files, "train", limit, num_classes)
+    x_test, y_test = _load_idx_split(files, "test", limit, num_classes)
     return _build(name, x_train, y_train, x_test, y_test, num_classes, class_names, str(directory))
 
 
@@ -349,41 +353,149 @@ def _build(
             name, x_train, y_train, x_test, y_test, num_classes, class_names, source=source
         )
     except DataError as error:
-        raise DataError(f"{source}: {error}") from error
+        message = str(error).removeprefix(f"{name}: ")
+        raise DataError(f"{source}: {message}") from error
+
+
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members; an empty zip
+_NPY_MAGIC = b"\x93NUMPY"
+_GZIP_MAGIC = b"\x1f\x8b"
+# Errors NumPy and zipfile raise for a truncated or corrupt archive or member.
+_ARCHIVE_ERRORS = (
+    OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError
+)
+#: The most classes the labels of an npz may imply (largest label + 1).
+MAX_CLASSES = 100_000
+
+
+def _npz_expected() -> str:
+    return f"expected an npz (zip) file with the arrays {', '.join(NPZ_KEYS)} (np.savez)"
+
+
+def _read_member(archive: Any, path: Path, key: str) -> np.ndarray:
+    """One member of an open npz archive, as an array; a DataError for anything else."""
+    pickled = (
+        f"{path}: member {key!r} is a pickled object; expected a numeric array "
+        "(saved with allow_pickle=False)."
+    )
+    try:
+        value = archive[key]
+    except ValueError as error:
+        if "pickle" in str(error).lower() or "object arrays" in str(error).lower():
+            raise DataError(pickled) from None
+        raise DataError(
+            f"{path}: member {key!r} could not be read ({error}); the file is truncated or "
+            "corrupt."
+        ) from error
+    except _ARCHIVE_ERRORS as error:
+        raise DataError(
+            f"{path}: member {key!r} could not be read ({error}); the file is truncated or "
+            "corrupt."
+        ) from error
+    if isinstance(value, np.ndarray):
+        return value
+    # NumPy hands back the raw bytes of a member that is not a .npy file.
+    raw = bytes(value) if isinstance(value, bytes | bytearray) else b""
+    if raw[:1] == b"\x80" or raw[:1] in (b"(", b"]", b"}"):  # pickle protocol 2+ or 0/1
+        raise DataError(pickled)
+    raise DataError(
+        f"{path}: member {key!r} is not a NumPy array but {len(raw)} bytes of other data; "
+        "expected a numeric array saved by np.savez."
+    )
 
 
 def _read_npz_arrays(path: Path) -> dict[str, np.ndarray]:
-    """The four arrays of an npz file, read without pickle."""
+    """The four arrays of an npz file (and its class names, if any), read without pickle."""
     try:
-        archive = np.load(path, allow_pickle=False)
+        with open(path, "rb") as handle:
+            head = handle.read(len(_NPY_MAGIC))
     except FileNotFoundError:
         raise DataError(f"npz file {path} does not exist.") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise DataError(f"{path} could not be read as an npz file: {error}") from error
-    if not isinstance(archive, np.lib.npyio.NpzFile):
+    except IsADirectoryError:
+        raise DataError(f"{path} is a directory; {_npz_expected()}.") from None
+    except OSError as error:
         raise DataError(
-            f"{path} holds a single array, not an npz archive with the keys {', '.join(NPZ_KEYS)}."
+            f"npz file {path} could not be read: {error.strerror or error}."
+        ) from error
+    if not head:
+        raise DataError(f"{path} is empty (0 bytes); {_npz_expected()}.")
+    if head.startswith(_NPY_MAGIC):
+        raise DataError(
+            f"{path} holds a single array (.npy), not an npz archive with the keys "
+            f"{', '.join(NPZ_KEYS)}."
         )
+    if not head.startswith(_ZIP_MAGICS):
+        hint = " (it is gzip-compressed)" if head.startswith(_GZIP_MAGIC) else ""
+        raise DataError(f"{path} is not an npz (zip) file{hint}; {_npz_expected()}.")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except _ARCHIVE_ERRORS as error:
+        raise DataError(
+            f"{path} is not a readable npz (zip) file ({error}); {_npz_expected()}."
+        ) from error
     with archive:
         keys = sorted(archive.files)
         missing = [key for key in NPZ_KEYS if key not in archive.files]
         if missing:
             raise DataError(
                 f"npz file {path} is missing the key(s) {', '.join(missing)}; it holds: "
-                f"{', '.join(keys) if keys else '(no arrays)'}. Expected: {', '.join(NPZ_KEYS)}."
+                f"{', '.join(keys) if keys else 'no arrays'}. Expected: {', '.join(NPZ_KEYS)}."
             )
-        arrays: dict[str, np.ndarray] = {}
-        for key in [*NPZ_KEYS, "class_names"]:
-            if key not in archive.files:
-                continue
-            try:
-                arrays[key] = archive[key]
-            except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
-                raise DataError(
-                    f"npz file {path}: array {key!r} could not be read (object arrays are not "
-                    f"loaded, since pickle is never used): {error}"
-                ) from error
-    return arrays
+        return {
+            key: _read_member(archive, path, key)
+            for key in [*NPZ_KEYS, "class_names"]
+            if key in archive.files
+        }
+
+
+def _check_npz_labels(path: Path, key: str, y: np.ndarray, infer_classes: bool) -> None:
+    """Labels of an npz: integer class ids >= 0 (and few enough when num_classes is inferred)."""
+    if y.ndim == 2 and y.shape[1] > 1:
+        raise DataError(
+            f"npz file {path}: {key} has shape {y.shape}; expected one integer label per sample, "
+            "shape (N,) (one-hot labels? save y.argmax(axis=1))."
+        )
+    if y.dtype.kind not in "iuf":
+        raise DataError(
+            f"npz file {path}: {key} must hold integer class labels, got dtype {y.dtype}."
+        )
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all():
+            raise DataError(
+                f"npz file {path}: {key} holds NaN or infinite labels; expected integer class ids."
+            )
+        fractional = y[y != np.round(y)]
+        if fractional.size:
+            raise DataError(
+                f"npz file {path}: {key} holds labels that are not integers "
+                f"({fractional.size} of them, for example {float(fractional.flat[0]):g}); "
+                "expected integer class ids."
+            )
+    negative = y[y < 0]
+    if negative.size:
+        raise DataError(
+            f"npz file {path}: {key} holds negative labels ({negative.size} of them, for "
+            f"example {int(negative.flat[0])}); expected class ids 0, 1, 2, ..."
+        )
+    if infer_classes and y.max() >= MAX_CLASSES:
+        raise DataError(
+            f"npz file {path}: {key} holds label {int(y.max())}; labels are class ids 0..K-1 with "
+            f"K at most {MAX_CLASSES} (renumber them: np.unique(y, return_inverse=True)[1])."
+        )
+
+
+def _check_image_shape(path: Path, key: str, x: np.ndarray, name: str, channels: int) -> None:
+    """The images of a known image data set read from an npz: (N, H, W) or (N, H, W, C)."""
+    if (x.ndim == 3 and channels == 1) or (x.ndim == 4 and x.shape[-1] == channels):
+        return
+    expected = "(N, H, W) or (N, H, W, 1)" if channels == 1 else f"(N, H, W, {channels})"
+    hint = ""
+    if x.ndim == 4 and x.shape[1] == channels:
+        hint = " (channels first? save x.transpose(0, 2, 3, 1))"
+    raise DataError(
+        f"npz file {path}: {key} has shape {x.shape}; expected {name} images shaped "
+        f"{expected}{hint}."
+    )
 
 
 def _dataset_from_npz(
@@ -392,11 +504,17 @@ def _dataset_from_npz(
     limit: int | None,
     num_classes: int | None = None,
     class_names: list[str] | None = None,
+    channels: int | None = None,
 ) -> Dataset:
     arrays = _read_npz_arrays(path)
     for key in NPZ_KEYS:
         if arrays[key].ndim == 0:
             raise DataError(f"npz file {path}: array {key!r} is a scalar, not an array.")
+        if len(arrays[key]) == 0:
+            raise DataError(
+                f"npz file {path}: {key} is empty (shape {arrays[key].shape}); expected at "
+                "least one sample."
+            )
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if len(x) != len(y):
@@ -404,6 +522,9 @@ def _dataset_from_npz(
                 f"npz file {path}: x_{split} has {len(x)} samples but y_{split} has "
                 f"{len(y)} labels."
             )
+        _check_npz_labels(path, f"y_{split}", y, infer_classes=num_classes is None)
+        if channels is not None:
+            _check_image_shape(path, f"x_{split}", x, name, channels)
     if class_names is None and "class_names" in arrays:
         names = arrays["class_names"]
         if names.dtype.kind not in "US" or names.ndim != 1:
@@ -413,14 +534,7 @@ def _dataset_from_npz(
             )
         class_names = [str(n.decode() if isinstance(n, bytes) else n) for n in names]
     if num_classes is None:
-        labels = [arrays["y_train"], arrays["y_test"]]
-        for split, y in zip(("train", "test"), labels, strict=True):
-            if y.dtype.kind not in "iuf" or y.size == 0 or not np.isfinite(y).all():
-                raise DataError(
-                    f"npz file {path}: y_{split} must hold integer labels, "
-                    f"got dtype {y.dtype} shape {y.shape}."
-                )
-        num_classes = int(max(np.max(y) for y in labels)) + 1
+        num_classes = int(max(np.max(arrays[key]) for key in ("y_train", "y_test"))) + 1
         if class_names is not None:
             num_classes = max(num_classes, len(class_names))
     xs = {}
@@ -638,7 +752,7 @@ def load_mnist(
 
     def try_npz(path: Path, label: str) -> Dataset | None:
         if path.is_file():
-            return _dataset_from_npz(path, "mnist", limit, 10, DIGIT_CLASS_NAMES)
+            return _dataset_from_npz(path, "mnist", limit, 10, DIGIT_CLASS_NAMES, channels=1)
         looked.append((path, f"{label}: {_describe(path)}"))
         return None
 
@@ -646,7 +760,7 @@ def load_mnist(
     if directory is not None:
         given = Path(directory).expanduser()
         if given.is_file():
-            return _dataset_from_npz(given, "mnist", limit, 10, DIGIT_CLASS_NAMES)
+            return _dataset_from_npz(given, "mnist", limit, 10, DIGIT_CLASS_NAMES, channels=1)
         attempts = [
             lambda: try_idx(given, "given directory, IDX files"),
             lambda: try_npz(given / "mnist.npz", "given directory, npz file"),
@@ -678,7 +792,16 @@ def _cifar_bin_files(folder: Path) -> list[Path] | None:
 
 def _read_cifar_batch(path: Path, max_records: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Reads records of a CIFAR-10 binary batch: 1 label byte, then R, G, B 32×32 planes."""
-    size = path.stat().st_size
+
+    def unreadable(error: OSError) -> DataError:
+        return DataError(
+            f"CIFAR-10 binary batch {path} could not be read: {error.strerror or error}."
+        )
+
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise unreadable(error) from error
     if size == 0 or size % _CIFAR_RECORD:
         raise DataError(
             f"CIFAR-10 binary batch {path} is {size} bytes, not a positive multiple of the "
@@ -688,8 +811,17 @@ def _read_cifar_batch(path: Path, max_records: int | None) -> tuple[np.ndarray, 
     count = size // _CIFAR_RECORD
     if max_records is not None:
         count = min(count, max_records)
-    with open(path, "rb") as handle:
-        raw = np.frombuffer(handle.read(count * _CIFAR_RECORD), dtype=np.uint8)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(count * _CIFAR_RECORD)
+    except OSError as error:
+        raise unreadable(error) from error
+    if len(data) != count * _CIFAR_RECORD:  # the file shrank while it was read
+        raise DataError(
+            f"CIFAR-10 binary batch {path} ended after {len(data)} bytes; expected "
+            f"{count * _CIFAR_RECORD} (truncated while reading?)."
+        )
+    raw = np.frombuffer(data, dtype=np.uint8)
     records = raw.reshape(count, _CIFAR_RECORD)
     labels = records[:, 0].astype(np.int64)
     if labels.max() >= 10:
@@ -765,7 +897,7 @@ def load_cifar10(
     if directory is not None:
         given = Path(directory).expanduser()
         if given.is_file():
-            return _dataset_from_npz(given, "cifar10", limit, 10, CIFAR10_CLASS_NAMES)
+            return _dataset_from_npz(given, "cifar10", limit, 10, CIFAR10_CLASS_NAMES, channels=3)
         bin_dirs = [(given, "given directory"), (given / _CIFAR_BIN_DIR, "given directory")]
         npz_files = [(given / _CIFAR_NPZ, "given directory")]
         py_dirs = [given, given / _CIFAR_PY_DIR]
@@ -789,7 +921,7 @@ def load_cifar10(
         looked.append((folder, f"{label}, binary batches: {note}"))
     for path, label in npz_files:
         if path.is_file():
-            return _dataset_from_npz(path, "cifar10", limit, 10, CIFAR10_CLASS_NAMES)
+            return _dataset_from_npz(path, "cifar10", limit, 10, CIFAR10_CLASS_NAMES, channels=3)
         looked.append((path, f"{label}, npz file: {_describe(path)}"))
     how = (
         "To get it: download the CIFAR-10 binary version "
