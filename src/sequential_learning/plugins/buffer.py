@@ -62,11 +62,9 @@ class MemoryBuffer:
         self.logits_width = int(logits)
         self.seed = int(seed)
         self.name = name
-        self._single_replica = True
 
     def build(self) -> None:
         """Creates the variables (call under the strategy's scope)."""
-        self._single_replica = tf.distribute.get_strategy().num_replicas_in_sync == 1
 
         def variable(shape, dtype, suffix):
             return tf.Variable(tf.zeros(shape, dtype), trainable=False,
@@ -133,9 +131,9 @@ class MemoryBuffer:
             values["logits"] = logits
         for key, variable in self.stored.items():
             update = tf.cast(tf.gather(values[key], rows), variable.dtype)
-            if self._single_replica:
+            if not isinstance(variable, tf.distribute.DistributedValues):
                 variable.scatter_nd_update(slots, update)
-            else:  # a mirrored variable has no scatter in replica context
+            else:  # a mirrored variable has no scatter, also with one replica (one GPU)
                 variable.assign(tf.tensor_scatter_nd_update(
                     tf.convert_to_tensor(variable), slots, update))
         self.seen.assign(seen + count)
