@@ -67,7 +67,9 @@ class ImportanceEstimator:
         """Called inside the compiled train step after each optimizer update.
 
         Args:
-            gradients: gradients of the task loss *without* the penalty, per covered variable.
+            gradients: per covered variable, the gradients of the loss the step minimises
+                without the consolidation penalty: the task loss plus the losses other plugins
+                add (replay, distillation), taken before any plugin transforms them.
             old_values: the covered variables' values before the update.
         """
 

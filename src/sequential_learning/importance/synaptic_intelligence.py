@@ -1,12 +1,23 @@
 """Synaptic intelligence (Zenke, Poole & Ganguli 2017): importance from the loss's path integral.
 
-During a task every step adds the weight's contribution to the drop of the task loss,
+During a task every step adds the weight's contribution to the drop of the loss being
+minimised,
 
     ω += −g_t · Δθ_t,
 
-where g_t is the gradient of the task loss *without* the penalty (the compiled train step passes
-it: the penalty's gradient is analytic, so this costs no second backward pass) and
-Δθ_t = θ_t − θ_{t−1} is the update the optimizer actually made. At the task's end
+where Δθ_t = θ_t − θ_{t−1} is the update the optimizer actually made and g_t is the gradient of
+the loss the step minimises *without* SI's own penalty: the task loss plus every loss another
+plugin adds (replay's, DER++'s, LwF's distillation); with SI alone, the task loss. Zenke et al.
+define ω_k as parameter k's share of the drop of the loss being optimised along the path the
+parameters took (Σ_k ω_k = L(θ_start) − L(θ_end) for small steps), with g the gradient of that
+loss without the surrogate term c Σ Ω (θ − θ̃)². With replay or distillation that loss includes
+their terms: they are what moves θ (with plain SGD Δθ = −η g, so −g·Δθ = η g² ≥ 0), and a
+parameter that keeps the replayed samples right is one to protect. The task loss alone would
+credit each step with −g_task · Δθ for a Δθ it did not drive alone (a product of two different
+gradients, of either sign). The penalty is left out as in the paper: its gradient only pulls
+weights back to their anchors, which is not learning. The compiled train
+step passes these gradients (`Step.tracked_gradients`: taken before any plugin transforms them;
+the penalty's gradient is analytic, so this costs no second backward pass). At the task's end
 
     Ω_task = max(ω, 0) / ((θ_end − θ_start)² + ξ),
 

@@ -259,8 +259,10 @@ class Step:
             self.added.append(value)
 
     def tracked_gradients(self) -> list[tf.Tensor]:
-        """The loss's own gradients of the covered variables, unscaled and summed over replicas'
-        shares (what per-step importance trackers accumulate)."""
+        """The covered variables' gradients of the differentiated loss (the task loss plus the
+        plugins' `extra_losses`, without analytic terms such as the consolidation penalty and
+        before any `transform_gradients`), unscaled and summed over replicas' shares: what
+        per-step importance trackers (SI's ω) accumulate."""
         factor = self.replicas / self.loss_scale
         return [self.gradients[i] * factor for i in self.covered_indices]
 
