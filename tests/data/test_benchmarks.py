@@ -251,8 +251,9 @@ def test_named_benchmark_option_errors(name, kwargs, message):
 
 
 def test_split_digits_with_classes_per_task_that_does_not_divide():
-    with pytest.raises(ValueError, match="classes_per_task: 3 does not divide the 10 classes of "
-                                         "split-digits; use one of 1, 2, 5, 10"):
+    # 1 is not offered: a one-class task is trivially 100% accurate in the task scenario.
+    with pytest.raises(DataError, match="classes_per_task: 3 does not divide the 10 classes of "
+                                        "split-digits; use one of 2, 5, 10$"):
         make_benchmark("split-digits", classes_per_task=3)
 
 
@@ -301,6 +302,99 @@ def test_truncated_idx_file_names_the_file(tmp_path):
     path.write_bytes(path.read_bytes()[:-7])
     with pytest.raises(DataError, match=str(path)):
         make_benchmark("split-fashion-mnist", data_dir=tmp_path)
+
+
+# -- custom data that cannot make a meaningful split stream -------------------------------------
+def _write_npz(path, y_train=None, y_test=None, features=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y_train = np.arange(40) % 4 if y_train is None else np.asarray(y_train)
+    y_test = np.arange(12) % 4 if y_test is None else np.asarray(y_test)
+    np.savez(path, x_train=rng.random((len(y_train), features)), y_train=y_train,
+             x_test=rng.random((len(y_test), features)), y_test=y_test)
+    return path
+
+
+def test_test_label_never_seen_in_training_is_an_error_not_dropped(tmp_path):
+    path = _write_npz(tmp_path / "mine.npz", y_test=[0, 1, 2, 3, 5, 5])
+    with pytest.raises(DataError) as info:
+        make_benchmark("split", data=path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: y_test has label(s) 5 that y_train never has")
+    assert "y_train holds classes 0, 1, 2, 3" in message
+    x, y = _toy()
+    with pytest.raises(DataError, match="validation y has label[(]s[)] 6, 7 that y never has"):
+        split(x, y, 2, validation=(x[:4], np.array([0, 6, 7, 1])))
+
+
+def test_task_without_validation_samples_is_an_error(tmp_path):
+    path = _write_npz(tmp_path / "mine.npz", y_test=[0, 1, 0, 1])
+    with pytest.raises(DataError) as info:
+        make_benchmark("split", data=path)
+    assert str(info.value) == (
+        f"{path}: y_test has no samples of task 2's classes 2, 3; every task needs validation "
+        "samples"
+    )
+
+
+@pytest.mark.parametrize("scenario", ["task", "domain"])
+def test_one_class_per_task_is_an_error_where_it_is_trivial(tmp_path, scenario):
+    path = _write_npz(tmp_path / "mine.npz")
+    with pytest.raises(DataError) as info:
+        make_benchmark("split", scenario, classes_per_task=1, data=path, class_order=[3, 1, 0, 2])
+    message = str(info.value)
+    assert "classes_per_task: 1 makes task 1 hold only class 3" in message
+    assert f"{scenario}-incremental" in message and "trivially 100%" in message
+    assert "use --classes-per-task 2 or more" in message and "2, 4" in message
+
+
+def test_one_class_per_task_only_warns_in_the_class_scenario():
+    x, y = _toy()
+    with pytest.warns(UserWarning, match="task 1 hold only class 0.*class-incremental"):
+        stream = split(x, y, 1, "class", validation=(x, y))
+    assert [t.classes for t in stream] == [[c] for c in range(6)]
+    assert stream.head_sizes == [6] * 6
+
+
+@pytest.mark.parametrize("name", ["split", "permuted"])
+def test_data_of_a_single_class_is_an_error(tmp_path, name):
+    path = _write_npz(tmp_path / "mine.npz", y_train=np.zeros(10, int), y_test=[0, 0])
+    with pytest.raises(DataError) as info:
+        make_benchmark(name, "class", classes_per_task=1, data=path)
+    assert str(info.value).startswith(f"{path}: y_train holds only class 0; a ")
+    assert "needs at least 2 classes" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "limit, expected",
+    [
+        (1, "limit: 1 leaves 1 training sample(s) and 1 class(es) of the 4 (0) in {path}; "
+            "classes_per_task 2 needs a multiple of 2 classes, at least 2: raise --limit"),
+        (3, "limit: 3 leaves 3 training sample(s) and 3 class(es) of the 4 (0, 1, 2) in {path}; "
+            "classes_per_task 2 needs a multiple of 2 classes, at least 2: raise --limit"),
+    ],
+)
+def test_a_limit_that_leaves_too_few_classes_says_so(tmp_path, limit, expected):
+    path = _write_npz(tmp_path / "mine.npz")
+    with pytest.raises(DataError) as info:
+        make_benchmark("split", data=path, limit=limit)
+    assert str(info.value) == expected.format(path=path)
+    with pytest.raises(DataError, match="limit: 1 leaves 1 training sample"):
+        make_benchmark("permuted", data=path, limit=1)
+
+
+def test_a_limit_that_leaves_a_test_label_unseen_says_so(tmp_path):
+    path = _write_npz(tmp_path / "mine.npz", y_train=[0, 1, 0, 1, 2, 3], y_test=[0, 2, 1, 3])
+    with pytest.raises(DataError, match=r"y_test has label\(s\) 2, 3 that y_train never has .*"
+                                        r"\(with limit 4\)"):
+        make_benchmark("split", data=path, limit=4, classes_per_task=2)
+
+
+def test_split_with_large_class_ids_needs_no_table_of_every_id():
+    x, y = _toy(classes=4)
+    y = np.array([0, 7, 10**12, 10**15])[y]
+    stream = split(x, y, 2, "class", validation=(x, y))
+    assert [t.classes for t in stream] == [[0, 7], [10**12, 10**15]]
+    assert set(stream[1].y_train) == {2, 3}
 
 
 def test_module_exports():

@@ -26,6 +26,7 @@ Scenarios follow van de Ven & Tolias (2019), "Three scenarios for continual lear
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -171,6 +172,58 @@ def _integer_labels(y: np.ndarray, what: str) -> np.ndarray:
 
 
 # -- split -----------------------------------------------------------------------------------------
+def _class_list(classes: Sequence[int]) -> str:
+    classes = [int(c) for c in classes]
+    shown = ", ".join(map(str, classes[:12]))
+    return shown + (f", ... ({len(classes)} in all)" if len(classes) > 12 else "")
+
+
+def _limit_note(limit: int | None) -> str:
+    return "" if limit is None else f" (with limit {limit})"
+
+
+def _check_two_classes(
+    y: np.ndarray, where: str, key: str, limit: int | None, stream: str
+) -> None:
+    """A stream over fewer than two classes has nothing to learn: a DataError naming why."""
+    present = np.unique(y)
+    if len(present) >= 2:
+        return
+    if limit is not None:
+        raise DataError(
+            f"limit: {limit} leaves {len(y)} training sample(s) of 1 class ({int(present[0])}) "
+            f"in {where}; a {stream} stream needs at least 2 classes: raise --limit"
+        )
+    raise DataError(
+        f"{where}: {key} holds only class {int(present[0])}; a {stream} stream needs at least "
+        "2 classes"
+    )
+
+
+def _one_class_tasks(order: list[int], scenario: str, name: str) -> None:
+    """One class per task: an error where that is trivially 100% accurate, else a warning."""
+    divisors = [k for k in range(2, len(order) + 1) if len(order) % k == 0]
+    suggestion = (
+        f"use --classes-per-task 2 or more (one that divides the {len(order)} classes: "
+        f"{', '.join(map(str, divisors))})"
+    )
+    if scenario != "class":
+        head = "its head has one output" if scenario == "task" else "every label is 0"
+        raise DataError(
+            f"classes_per_task: 1 makes task 1 hold only class {order[0]} (and every task a "
+            f"single class) in {name}; in the {scenario}-incremental scenario such a task is "
+            f"trivially 100% accurate ({head}): {suggestion}"
+        )
+    warnings.warn(
+        f"classes_per_task: 1 makes task 1 hold only class {order[0]} (and every task a single "
+        f"class) in {name}; in the class-incremental scenario accuracy on a task right after "
+        "training it is trivially 100%, only accuracy on earlier tasks measures learning; "
+        f"for a harder stream {suggestion}",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 def split(
     x: np.ndarray,
     y: np.ndarray,
@@ -186,9 +239,13 @@ def split(
 
     Args:
         x, y: inputs and integer labels.
-        classes_per_task: classes in each task; must divide the number of classes.
+        classes_per_task: classes in each task; must divide the number of classes. 1 is an
+            error in the `task` and `domain` scenarios (a one-class task is trivially 100%
+            accurate there) and a `UserWarning` in the `class` scenario (a known protocol:
+            only accuracy on earlier tasks measures learning).
         scenario: `task`, `domain` or `class` (see the module docstring).
-        validation: `(x_val, y_val)`; default: a seeded stratified split of `(x, y)`.
+        validation: `(x_val, y_val)`; default: a seeded stratified split of `(x, y)`. Every
+            validation label must occur in `y`, and every task must have validation samples.
         class_order: the order in which classes are assigned to tasks: a permutation of the
             class ids, `"sorted"` (the default) or `"random"` (a permutation drawn with `seed`).
         seed: seed of the validation split and of a random class order.
@@ -199,14 +256,46 @@ def split(
         A `Benchmark`.
 
     Raises:
-        ValueError: for an unknown scenario, a class order that is not a permutation of the
-            classes, or a `classes_per_task` that does not divide the number of classes.
+        ValueError: for an unknown scenario, or a class order that is not a permutation of the
+            classes.
+        DataError: for a `classes_per_task` that does not divide the number of classes, one
+            class per task outside the class-incremental scenario, fewer than 2 classes,
+            validation labels that never occur in `y` (they would be dropped), or a task
+            without validation samples.
 
     Example:
     ```python
     stream = split(x, y, classes_per_task=2, scenario="class", class_order="random", seed=1)
     ```
     """
+    return _split(x, y, classes_per_task, scenario, validation, class_order, seed,
+                  validation_fraction, name)
+
+
+def _split(
+    x: np.ndarray,
+    y: np.ndarray,
+    classes_per_task: int,
+    scenario: str,
+    validation: tuple[np.ndarray, np.ndarray] | None,
+    class_order: Sequence[int] | str | None,
+    seed: int,
+    validation_fraction: float,
+    name: str,
+    keys: tuple[str, str] = ("y", "validation y"),
+    where: str | None = None,
+    limit: int | None = None,
+    num_classes: int | None = None,
+) -> Benchmark:
+    """`split`, with the names its data errors use.
+
+    Args:
+        keys: what to call the training and validation labels (`y_train`, `y_test`).
+        where: the data's source (a file or folder); default the benchmark's name.
+        limit: the `limit` the data set was loaded with, said in errors it may have caused.
+        num_classes: the data set's number of classes, said when `limit` leaves too few.
+    """
+    where = where or name
     _check_scenario(scenario)
     if isinstance(classes_per_task, bool) or not isinstance(classes_per_task, int | np.integer):
         raise ValueError(f"classes_per_task: {classes_per_task!r} is not an integer")
@@ -226,14 +315,42 @@ def split(
         order = [int(c) for c in class_order]
     if sorted(order) != classes:
         raise ValueError(f"class_order: {order} must be a permutation of the classes {classes}")
-    if classes_per_task < 1 or len(order) % classes_per_task:
-        raise ValueError(
+    if classes_per_task < 1:
+        raise DataError(
+            f"classes_per_task: {classes_per_task} is not allowed; expected an integer >= 2"
+        )
+    need = max(2, classes_per_task)
+    if limit is not None and (len(order) < need or len(order) % classes_per_task):
+        of_all = f" of the {num_classes}" if num_classes is not None else ""
+        fix = "raise --limit"
+        if num_classes is not None and num_classes % classes_per_task:
+            fix += " or change --classes-per-task"
+        raise DataError(
+            f"limit: {limit} leaves {len(y_tr)} training sample(s) and {len(order)} class(es)"
+            f"{of_all} ({_class_list(order)}) in {where}; classes_per_task {classes_per_task} "
+            f"needs a multiple of {classes_per_task} classes, at least {need}: {fix}"
+        )
+    _check_two_classes(y_tr, where, keys[0], limit, "split")
+    if len(order) % classes_per_task:
+        usable = [k for k in range(1, len(order) + 1) if len(order) % k == 0]
+        if scenario != "class":
+            usable = [k for k in usable if k > 1]
+        raise DataError(
             f"classes_per_task: {classes_per_task} does not divide the {len(order)} classes of "
-            f"{name}; use one of "
-            + ", ".join(str(k) for k in range(1, len(order) + 1) if len(order) % k == 0)
+            f"{name}; use one of " + ", ".join(map(str, usable))
+        )
+    if classes_per_task == 1:
+        _one_class_tasks(order, scenario, name)
+    unseen = sorted(set(int(c) for c in np.unique(y_va)) - set(classes))
+    if unseen:
+        raise DataError(
+            f"{where}: {keys[1]} has label(s) {_class_list(unseen)} that {keys[0]} never has "
+            f"({keys[0]} holds classes {_class_list(classes)}){_limit_note(limit)}; every "
+            "validation class needs training samples"
         )
     num_tasks = len(order) // classes_per_task
     position = {c: i for i, c in enumerate(order)}
+    sorted_classes = np.asarray(classes, np.int64)
     tasks = []
     for t in range(num_tasks):
         task_classes = order[t * classes_per_task : (t + 1) * classes_per_task]
@@ -241,18 +358,23 @@ def split(
             mapping = {c: position[c] for c in task_classes}
         else:
             mapping = {c: i for i, c in enumerate(task_classes)}
-        lookup = np.full(max(classes) + 1, -1, np.int64)
-        for c, label in mapping.items():
-            lookup[c] = label
+        # Label of each class (by its index among the sorted classes); -1 outside the task.
+        lookup = np.array([mapping.get(c, -1) for c in classes], np.int64)
         tr = np.isin(y_tr, task_classes)
         va = np.isin(y_va, task_classes)
+        if not va.any():
+            raise DataError(
+                f"{where}: {keys[1]} has no samples of task {t + 1}'s classes "
+                f"{_class_list(task_classes)}{_limit_note(limit)}; every task needs validation "
+                "samples"
+            )
         tasks.append(
             TaskData(
                 name=f"task {t + 1} ({','.join(map(str, task_classes))})",
                 x_train=x_tr[tr],
-                y_train=lookup[y_tr[tr]],
+                y_train=lookup[np.searchsorted(sorted_classes, y_tr[tr])],
                 x_val=x_va[va],
-                y_val=lookup[y_va[va]],
+                y_val=lookup[np.searchsorted(sorted_classes, y_va[va])],
                 classes=list(task_classes),
             )
         )
@@ -281,6 +403,7 @@ def _transformed(
 ) -> Benchmark:
     """One task per transform of the inputs; the same classes in every task."""
     y_tr, y_va = _integer_labels(y_tr, name), _integer_labels(y_va, f"{name} validation")
+    _check_two_classes(y_tr, name, "y", None, name)
     num_classes = int(max(y_tr.max(), y_va.max())) + 1
     tasks = []
     for t, (label, transform) in enumerate(transforms):
@@ -779,7 +902,10 @@ def make_benchmark(
         ValueError: for an unknown name or scenario (the message lists the known ones), or an
             option that does not apply (naming it).
         DataError: when the data set is missing (the message lists where it was looked for) or
-            malformed.
+            malformed; when it (or what `limit` leaves of it) has fewer than 2 classes, or
+            classes that `classes_per_task` does not divide; for one class per task outside
+            the class-incremental scenario; for test labels that training never has; or for a
+            task without test samples. Each message names the file (or folder) and the key.
     """
     spec = check_benchmark_options(name, scenario, data, data_dir)
     scenario = scenario or spec.default_scenario
@@ -790,9 +916,12 @@ def make_benchmark(
     dataset = _load(spec, seed, data, data_dir, limit)
     validation = (dataset.x_test, dataset.y_test)
     x, y = dataset.x_train, dataset.y_train
+    where = dataset.source or name
     if spec.kind == "split":
-        return split(x, y, classes_per_task, scenario, validation, class_order, seed=seed,
-                     name=name)
+        return _split(x, y, classes_per_task, scenario, validation, class_order, seed, 0.2, name,
+                      keys=("y_train", "y_test"), where=where, limit=limit,
+                      num_classes=dataset.num_classes)
+    _check_two_classes(y, where, "y_train", limit, name)
     if spec.kind == "rotated":
         return rotated(x, y, num_tasks, scenario, validation, angles, seed=seed, name=name)
     return permuted(x, y, num_tasks, scenario, validation, seed=seed, name=name)
