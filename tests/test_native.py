@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
+import stat
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -21,6 +28,13 @@ def fresh_native():
     native.reset()
     yield
     native.reset()
+
+
+@pytest.fixture
+def cpu_only(fresh_native):
+    """Skips where an accelerator is visible (the kernel is then never built or loaded)."""
+    if tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"):
+        pytest.skip("an accelerator is visible: the fused kernel is not considered")
 
 
 @pytest.fixture
@@ -123,7 +137,7 @@ def test_no_compiler_falls_back_to_tensorflow_ops(fresh_native, monkeypatch):
     assert "no C++ compiler" in native.status()
 
 
-def test_failed_build_warns_and_falls_back(fresh_native, monkeypatch, tmp_path):
+def test_failed_build_warns_and_falls_back(cpu_only, monkeypatch, tmp_path):
     monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
     monkeypatch.setenv("SEQL_CACHE_DIR", str(tmp_path))
     monkeypatch.delitem(native._state, "library", raising=False)
@@ -187,3 +201,205 @@ def test_deciding_leaves_virtual_devices_configurable(tmp_path):
                           timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[0] == "2"
+
+
+# --- The cache loads only what this package built -------------------------------------------
+
+PLANTED_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+__attribute__((constructor)) static void planted(void) {
+  const char *marker = getenv("SEQL_TEST_MARKER");
+  FILE *f = marker ? fopen(marker, "w") : NULL;
+  if (f) { fputs("the planted library ran\n", f); fclose(f); }
+}
+"""
+
+
+def _c_library(folder: Path, name: str, code: str) -> Path:
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler to build a test library")
+    source, library = folder / f"{name}.c", folder / f"{name}.so"
+    source.write_text(code)
+    subprocess.run([cc, "-shared", "-fPIC", str(source), "-o", str(library)], check=True,
+                   capture_output=True, timeout=120)
+    return library
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> bytes:
+    """A shared library whose constructor creates `$SEQL_TEST_MARKER`, shown to do so."""
+    folder = tmp_path_factory.mktemp("planted")
+    library = _c_library(folder, "planted", PLANTED_C)
+    control = folder / "control-marker"
+    subprocess.run([sys.executable, "-c", "import ctypes, sys; ctypes.CDLL(sys.argv[1])",
+                    str(library)], env={**os.environ, "SEQL_TEST_MARKER": str(control)},
+                   check=True, timeout=120)
+    assert control.exists()  # loading it anywhere leaves the marker
+    return library.read_bytes()
+
+
+@pytest.fixture
+def cache(cpu_only, monkeypatch, tmp_path) -> Path:
+    """An empty cache folder of the test's own; the marker a planted library would write."""
+    monkeypatch.setenv("SEQL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SEQL_TEST_MARKER", str(tmp_path / "marker"))
+    monkeypatch.delitem(native._state, "library", raising=False)
+    native.reset()  # after `kernel`, where a test asks for both
+    return tmp_path / "cache"
+
+
+def _key() -> str:
+    return native._toolchain(native.compiler(), tf)[0]
+
+
+def _fake_compiler(monkeypatch, data: bytes) -> list[str]:
+    """Makes the build write `data` instead of compiling; returns the outputs it wrote."""
+    monkeypatch.setenv("CXX", sys.executable)  # any program that answers --version
+    built = []
+
+    def compile_(cxx, flags, link, output):
+        Path(output).write_bytes(data)
+        built.append(output)
+
+    monkeypatch.setattr(native, "_compile", compile_)
+    return built
+
+
+def _manifest(cache: Path) -> dict:
+    return json.loads((cache / f"penalty_kernel-{_key()}.json").read_text())
+
+
+def _small_penalty_step(op):
+    g, t, a, r = (np.full(4, v, np.float32) for v in (1.0, 3.0, 1.0, 0.5))
+    summed, value = op(g, t, a, r, 1.0)
+    want_summed, want_value = _reference(g, t, a, r, 1.0)
+    np.testing.assert_allclose(summed.numpy(), want_summed, rtol=1e-6)
+    np.testing.assert_allclose(float(value), want_value, rtol=1e-6)
+
+
+def test_a_library_planted_under_the_expected_name_is_rebuilt_never_loaded(kernel, planted,
+                                                                           cache):
+    # The real compiler, no manifest: what an attacker who guessed the key would leave.
+    cache.mkdir(mode=0o700)
+    library = cache / f"penalty_kernel-{_key()}.so"
+    library.write_bytes(planted)
+    op = native.penalty_kernel()
+    assert not (cache.parent / "marker").exists()
+    assert op is not None, native.status()
+    _small_penalty_step(op)  # the run's penalty works, with the kernel built afresh
+    data = library.read_bytes()
+    assert data != planted
+    assert _manifest(cache)["sha256"] == hashlib.sha256(data).hexdigest()
+    assert sorted(p.name for p in cache.iterdir()) == sorted([library.name, f"{library.stem}.json"])
+
+
+@pytest.mark.parametrize("manifest", ["of the genuine build", "missing", "of another source",
+                                      "not JSON", "for a symbolic link"])
+def test_a_library_its_manifest_does_not_vouch_for_is_never_loaded(kernel, planted, cache,
+                                                                   monkeypatch, manifest):
+    genuine = Path(str(native._state["path"])).read_bytes()
+    built = _fake_compiler(monkeypatch, genuine)
+    assert native.penalty_kernel() is not None and len(built) == 1
+    library = cache / f"penalty_kernel-{_key()}.so"
+    manifest_path = library.with_suffix(".json")
+    planted_sha = hashlib.sha256(planted).hexdigest()
+    library.write_bytes(planted)  # the manifest still names the genuine library's SHA-256
+    if manifest == "missing":
+        manifest_path.unlink()
+    elif manifest == "of another source":  # the library's own hash, but not this source's
+        manifest_path.write_text(json.dumps({**_manifest(cache), "sha256": planted_sha,
+                                             "source_sha256": "0" * 64}))
+    elif manifest == "not JSON":
+        manifest_path.write_text("{not json")
+    elif manifest == "for a symbolic link":
+        library.unlink()
+        (cache.parent / "elsewhere.so").write_bytes(planted)
+        library.symlink_to(cache.parent / "elsewhere.so")
+        manifest_path.write_text(json.dumps({**_manifest(cache), "sha256": planted_sha}))
+    native.reset()
+    monkeypatch.delitem(native._state, "library")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a rebuild is no failure: no warning
+        op = native.penalty_kernel()
+    assert not (cache.parent / "marker").exists()
+    assert len(built) == 2  # refused, so rebuilt
+    assert op is not None, native.status()
+    _small_penalty_step(op)
+    assert not library.is_symlink() and library.read_bytes() == genuine
+    assert _manifest(cache)["sha256"] == hashlib.sha256(genuine).hexdigest()
+
+
+def test_a_library_without_the_op_falls_back_with_a_warning(cache, monkeypatch, tmp_path):
+    empty = _c_library(tmp_path, "empty", "int seql_not_a_kernel(void) { return 1; }\n")
+    built = _fake_compiler(monkeypatch, empty.read_bytes())
+    with pytest.warns(RuntimeWarning, match="loaded but has no op seql_penalty_add_to_gradient"):
+        assert native.penalty_kernel() is None
+    assert len(built) == 1
+    assert "TensorFlow ops (the fused kernel failed" in native.status()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # decided: one warning, not one per step
+        assert native.penalty_kernel() is None
+    variable = tf.Variable(np.ones(3, np.float32))
+    penalty = ConsolidationPenalty([variable], ewc_lambda=2.0)
+    penalty.consolidate([np.ones(3)])
+    variable.assign_add(np.ones(3, np.float32))
+    value, (summed,) = penalty.add_to_gradients([tf.zeros(3)])
+    np.testing.assert_allclose(float(value), 3.0, rtol=1e-6)  # λ/2 Σ Ω (θ − θ̄)² = 1 · 3
+    np.testing.assert_allclose(summed.numpy(), np.full(3, 2.0), rtol=1e-6)
+
+
+def test_a_library_tensorflow_cannot_load_falls_back_with_a_warning(cache, monkeypatch):
+    _fake_compiler(monkeypatch, os.urandom(4096))
+    with pytest.warns(RuntimeWarning, match="tf.load_op_library could not load"):
+        assert native.penalty_kernel() is None
+    assert "failed" in native.status()
+
+
+def test_the_cache_folder_is_created_private(cache, monkeypatch):
+    nested = cache / "a" / "b"
+    monkeypatch.setenv("SEQL_CACHE_DIR", str(nested))
+    _fake_compiler(monkeypatch, os.urandom(64))
+    old = os.umask(0)  # the mode may not depend on the umask
+    try:
+        with pytest.warns(RuntimeWarning):
+            native.penalty_kernel()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(nested).st_mode) == 0o700
+    for path in nested.iterdir():  # the library and its manifest: no one else writes them
+        assert stat.S_IMODE(os.stat(path).st_mode) & 0o022 == 0, path
+
+
+def _plant_with_a_matching_manifest(cache: Path, planted: bytes) -> None:
+    library = cache / f"penalty_kernel-{_key()}.so"
+    library.write_bytes(planted)
+    source = hashlib.sha256(native.SOURCE.read_bytes()).hexdigest()
+    library.with_suffix(".json").write_text(json.dumps({
+        "format": native.MANIFEST_FORMAT, "library": library.name, "key": _key(),
+        "source_sha256": source, "sha256": hashlib.sha256(planted).hexdigest()}))
+
+
+def test_a_folder_others_may_write_is_not_used(cache, planted, monkeypatch):
+    # Anyone who can write there can write a matching manifest, so nothing there is trusted.
+    built = _fake_compiler(monkeypatch, b"never built")
+    cache.mkdir()
+    _plant_with_a_matching_manifest(cache, planted)
+    cache.chmod(0o775)
+    with pytest.warns(RuntimeWarning, match="may be written by its group or others"):
+        assert native.penalty_kernel() is None
+    assert not (cache.parent / "marker").exists()
+    assert built == []
+    assert "chmod 700" in native.status()
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs root to chown")
+def test_a_folder_of_another_user_is_not_used(cache, planted, monkeypatch):
+    _fake_compiler(monkeypatch, b"never built")
+    cache.mkdir(mode=0o700)
+    _plant_with_a_matching_manifest(cache, planted)
+    os.chown(cache, 65534, 65534)
+    with pytest.warns(RuntimeWarning, match="belongs to uid 65534"):
+        assert native.penalty_kernel() is None
+    assert not (cache.parent / "marker").exists()
