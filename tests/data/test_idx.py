@@ -192,7 +192,7 @@ def test_unexpected_magic_number_names_both_numbers(tmp_path, array, kwargs, mag
         read_idx(path, **kwargs)
     message = str(info.value)
     assert str(path) in message
-    assert f"magic number {magic}" in message and f"(expected {expected})" in message
+    assert f"magic number {magic}" in message and f"(expected {expected}:" in message
 
 
 def test_expected_magic_number_reads_normally(tmp_path):

@@ -149,9 +149,12 @@ def read_idx(
         expect_ndim is not None and ndim != expect_ndim
     ):
         found = IDX_TYPES[type_code].newbyteorder("=").name
+        wanted = [IDX_TYPES[expect_type].newbyteorder("=").name] if expect_type in IDX_TYPES else []
+        if expect_ndim is not None:
+            wanted.append(f"{expect_ndim} dimension(s)")
         raise DataError(
-            f"{path} is not the expected IDX file: magic number {_magic_text(data)} "
-            f"({found}, {ndim} dimension(s)) (expected {expected_magic})."
+            f"{path} is not the expected IDX file: magic number {_magic_text(data)} means "
+            f"{found}, {ndim} dimension(s) (expected {expected_magic}: {', '.join(wanted)})."
         )
     if ndim == 0:
         raise DataError(
