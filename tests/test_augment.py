@@ -266,7 +266,7 @@ def test_low_importance_costs_less_than_random_and_high_importance_more(fisher_r
     assert main(["augment", str(fisher_run), "--fractions", "0.2", "--no-maps"]) == 0
     printed = capsys.readouterr().out
     folder = fisher_run / "augment"
-    table = json.loads((folder / "ablation_zero_weight.json").read_text())
+    table = json.loads((folder / "ablation_zero_weight_f0.2.json").read_text())
     assert table["evaluated_on"].startswith("benchmark split-digits validation data")
     assert table["importance"] == "summed over tasks" and table["models"] == "final"
     earlier = range(len(table["baseline"]) - 1)
@@ -274,7 +274,7 @@ def test_low_importance_costs_less_than_random_and_high_importance_more(fisher_r
     print(f"mean accuracy drop on tasks 1-4, 20% of the base's weights zeroed: {drops}")
     assert drops["low"] + 0.05 < drops["random"], drops
     assert drops["random"] + 0.05 < drops["high"], drops
-    for name in ("ablation_zero_weight.png", "ablation_zero_weight.csv"):
+    for name in ("ablation_zero_weight_f0.2.png", "ablation_zero_weight_f0.2.csv"):
         assert (folder / name).stat().st_size > 0, name
     assert "low" in printed and "heads untouched" in printed
 
@@ -313,7 +313,7 @@ def test_on_split_fashion_mnist_low_costs_less_than_random_and_high_more(tmp_pat
     run_experiment(config, out)
     assert main(["augment", str(out), "--fractions", "0.2,0.5", "--no-maps"]) == 0
     capsys.readouterr()
-    table = json.loads((out / "augment" / "ablation_zero_weight.json").read_text())
+    table = json.loads((out / "augment" / "ablation_zero_weight_f0.2-0.5.json").read_text())
     assert table["evaluated_on"].startswith("benchmark split-fashion-mnist validation data")
     earlier = range(len(table["baseline"]) - 1)
     at_20 = ablation_drops(table, 0.2, earlier)
@@ -322,3 +322,122 @@ def test_on_split_fashion_mnist_low_costs_less_than_random_and_high_more(tmp_pat
     # Measured (seed 0): 20% low 0.001 / random 0.005 / high 0.484; 50% 0.010 / 0.145 / 0.484.
     assert at_20["low"] < at_20["random"] < at_20["high"] - 0.1, at_20
     assert at_50["low"] + 0.05 < at_50["random"] < at_50["high"] - 0.1, at_50
+
+
+# -- `augment_run` outputs: named by their settings; why --data auto used the samples -------------
+@pytest.fixture(scope="module")
+def hand_run(tmp_path_factory):
+    """A 2-task run laid out as the manager writes it, made by hand (fast): models/, samples/,
+    importance/ (Ω of each task), checkpoint/ and a results.json naming split-digits."""
+    from sequential_learning.checkpoint import save_checkpoint, save_importance
+    from sequential_learning.models import build_task_models, cnn_base
+
+    run = tmp_path_factory.mktemp("augment_hand") / "run"
+    keras.utils.set_random_seed(0)
+    base = cnn_base((8, 8, 1), filters=(4,), dense=8)
+    models = build_task_models(base, [2, 2])
+    rng = np.random.default_rng(0)
+    covered = list(base.weights)
+    for k in (1, 2):
+        save_checkpoint(run, models, k, [], {})
+        save_importance(run, k, [rng.random(v.shape) for v in covered], covered)
+    (run / "models").mkdir()
+    (run / "samples").mkdir()
+    for k, model in enumerate(models, start=1):
+        model.save(run / "models" / f"task_{k}.keras")
+        np.savez(run / "samples" / f"task_{k}.npz", x=rng.random((8, 8, 8, 1)).astype(np.float32),
+                 y=rng.integers(0, 2, 8))
+    (run / "results.json").write_text(json.dumps({"config": {"benchmark": "split-digits"}}))
+    return run
+
+
+def _augment(run, **options):
+    from sequential_learning.augment import augment_run
+
+    return augment_run(run, "0.5", orders="low,high", data="samples", maps=False,
+                       out=run / "out", **options)
+
+
+@pytest.mark.parametrize("option, value, suffix", [
+    ("importance_task", 2, "_omega-task2"),
+    ("after_task", 1, "_after-task1"),
+    ("how", "max", "_how-max"),
+    ("scope", "layer", "_per-layer"),
+    ("seed", 3, "_seed3"),
+])
+def test_augment_outputs_differing_in_one_setting_are_both_kept(hand_run, option, value, suffix):
+    level = "unit" if option == "how" else "weight"  # how only matters per unit or filter
+    first = _augment(hand_run, level=level)
+    second = _augment(hand_run, level=level, **{option: value})
+    common = f"ablation_zero_{level}_f0.5_orders-low-high_samples"
+    assert first["paths"][1].name == f"{common}.json"
+    assert suffix + "_" in second["paths"][1].name or second["paths"][1].stem.endswith(suffix)
+    assert second["paths"][1].name.replace(suffix, "") == f"{common}.json"
+    for done in (first, second):
+        for path in done["paths"]:
+            assert path.is_file(), path
+        saved = json.loads(done["paths"][1].read_text())
+        assert saved == json.loads(json.dumps(done["table"]))  # each file holds its own table
+        assert saved["name"] == done["paths"][1].stem
+    settings = json.loads(second["paths"][1].read_text())["augment_settings"]
+    assert settings[option] == value and settings["data"] == "samples"
+    assert str(value) in json.loads(second["paths"][1].read_text())["label"]
+
+
+def test_augment_same_settings_twice_overwrite_the_same_files(hand_run):
+    first = _augment(hand_run, importance_task=1)
+    before = sorted(p.name for p in (hand_run / "out").iterdir())
+    second = _augment(hand_run, importance_task=1)
+    assert first["paths"] == second["paths"]
+    assert sorted(p.name for p in (hand_run / "out").iterdir()) == before
+    assert json.loads(second["paths"][1].read_text())["accuracy"] == first["table"]["accuracy"]
+
+
+def test_augment_default_settings_keep_the_plain_name():
+    from sequential_learning.augment import AUGMENT_DEFAULTS, augment_settings_suffix
+
+    assert augment_settings_suffix(AUGMENT_DEFAULTS) == ""
+    long = {**AUGMENT_DEFAULTS, "fractions": [i / 100 for i in range(1, 40)]}
+    suffix = augment_settings_suffix(long)
+    assert suffix.startswith("_s") and len(suffix) == 10  # a stable short hash
+    assert suffix == augment_settings_suffix(dict(long))
+
+
+def test_corrupted_results_json_auto_says_why_and_benchmark_is_one_line_error(tmp_path, hand_run):
+    import shutil
+
+    from sequential_learning.augment import augment_run
+    from sequential_learning.errors import SeqlError
+
+    run = tmp_path / "run"
+    shutil.copytree(hand_run, run)
+    (run / "results.json").write_text('{"config": {"benchmark": ')  # cut short
+    done = augment_run(run, "0.5", orders="low", maps=False)
+    assert done["evaluated_on"].startswith("the run's saved samples")
+    for text in (done["evaluated_on"], done["notes"][0], done["table"]["notes"][0]):
+        assert str(run / "results.json") in text and "cannot be read" in text
+    assert done["paths"][1].name == "ablation_zero_weight_f0.5_orders-low_samples.json"
+    with pytest.raises(SeqlError, match=r"--data benchmark: .*results.json cannot be read "
+                                        r"\(.*\); .*use --data samples") as caught:
+        augment_run(run, "0.5", orders="low", maps=False, data="benchmark")
+    assert "\n" not in str(caught.value)
+    assert main(["augment", str(run), "--data", "benchmark", "--orders", "low"]) == 2
+
+
+def test_importance_map_axes_show_integer_filter_numbers():
+    from sequential_learning.augment import importance_maps_figure
+
+    rng = np.random.default_rng(0)
+    for filters in (3, 40):
+        omega = rng.random(filters)
+        maps = {"layer": "conv", "importance": omega, "order": np.argsort(-omega),
+                "kernels": rng.normal(size=(filters, 3, 3, 1)),
+                "images": rng.random((filters, 6, 6, 1))}
+        figure = importance_maps_figure(maps, show=2)
+        top = figure.axes[0]
+        ticks = [t for t in top.get_xticks() if -0.5 <= t <= filters - 0.5]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+        labels = [label.get_text() for label in top.get_xticklabels() if label.get_text()]
+        assert labels and all(text.lstrip("−-").isdigit() for text in labels), labels
+        if filters <= 32:
+            assert labels == [str(int(f)) for f in maps["order"]]  # the bars' filter numbers

@@ -38,6 +38,7 @@ import io
 import json
 import math
 import numbers
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -686,8 +687,11 @@ def plot_ablation(table: dict, path: str | Path) -> Path:
             ax.set_ylabel("accuracy")
     axes[0][0].legend(fontsize=8, title="order", title_fontsize=8)
     s = table["settings"]
-    figure.suptitle(f"Ablation by importance: {s['action']} at level {s['level']}, scope "
-                    f"{s['scope']} (heads untouched)")
+    title = (f"Ablation by importance: {s['action']} at level {s['level']}, scope "
+             f"{s['scope']} (heads untouched)")
+    if table.get("augment_settings"):
+        title += "\n" + textwrap.fill(_settings_detail(table["augment_settings"]), 40 * cols)
+    figure.suptitle(title, fontsize=10 if table.get("augment_settings") else None)
     figure.tight_layout()
     return save_figure(figure, path)
 
@@ -742,21 +746,47 @@ def importance_maps(
     return result
 
 
-def plot_importance_maps(maps: dict, path: str | Path, show: int = 8) -> Path:
-    """Sorted Ω of every filter, then the most and least important filters' kernels and images."""
+#: Up to this many filters, the bars of the Ω chart are labelled with their filter numbers.
+MAX_LABELLED_FILTERS = 32
+
+
+def importance_maps_figure(maps: dict, show: int = 8):
+    """The figure `plot_importance_maps` saves (a Matplotlib `Figure`, not shown).
+
+    Args:
+        maps: as `importance_maps` returns.
+        show: filters drawn at each end.
+
+    Returns:
+        The figure: Ω of every filter sorted from most to least important (bars labelled with
+        their filter numbers up to `MAX_LABELLED_FILTERS` filters, else integer ranks), then the
+        most and least important filters' kernels (mean over input channels, blue negative,
+        red positive, each on its own symmetric scale) and activation-maximisation images.
+
+    Example:
+    >>> figure = importance_maps_figure(importance_maps(model, omega, "base/conv", steps=0))
+    """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedLocator, MaxNLocator
 
     from sequential_learning.interpret.plots import _displayable
-    from sequential_learning.plots import save_figure
 
-    omega, order = maps["importance"], maps["order"]
+    omega, order = np.asarray(maps["importance"]), np.asarray(maps["order"])
     show = max(1, min(int(show), len(order) // 2 or 1))
     picked = [("most important", order[:show]), ("least important", order[::-1][:show])]
-    figure = Figure(figsize=(max(5.0, 1.3 * show + 1.0), 7.0))
+    figure = Figure(figsize=(max(5.5, 1.3 * show + 1.5), 7.0))
     grid = figure.add_gridspec(5, show, height_ratios=[1.4, 1, 1, 1, 1])
     top = figure.add_subplot(grid[0, :])
     top.bar(np.arange(len(omega)), omega[order], color="tab:purple")
-    top.set_xlabel("filters, most to least important")
+    if len(omega) <= MAX_LABELLED_FILTERS:
+        top.xaxis.set_major_locator(FixedLocator(np.arange(len(omega))))
+        top.set_xticklabels([str(int(f)) for f in order],
+                            fontsize=8 if len(omega) <= 16 else 6)
+        top.set_xlabel("filter number, most to least important")
+    else:
+        top.xaxis.set_major_locator(MaxNLocator(integer=True))
+        top.set_xlabel("rank of the filter, most to least important")
+    top.set_xlim(-0.6, len(omega) - 0.4)
     top.set_ylabel("Ω per filter")
     for block, (label, indices) in enumerate(picked):
         for j, f in enumerate(indices):
@@ -769,18 +799,34 @@ def plot_importance_maps(maps: dict, path: str | Path, show: int = 8) -> Path:
             ax.set_title(f"#{int(f)} Ω={float(omega[f]):.2g}", fontsize=7)
             ax.set_axis_off()
             if j == 0:
-                ax.text(-0.15, 0.5, f"{label}\nkernel", transform=ax.transAxes, ha="right",
-                        va="center", fontsize=7)
+                ax.text(-0.15, 0.5, f"{label}\nkernel\n(blue −, red +)", transform=ax.transAxes,
+                        ha="right", va="center", fontsize=7)
             image, cmap = _displayable(np.asarray(maps["images"][f]))
             ax = figure.add_subplot(grid[2 + 2 * block, j])
             ax.imshow(image, cmap=cmap)
             ax.set_axis_off()
             if j == 0:
-                ax.text(-0.15, 0.5, "maximises", transform=ax.transAxes, ha="right",
-                        va="center", fontsize=7)
+                ax.text(-0.15, 0.5, "input that\nexcites it most", transform=ax.transAxes,
+                        ha="right", va="center", fontsize=7)
     figure.suptitle(f"Filters of {maps['layer']} by importance")
     figure.tight_layout()
-    return save_figure(figure, path)
+    return figure
+
+
+def plot_importance_maps(maps: dict, path: str | Path, show: int = 8) -> Path:
+    """Sorted Ω of every filter, then the most and least important filters' kernels and images.
+
+    Args:
+        maps: as `importance_maps` returns.
+        path: where to write the PNG.
+        show: filters drawn at each end.
+
+    Returns:
+        The path written.
+    """
+    from sequential_learning.plots import save_figure
+
+    return save_figure(importance_maps_figure(maps, show), path)
 
 
 # -- explanation drift -----------------------------------------------------------------------------
@@ -837,11 +883,13 @@ def weights_after_task(run_dir: str | Path, after_task: int, models: Sequence[ke
 
 def _samples(run_dir: Path, task: int, count: int | None) -> tuple[np.ndarray, np.ndarray]:
     path = run_dir / "samples" / f"task_{task}.npz"
+    from sequential_learning.errors import SeqlError
+
     if not path.is_file():
-        raise ValueError(f"No validation samples for task {task}: expected {path} (arrays x, y)")
+        raise SeqlError(f"No validation samples for task {task}: expected {path} (arrays x, y)")
     with np.load(path, allow_pickle=False) as data:
         if "x" not in data.files or "y" not in data.files:
-            raise ValueError(f"{path} lacks arrays 'x' and 'y'; found {data.files}")
+            raise SeqlError(f"{path} lacks arrays 'x' and 'y'; found {data.files}")
         x, y = data["x"], data["y"]
     return (x, y) if count is None else (x[:count], y[:count])
 
@@ -1030,45 +1078,102 @@ def plot_drift(table: dict, path: str | Path) -> Path:
 
 
 # -- a run directory: `seql augment` and `seql drift` ------------------------------------------------
+def _run_config(run_dir: Path) -> dict:
+    """The config in the run's `results.json`, or a one-line `SeqlError` naming the file."""
+    from sequential_learning.errors import SeqlError
+
+    path = run_dir / "results.json"
+    if not path.is_file():
+        raise SeqlError(f"{path} is missing; the benchmark is rebuilt from the config it holds")
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise SeqlError(f"{path} cannot be read ({reason}); expected the JSON a run writes"
+                        ) from None
+    config = doc.get("config") if isinstance(doc, dict) else None
+    if not isinstance(config, dict):
+        raise SeqlError(f"{path} holds no 'config' object; expected the JSON a run writes")
+    if "benchmark" not in config:
+        raise SeqlError(f"the config in {path} names no benchmark")
+    return config
+
+
+def _benchmark_tasks(run_dir: Path, count: int) -> tuple[list, str]:
+    """Every validation image of the run's benchmark, rebuilt from its config."""
+    from sequential_learning.data.benchmarks import make_benchmark
+    from sequential_learning.errors import SeqlError
+
+    c = _run_config(run_dir)
+    try:
+        stream = make_benchmark(
+            c["benchmark"], c.get("scenario"), c.get("seed", 0), c.get("num_tasks") or 5,
+            c.get("classes_per_task", 2), data=c.get("data"), data_dir=c.get("data_dir"),
+            limit=c.get("limit"), class_order=c.get("class_order"), angles=c.get("angles"))
+    except (ValueError, TypeError, KeyError, OSError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise SeqlError(f"benchmark {c['benchmark']!r} of {run_dir / 'results.json'} cannot be "
+                        f"rebuilt: {reason}") from None
+    if len(stream) != count:
+        raise SeqlError(f"the rebuilt benchmark has {len(stream)} tasks, the run {count}")
+    sizes = [len(t.x_val) for t in stream]
+    return ([(t.x_val, t.y_val) for t in stream],
+            f"benchmark {c['benchmark']} validation data ({sum(sizes)} images)")
+
+
+def _evaluation_tasks(run_dir: Path, count: int, data: str) -> tuple[list, str, str, str | None]:
+    """`(tasks, what was used, "benchmark" or "samples", why auto fell back or None)`."""
+    from sequential_learning.errors import SeqlError
+
+    _choice(data, ("auto", "benchmark", "samples"), "data")
+    note = None
+    if data != "samples":
+        try:
+            tasks, what = _benchmark_tasks(run_dir, count)
+            return tasks, what, "benchmark", None
+        except SeqlError as error:
+            if data == "benchmark":
+                raise SeqlError(f"--data benchmark: {error}; use --data samples to evaluate on "
+                                "the run's saved samples") from None
+            note = f"--data auto used the saved samples: {error}"
+    try:
+        tasks = [_samples(run_dir, k, None) for k in range(1, count + 1)]
+    except SeqlError as error:
+        if note is None:
+            raise
+        raise SeqlError(f"{error}; and {note.split(': ', 1)[1]}") from None
+    what = f"the run's saved samples ({sum(len(x) for x, _ in tasks)} images, samples/)"
+    if note is not None:
+        what += f", because {note.split(': ', 1)[1]}"
+    return tasks, what, "samples", note
+
+
 def evaluation_tasks(run_dir: str | Path, count: int, data: str = "auto") -> tuple[list, str]:
     """Each task's validation data for a run: the whole validation sets, or the saved samples.
 
     Args:
         run_dir: the run directory.
         count: the number of task models.
-        data: `"benchmark"` (rebuild the run's benchmark from its config: every validation
-            image), `"samples"` (`samples/task_K.npz`, 64 images per task) or `"auto"`
-            (the benchmark when it can be rebuilt, else the samples).
+        data: `"benchmark"` (rebuild the run's benchmark from the config in its
+            `results.json`: every validation image), `"samples"` (`samples/task_K.npz`, 64 images
+            per task) or `"auto"` (the benchmark when it can be rebuilt, else the samples — and
+            then what was used says why, naming the file and the error).
 
     Returns:
         `([(x, y) per task], what was used)`.
+
+    Raises:
+        SeqlError: with `data="benchmark"`, a `results.json` that is missing, corrupted or names
+            no benchmark, or a benchmark that cannot be rebuilt (one line naming the file and
+            the error); with any `data`, missing samples when they are needed.
+
+    Example:
+    >>> tasks, what = evaluation_tasks("runs/x", 5)
+    >>> what
+    'benchmark split-digits validation data (360 images)'
     """
-    from sequential_learning.results import Results
-
-    _choice(data, ("auto", "benchmark", "samples"), "data")
-    run_dir = Path(run_dir)
-    if data != "samples":
-        try:
-            from sequential_learning.data.benchmarks import make_benchmark
-
-            c = Results.load(run_dir).config
-            if "benchmark" not in c:
-                raise ValueError(f"the config in {run_dir / 'results.json'} names no benchmark")
-            stream = make_benchmark(
-                c["benchmark"], c.get("scenario"), c.get("seed", 0), c.get("num_tasks") or 5,
-                c.get("classes_per_task", 2), data=c.get("data"), data_dir=c.get("data_dir"),
-                limit=c.get("limit"), class_order=c.get("class_order"), angles=c.get("angles"))
-            if len(stream) != count:
-                raise ValueError(f"the rebuilt benchmark has {len(stream)} tasks, the run {count}")
-            sizes = [len(t.x_val) for t in stream]
-            return ([(t.x_val, t.y_val) for t in stream],
-                    f"benchmark {c['benchmark']} validation data ({sum(sizes)} images)")
-        except Exception as error:  # noqa: BLE001 - 'auto' falls back to the saved samples
-            if data == "benchmark":
-                raise ValueError(f"cannot rebuild the run's validation data: {error}; use "
-                                 "--data samples") from None
-    tasks = [_samples(run_dir, k, None) for k in range(1, count + 1)]
-    return tasks, f"the run's saved samples ({sum(len(x) for x, _ in tasks)} images, samples/)"
+    tasks, what, _, _ = _evaluation_tasks(Path(run_dir), count, data)
+    return tasks, what
 
 
 def folded_anchor(run_dir: str | Path, models: Sequence[keras.Model], task: int | None) -> dict:
@@ -1103,6 +1208,87 @@ def folded_anchor(run_dir: str | Path, models: Sequence[keras.Model], task: int 
             model.set_weights(values)
 
 
+#: `augment_run`'s defaults: settings equal to these leave no mark in the output names.
+AUGMENT_DEFAULTS: dict[str, Any] = {
+    "fractions": [0.1, 0.2, 0.5], "level": "weight", "action": "zero", "scope": "model",
+    "orders": list(ORDERS), "how": "mean", "importance_task": None, "after_task": None,
+    "data": "benchmark", "seed": 0,
+}
+#: Output names longer than this use a short hash of the settings instead of naming each one.
+MAX_NAME_LENGTH = 80
+
+
+def _fraction_text(fractions: Sequence[float]) -> str:
+    return "-".join(f"{f:g}" for f in fractions)
+
+
+def augment_settings_suffix(settings: Mapping[str, Any], keys: Sequence[str] | None = None) -> str:
+    """The part of an output name that says which settings differ from `AUGMENT_DEFAULTS`.
+
+    Args:
+        settings: `augment_run`'s settings (`level`, `action` are named by the stem itself);
+            `data` is the data actually evaluated on (`"benchmark"` or `"samples"`).
+        keys: only these settings (default: every one but `level` and `action`).
+
+    Returns:
+        `""` for the defaults, else e.g. `"_omega-task2_after-task3_samples"`; when that would
+        be long, `"_s"` and 8 hex digits of a hash of the settings (stable across runs).
+
+    Example:
+    >>> augment_settings_suffix({**AUGMENT_DEFAULTS, "importance_task": 2, "how": "max"})
+    '_how-max_omega-task2'
+    """
+    keys = [k for k in AUGMENT_DEFAULTS if k not in ("level", "action")] if keys is None else keys
+    changed = {k: settings.get(k) for k in keys if settings.get(k) != AUGMENT_DEFAULTS[k]}
+    words = {
+        "scope": lambda v: f"per-{v}",  # e.g. ablation_zero_weight_per-layer
+        "how": lambda v: f"how-{v}",
+        "importance_task": lambda v: f"omega-task{v}",
+        "after_task": lambda v: f"after-task{v}",
+        "orders": lambda v: "orders-" + "-".join(v),
+        "fractions": lambda v: "f" + _fraction_text(v),
+        "data": lambda v: str(v),
+        "seed": lambda v: f"seed{v}",
+    }
+    parts = [words[k](v) for k, v in changed.items()]
+    suffix = "".join(f"_{p}" for p in parts)
+    if len(suffix) > MAX_NAME_LENGTH - 20:
+        import hashlib
+
+        text = json.dumps({k: changed[k] for k in sorted(changed)}, sort_keys=True)
+        suffix = "_s" + hashlib.sha256(text.encode()).hexdigest()[:8]
+    return suffix
+
+
+def _settings_detail(settings: Mapping[str, Any]) -> str:
+    omega = ("Ω summed over tasks" if settings.get("importance_task") is None
+             else f"Ω of task {settings['importance_task']}")
+    models = ("final models" if settings.get("after_task") is None
+              else f"models after task {settings['after_task']}")
+    return (f"{omega}, {models}, how {settings['how']}, orders {'/'.join(settings['orders'])}, "
+            f"fractions {_fraction_text(settings['fractions']).replace('-', '/')}, seed "
+            f"{settings['seed']}, evaluated on the {settings['data']}")
+
+
+def augment_settings_label(settings: Mapping[str, Any]) -> str:
+    """The settings in words, for a figure or a report.
+
+    Args:
+        settings: `augment_run`'s settings (as in the table's `augment_settings`).
+
+    Returns:
+        e.g. `"zero, level weight, scope model, Ω summed over tasks, final models, how mean,
+        orders low/high/random/magnitude, fractions 0.1/0.2/0.5, seed 0, evaluated on the
+        benchmark"`.
+
+    Example:
+    >>> augment_settings_label({**AUGMENT_DEFAULTS, "after_task": 2})[:40]
+    'zero, level weight, scope model, Ω summe'
+    """
+    return (f"{settings['action']}, level {settings['level']}, scope {settings['scope']}, "
+            + _settings_detail(settings))
+
+
 def augment_run(
     run_dir: str | Path,
     fractions: Sequence[float] | str = (0.1, 0.2, 0.5),
@@ -1132,8 +1318,25 @@ def augment_run(
         maps: also draw `importance_maps` for each convolutional layer Ω covers.
         out: the output folder (default `RUN_DIR/augment`).
 
+    Files are named by every setting that changes them, so runs with other settings never replace
+    each other and the same settings twice overwrite the same files: `ablation_zero_weight.*`
+    for the defaults, with a suffix naming what differs (`augment_settings_suffix`), e.g.
+    `ablation_zero_filter_omega-task2_samples.json`; `importance_maps_<layer>[suffix].png` by
+    the settings the maps depend on (how, importance task, after task, seed). The JSON table
+    holds `name`, `augment_settings` and a readable `label` of them.
+
     Returns:
-        `{"table": the ablation table, "paths": files written, "evaluated_on": str}`.
+        `{"table": the ablation table, "paths": files written, "evaluated_on": str, "notes":
+        [why --data auto used the saved samples, when it did]}`.
+
+    Raises:
+        SeqlError: bad options; with `data="benchmark"`, a corrupted or missing `results.json`
+            or a benchmark that cannot be rebuilt (naming the file and the error).
+
+    Example:
+    >>> done = augment_run("runs/x", "0.2", level="filter", importance_task=2)
+    >>> done["paths"][1].name
+    'ablation_zero_filter_f0.2_omega-task2.json'
     """
     from sequential_learning.checkpoint import load_importance, load_task_models
     from sequential_learning.results import atomic_write_text
@@ -1152,15 +1355,24 @@ def augment_run(
     importance = load_importance(run_dir, task=importance_task)
     models = load_task_models(run_dir, after_task=after_task)
     anchor = folded_anchor(run_dir, models, importance_task) if action == "anchor" else None
-    tasks, evaluated_on = evaluation_tasks(run_dir, len(models), data)
+    tasks, evaluated_on, source, note = _evaluation_tasks(run_dir, len(models), data)
     out = Path(out) if out is not None else run_dir / "augment"
-    stem = f"ablation_{action}_{level}" + ("" if scope == "model" else f"_per_{scope}")
+    settings = {"fractions": [f for f in fractions if f > 0], "level": level, "action": action, "scope": scope,
+                "orders": list(orders), "how": how, "importance_task": importance_task,
+                "after_task": after_task, "data": source, "seed": int(seed)}
+    stem = f"ablation_{action}_{level}" + augment_settings_suffix(settings)
     table = ablation_curve(tasks, models, importance, fractions, orders, level, scope, action,
-                           how, anchor, seed, path=out / f"{stem}.png")
+                           how, anchor, seed)
     table["evaluated_on"] = evaluated_on
     table["importance"] = "summed over tasks" if importance_task is None else f"task {importance_task}"
     table["models"] = "final" if after_task is None else f"after task {after_task}"
+    table["name"] = stem
+    table["augment_settings"] = {**settings, "data_requested": data}
+    table["label"] = augment_settings_label(settings)
+    notes = [] if note is None else [note]
+    table["notes"] = notes
     paths = [out / f"{stem}.png", out / f"{stem}.json", out / f"{stem}.csv"]
+    plot_ablation(table, paths[0])
     atomic_write_text(paths[1], json.dumps(table, indent=1))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, ["order", "fraction", "task", "accuracy", "drop"])
@@ -1171,13 +1383,16 @@ def augment_run(
         from sequential_learning.interpret.base import conv_layer_paths, find_layer
 
         covered = set(as_importance(importance))
+        # The maps depend on Ω, the models, the reduction and the seed only.
+        maps_suffix = augment_settings_suffix(settings, ("how", "importance_task", "after_task",
+                                                         "seed"))
         for layer_path in conv_layer_paths(models[0]):
             found = find_layer(models[0], layer_path)
             if _is_plain_conv(found) and found.kernel.path in covered:
-                target = out / f"importance_maps_{found.name}.png"
+                target = out / f"importance_maps_{found.name}{maps_suffix}.png"
                 importance_maps(models[0], importance, found, how=how, seed=seed, path=target)
                 paths.append(target)
-    return {"table": table, "paths": paths, "evaluated_on": evaluated_on}
+    return {"table": table, "paths": paths, "evaluated_on": evaluated_on, "notes": notes}
 
 
 def drift_runs(
@@ -1205,6 +1420,7 @@ def drift_runs(
 
 __all__ = [
     "ACTIONS",
+    "AUGMENT_DEFAULTS",
     "DRIFT_METHODS",
     "HOWS",
     "LEVELS",
@@ -1215,6 +1431,8 @@ __all__ = [
     "ablation_name",
     "ablation_rows",
     "ablation_text",
+    "augment_settings_label",
+    "augment_settings_suffix",
     "accuracy",
     "aggregate_importance",
     "as_importance",
@@ -1226,6 +1444,7 @@ __all__ = [
     "explanation_drift",
     "folded_anchor",
     "importance_maps",
+    "importance_maps_figure",
     "parse_fractions",
     "plot_ablation",
     "plot_drift",

@@ -220,6 +220,11 @@ def explain_run(
         layer: layer name or path (`"base/conv2d"`) for the layer-based methods.
         seed: seeds the starting noise of activation maximisation.
 
+    The image methods caption each image with its label and the model's prediction, by class
+    name when the run's `results.json` says which data set it learned (`run_class_names`), else
+    by class id (a wrong prediction in red); their maps share one colour scale with a labelled
+    colour bar (occlusion: diverging, centred on 0).
+
     Returns:
         The PNG paths written, under `RUN_DIR/explain/`.
 
