@@ -3,16 +3,23 @@ browser (Chromium) loading the file with every image decoded and no console mess
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import html
 import json
 import re
 import shutil
 import subprocess
+import urllib.parse
 
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
 from sequential_learning.cli import main
+from sequential_learning.errors import SeqlError
+from sequential_learning.plots import contrast_ratio
 from sequential_learning.report import build_report_html, write_report
 from sequential_learning.results import Results
 
@@ -176,3 +183,192 @@ def test_report_loads_in_a_browser(which, run_dir, comparison_dir, tmp_path):
     body = _body(dom)
     assert body == {"images-ok": "true", "image-count": str(images)}
     assert console == []
+
+
+# -- a tampered or malformed folder ----------------------------------------------------------------
+def _csp(text: str) -> dict[str, list[str]]:
+    meta = re.search(r"<meta http-equiv='Content-Security-Policy' content=\"([^\"]*)\">", text)
+    assert meta, "no Content-Security-Policy"
+    directives = (d.split() for d in meta.group(1).split(";") if d.strip())
+    return {d[0]: d[1:] for d in directives}
+
+
+@pytest.fixture
+def compare_copy(comparison_dir, tmp_path):
+    """A copy of the comparison folder (without models) that a test may tamper with."""
+    out = tmp_path / "cmp"
+    shutil.copytree(comparison_dir, out,
+                    ignore=shutil.ignore_patterns("models", "samples", "checkpoint"))
+    return out
+
+
+def test_tampered_comparison_links_only_inside_the_folder(compare_copy):
+    comparison = json.loads((compare_copy / "comparison.json").read_text())
+    row = comparison["fisher"]
+    hostile = ["javascript:alert(document.domain)//x", "javascript:alert(1)", "../fisher",
+               "/etc", "https://example.com/x", "fisher/../none", "data:text/html,<b>x</b>",
+               "./none", ""]
+    for key in hostile:
+        comparison[key] = row
+    (compare_copy / "comparison.json").write_text(json.dumps(comparison))
+    # A folder may even be named like a URL: it is linked, percent-encoded, never as a scheme.
+    shutil.copytree(compare_copy / "none", compare_copy / "javascript:alert(1)")
+    text = write_report(compare_copy).read_text()
+    links = re.findall(r"<a href='([^']*)'", text)
+    assert len(links) == len(re.findall(r"<a\b", text))
+    targets = [h for h in links if not h.startswith("#")]
+    assert "none/report.html" in targets and "fisher/" in targets
+    assert "javascript%3Aalert%281%29/report.html" in targets
+    for href in targets:
+        assert ":" not in href and not href.startswith("/") and "\\" not in href, href
+        parts = href.rstrip("/").split("/")
+        assert ".." not in parts and "." not in parts and "" not in parts, href
+        target = (compare_copy / urllib.parse.unquote(href)).resolve()
+        assert target.is_relative_to(compare_copy.resolve()) and target.exists(), href
+    for h in links:
+        if h.startswith("#"):
+            assert re.fullmatch(r"#[\w-]+", h), h
+    # Every hostile name is still shown, as text.
+    assert "javascript:alert(document.domain)//x" in html.unescape(text)
+    assert "(the name is not a sub-folder)" in text
+
+
+def test_csp_lets_only_the_report_script_run(run_dir, compare_copy):
+    for folder in (run_dir, compare_copy):
+        text = build_report_html(folder)
+        csp = _csp(text)
+        assert csp["default-src"] == ["'none'"]
+        assert "'unsafe-inline'" not in csp["script-src"]
+        assert "'unsafe-eval'" not in csp["script-src"]
+        scripts = re.findall(r"<script>(.*?)</script>", text, flags=re.S)
+        assert len(scripts) == 1 and "<script src" not in text
+        digest = base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode()
+        assert csp["script-src"] == [f"'sha256-{digest}'"]
+
+
+def _valid_results(run_dir) -> dict:
+    return json.loads((run_dir / "results.json").read_text())
+
+
+MALFORMED_RESULTS = {
+    "empty list": b"[]",
+    "empty object": b"{}",
+    "null": b"null",
+    "a number": b"42",
+    "not JSON": b"{\"config\": ",
+    "not UTF-8": b"{\"config\": \"\xff\xfe\"}",
+    "deep": b"[" * 100_000 + b"]" * 100_000,
+    "no task_names": lambda d: d.pop("task_names"),
+    "no accuracy_matrix": lambda d: d.pop("accuracy_matrix"),
+    "task_names a string": lambda d: d.update(task_names="ab"),
+    "config a list": lambda d: d.update(config=[1, 2]),
+    "matrix short": lambda d: d.update(accuracy_matrix=[[0.5]]),
+    "matrix of strings": lambda d: d.update(
+        accuracy_matrix=[["x"] * len(d["task_names"])] * len(d["task_names"])),
+    "baseline null": lambda d: d.update(baseline=None),
+    "no history of the metric": lambda d: d.update(metric="mse"),
+    "history a list": lambda d: d.update(history=[]),
+    "timing a string": lambda d: d.update(timing="fast"),
+    "importance summary of numbers": lambda d: d.update(importance_summary=[1, 2]),
+    "completed_tasks too many": lambda d: d.update(completed_tasks=99),
+    "evaluated_epochs too few": lambda d: d.update(evaluated_epochs=[1]),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED_RESULTS))
+def test_malformed_results_json_is_one_line(case, run_dir, capsys):
+    content = MALFORMED_RESULTS[case]
+    if callable(content):
+        doc = _valid_results(run_dir)
+        content(doc)
+        content = json.dumps(doc).encode()
+    (run_dir / "results.json").write_bytes(content)
+    (run_dir / "report.html").unlink(missing_ok=True)
+    with pytest.raises(SeqlError) as raised:
+        write_report(run_dir)
+    message = str(raised.value)
+    assert "\n" not in message and str(run_dir / "results.json") in message
+    assert "expected" in message
+    assert main(["report", str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("seql: error: ") and "results.json" in err[0]
+    assert not (run_dir / "report.html").exists()
+
+
+def test_any_wrong_type_in_results_json_is_a_seql_error(run_dir):
+    """Every key of a real results.json, set to values of every JSON type: a report or a
+    SeqlError, never another exception."""
+    valid = _valid_results(run_dir)
+    for key in valid:
+        for value in (None, "x", 1.5, True, [], [1], [[None]], {}, {"a": [1]}):
+            doc = {**valid, key: value}
+            (run_dir / "results.json").write_text(json.dumps(doc))
+            try:
+                build_report_html(run_dir)
+            except SeqlError as error:
+                assert "\n" not in str(error)
+
+
+MALFORMED_COMPARISON = {
+    "empty list": b"[]",
+    "empty object": b"{}",
+    "a string": b"\"none\"",
+    "not JSON": b"{",
+    "not UTF-8": b"{\"none\": \xff}",
+    "row a list": b"{\"none\": [1, 2]}",
+    "metric a string": b"{\"none\": {\"acc\": \"high\"}}",
+    "seconds an object": b"{\"none\": {\"acc\": 0.5, \"seconds\": {}}}",
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED_COMPARISON))
+def test_malformed_comparison_json_is_one_line(case, compare_copy, capsys):
+    (compare_copy / "comparison.json").write_bytes(MALFORMED_COMPARISON[case])
+    with pytest.raises(SeqlError) as raised:
+        build_report_html(compare_copy)
+    message = str(raised.value)
+    assert "\n" not in message and str(compare_copy / "comparison.json") in message
+    assert "expected" in message
+    assert main(["report", str(compare_copy)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_comparison_with_a_malformed_method_run_names_its_file(compare_copy):
+    (compare_copy / "fisher" / "results.json").write_text("{}")
+    with pytest.raises(SeqlError, match=re.escape(str(compare_copy / "fisher" / "results.json"))):
+        build_report_html(compare_copy)
+
+
+def test_matrix_cells_contrast_with_their_text(run_dir):
+    """Every number of the HTML accuracy matrix has a WCAG AA contrast (4.5) with its cell."""
+    doc = _valid_results(run_dir)
+    t = len(doc["task_names"])
+    # The two ends of the colour map, and the rest in the mid-greens where neither black nor
+    # white text is far from the limit.
+    values = [0.0, 1.0, *(float(v) for v in np.linspace(0.45, 0.55, t * t + t - 2))]
+    doc["baseline"] = values[:t]
+    doc["accuracy_matrix"] = [values[t * (i + 1): t * (i + 2)] for i in range(t)]
+    (run_dir / "results.json").write_text(json.dumps(doc))
+    text = build_report_html(run_dir)
+    matrix = text.split("<table class='matrix'>", 1)[1].split("</table>", 1)[0]
+    cells = re.findall(r"<td style='background:(#[0-9a-f]{6});color:(#[0-9a-f]{3,6})'>", matrix)
+    assert len(cells) == t * (t + 1)
+    for background, ink in cells:
+        assert contrast_ratio(background, ink) >= 4.5, (background, ink)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
+def test_browser_runs_only_the_report_script(run_dir, tmp_path):
+    """Were any text ever to slip through unescaped, the policy still stops it: an injected
+    inline script and an event handler do not run; the report's own script (by hash) does."""
+    text = build_report_html(run_dir)
+    injected = ("<script>document.body.dataset.injected = 'script'</script>"
+                "<div onclick=\"\" id='x'></div><svg onload=\"document.body.dataset.injected = "
+                "'handler'\"></svg>")
+    page = tmp_path / "report.html"
+    page.write_text(text.replace("</main>", injected + "</main>"))
+    dom, console = _load_in_chromium(page, tmp_path / "profile")
+    body = _body(dom)
+    assert "injected" not in body
+    assert body["images-ok"] == "true"
+    assert any("Content Security Policy" in line for line in console)

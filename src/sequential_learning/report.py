@@ -6,6 +6,13 @@ self-contained: plots are embedded as PNG data URIs, the style sheet and the one
 inline, and a Content-Security-Policy forbids loading anything else, so it opens offline and can
 be mailed or archived on its own.
 
+The report is safe to open whatever the folder holds: every text from `results.json` /
+`comparison.json` is escaped, the page links only to relative paths inside the folder (a
+method's name becomes a link only when it names an existing sub-folder), and the policy lets
+exactly one script run, the report's own (by its `sha256-` hash), never inline script that a
+tampered file might smuggle in. A malformed `results.json` or `comparison.json` raises a
+`SeqlError` naming the file and what is expected.
+
 A run's report holds the config, the environment (Python, TensorFlow, Keras, device), ACC / BWT /
 FWT / forgetting, the accuracy matrix as a coloured table, the task curves, timing, the Ω
 summaries, and the figures other commands left in the run directory (`explain/`, `augment/`,
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import hashlib
 import html
 import io
 import json
@@ -34,9 +42,11 @@ import platform
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
+from sequential_learning.errors import SeqlError
 from sequential_learning.results import Results, atomic_write_text
 
 REPORT_NAME = "report.html"
@@ -82,7 +92,8 @@ a{color:#1f5fbf}
 """
 
 # Sets <body data-images-ok="true"> once every image has decoded (checked by the tests in a
-# headless browser) and data-image-count to the number of images.
+# headless browser) and data-image-count to the number of images. It is the only script the
+# Content-Security-Policy lets run: by its hash, so no other inline script or `javascript:` URL can.
 _SCRIPT = """
 window.addEventListener("load", function () {
   var images = Array.prototype.slice.call(document.images);
@@ -92,8 +103,10 @@ window.addEventListener("load", function () {
 });
 """
 
-_CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
-        "script-src 'unsafe-inline'")
+SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_SCRIPT.encode("utf-8")).digest()
+                                           ).decode("ascii")
+_CSP = (f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+        f"script-src '{SCRIPT_HASH}'; base-uri 'none'; form-action 'none'")
 
 _METRIC_HELP = {
     "acc": ("ACC", "mean final metric over all tasks"),
@@ -197,7 +210,7 @@ def environment_info() -> dict[str, Any]:
 
 # -- run report ------------------------------------------------------------------------------------
 def _run_report(directory: Path) -> str:
-    results = Results.load(directory)
+    results = _load_results(directory)
     config = results.config
     title = f"{config.get('benchmark', 'task stream')} — {config.get('method', 'run')}"
     done = f"{results.completed_tasks} of {results.num_tasks} tasks completed"
@@ -268,18 +281,19 @@ def _matrix_table(results: Results) -> str:
 
 def _cells(values, low: float, high: float, higher_is_better: bool) -> str:
     from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    from sequential_learning.plots import text_colour
 
     cmap = colormaps["viridis" if higher_is_better else "viridis_r"]
     out = []
     for v in values:
         if v is None or not np.isfinite(v):
-            out.append("<td style='background:#f0f0f0;color:#999'>—</td>")
+            out.append("<td style='background:#f0f0f0;color:#595959'>—</td>")
             continue
         x = 0.5 if high <= low else (float(v) - low) / (high - low)
-        red, green, blue, _ = cmap(x)
-        luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
-        ink = "#000" if luminance > 0.5 else "#fff"
-        colour = f"#{int(red * 255):02x}{int(green * 255):02x}{int(blue * 255):02x}"
+        colour = to_hex(cmap(x))
+        ink = text_colour(colour)  # black or white, whichever contrasts more (WCAG)
         out.append(f"<td style='background:{colour};color:{ink}'>{_fmt(v)}</td>")
     return "".join(out)
 
@@ -382,24 +396,21 @@ def _extras(directory: Path) -> list[str]:
 
 def _files(directory: Path) -> str:
     names = ["results.json", "history.csv", "config.yaml", "environment.json", "models", "samples"]
-    links = [f"<a href='{_e(n)}'>{_e(n)}</a>" for n in names if (directory / n).exists()]
+    links = [f"<a href='{_e(_href(n))}'>{_e(n)}</a>" for n in names if _inside(directory, n)]
     return ("<h2 id='files'>Files</h2><p class='note'>In this folder: " + " · ".join(links)
             + "</p>") if links else ""
 
 
 # -- comparison report -----------------------------------------------------------------------------
 def _comparison_report(directory: Path) -> str:
-    try:
-        comparison = json.loads((directory / "comparison.json").read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{directory / 'comparison.json'} is not valid JSON: {error}") from None
-    if not isinstance(comparison, dict):
-        raise ValueError(f"{directory / 'comparison.json'}: expected an object keyed by method")
+    comparison = _load_comparison(directory / "comparison.json")
     methods = list(comparison)
+    # Only a method whose name is an existing sub-folder has a run to read and a link to follow.
+    folders = {m for m in methods if "/" not in m and _inside(directory, m, folder=True)}
     runs: dict[str, Results] = {}
     for method in methods:
-        if (directory / method / "results.json").is_file():
-            runs[method] = Results.load(directory / method)
+        if method in folders and (directory / method / "results.json").is_file():
+            runs[method] = _load_results(directory / method)
     first = next(iter(runs.values()), None)
     benchmark = first.config.get("benchmark", "task stream") if first else "task stream"
     title = f"{benchmark} — comparison of {len(methods)} methods"
@@ -411,7 +422,7 @@ def _comparison_report(directory: Path) -> str:
         _nav(["table", "plot"] + [f"method-{_slug(m)}" for m in methods]
              + ["config", "environment"]),
         "<h2 id='table'>Metrics</h2>",
-        _comparison_table(directory, comparison, higher),
+        _comparison_table(directory, comparison, higher, folders),
         "<h2 id='plot'>Plot</h2>",
         _image(_png_or_render(directory / "comparison.png",
                               lambda: _comparison_plot(comparison)), "comparison"),
@@ -420,12 +431,13 @@ def _comparison_report(directory: Path) -> str:
         body.append(f"<h2 id='method-{_slug(method)}'>{_e(method)}</h2>")
         results = runs.get(method)
         if results is None:
-            body.append(f"<p class='note'>No run folder <code>{_e(method)}/</code> with "
-                        "results.json.</p>")
+            what = "with results.json" if method in folders else "(the name is not a sub-folder)"
+            body.append(f"<p class='note'>No run folder <code>{_e(method)}/</code> {what}.</p>")
             continue
-        link = (f" · <a href='{_e(method)}/{REPORT_NAME}'>full report</a>"
-                if (directory / method / REPORT_NAME).is_file() else "")
-        body.append(f"<p class='note'>Run folder <a href='{_e(method)}/'>{_e(method)}/</a>{link}"
+        link = (f" · <a href='{_e(_href(method, REPORT_NAME))}'>full report</a>"
+                if _inside(directory, f"{method}/{REPORT_NAME}") else "")
+        body.append(f"<p class='note'>Run folder <a href='{_e(_href(method) + '/')}'>"
+                    f"{_e(method)}/</a>{link}"
                     f" · λ = {_fmt(results.config.get('ewc_lambda'), 6)}</p>")
         body.append(_matrix_table(results))
         body.append(_image(_png_or_render(directory / method / "task_curves.png",
@@ -443,7 +455,7 @@ def _comparison_report(directory: Path) -> str:
     return _page(title, body)
 
 
-def _comparison_table(directory: Path, comparison: dict, higher: bool) -> str:
+def _comparison_table(directory: Path, comparison: dict, higher: bool, folders: set[str]) -> str:
     keys = ["acc", "bwt", "fwt", "forgetting"]
     if any("task_il_acc" in (row or {}) for row in comparison.values()):
         keys.append("task_il_acc")
@@ -465,8 +477,8 @@ def _comparison_table(directory: Path, comparison: dict, higher: bool) -> str:
     for method, row in comparison.items():
         row = row or {}
         name = _e(method)
-        if (directory / method / REPORT_NAME).is_file():
-            name = f"<a href='{_e(method)}/{REPORT_NAME}'>{name}</a>"
+        if method in folders and _inside(directory, f"{method}/{REPORT_NAME}"):
+            name = f"<a href='{_e(_href(method, REPORT_NAME))}'>{name}</a>"
         cells = []
         for key in keys:
             text = _fmt(row.get(key))
@@ -499,6 +511,174 @@ def _shared_config(runs: dict[str, Results]) -> str:
                   f"<div class='scroll'><table><tr><th class='k'>key</th>{head}</tr>{rows}"
                   "</table></div>"]
     return "\n".join(parts)
+
+
+# -- links: relative paths inside the folder, nothing else ----------------------------------------
+def _inside(directory: Path, relative: str, folder: bool = False) -> bool:
+    """Whether `relative` is a plain relative path (no scheme, not absolute, no `..`, no `.`) that
+    names an existing file or folder (with `folder`, an existing folder) inside `directory`."""
+    parts = relative.split("/")
+    if (not relative or "\\" in relative or "\x00" in relative
+            or any(p in ("", ".", "..") for p in parts)):
+        return False
+    path = directory / relative
+    try:
+        if not path.resolve().is_relative_to(directory.resolve()):
+            return False  # a symbolic link out of the folder
+        return path.is_dir() if folder else path.exists()
+    except (OSError, ValueError):
+        return False
+
+
+def _href(*parts: str) -> str:
+    """A relative URL of path segments, each percent-encoded: a `:` can never make it a scheme
+    (`javascript:`), a `/` or `..` inside a segment never a path out of the folder."""
+    return "/".join(quote(part, safe="") for part in parts)
+
+
+# -- reading results.json and comparison.json -----------------------------------------------------
+_RESULTS_EXPECTED = "expected the results.json a run writes"
+
+
+def _read_json(path: Path, expected: str) -> Any:
+    """The JSON document in `path`, or a one-line `SeqlError` naming the file."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as error:
+        raise SeqlError(f"cannot read {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise SeqlError(f"{path} is not UTF-8 text (byte {error.start}); {expected}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SeqlError(f"{path} is not valid JSON ({error.msg} at line {error.lineno} column "
+                        f"{error.colno}); {expected}") from None
+    except RecursionError:
+        raise SeqlError(f"{path} is nested too deeply; {expected}") from None
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            type(None): "null", int: "a number", float: "a number"}.get(type(value), "a value")
+
+
+def _number(value: Any, nullable: bool = True) -> bool:
+    if value is None:
+        return nullable
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number_list(value: Any, length: int | None = None) -> bool:
+    return (isinstance(value, list) and (length is None or len(value) == length)
+            and all(_number(v) for v in value))
+
+
+def _matrix(value: Any, width: int, rows: int | None = None) -> bool:
+    return (isinstance(value, list) and (rows is None or len(value) == rows)
+            and all(_number_list(row, width) for row in value))
+
+
+def _results_problem(doc: Any) -> str | None:
+    """What is wrong with a results.json document (None when it can be reported)."""
+    if not isinstance(doc, dict):
+        return f"holds {_kind(doc)}, not an object"
+    for key in ("config", "task_names", "accuracy_matrix", "baseline", "history", "epoch_task"):
+        if key not in doc:
+            return f"has no key {key!r}"
+    names = doc["task_names"]
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        return "'task_names' must be a non-empty list of strings"
+    t = len(names)
+    metric = doc.get("metric", "accuracy")
+    history = doc["history"]
+    evaluated = doc.get("evaluated_epochs", [])
+    train = doc.get("train_history", {})
+    timing = doc.get("timing", {})
+    completed = doc.get("completed_tasks", t)
+    matrices = doc.get("matrices", {})
+    summaries = doc.get("importance_summary", [])
+    # In order, each test only once the ones before it hold (`metric in history` needs both).
+    checks = [
+        (lambda: isinstance(doc["config"], dict), "'config' must be an object"),
+        (lambda: _matrix(doc["accuracy_matrix"], t, t),
+         f"'accuracy_matrix' must be {t} rows of {t} numbers (or null)"),
+        (lambda: _number_list(doc["baseline"], t),
+         f"'baseline' must be a list of {t} numbers (or null)"),
+        (lambda: isinstance(metric, str), "'metric' must be a string"),
+        (lambda: isinstance(history, dict) and all(_matrix(v, t) for v in history.values()),
+         f"'history' must map each metric to rows of {t} numbers (or null)"),
+        (lambda: metric in history, f"'history' has no rows of the metric {metric!r}"),
+        (lambda: len({len(v) for v in history.values()}) == 1,
+         "every metric in 'history' must have the same number of rows"),
+        (lambda: _integers(doc["epoch_task"]), "'epoch_task' must be a list of integers"),
+        (lambda: _integers(evaluated) and (not evaluated or len(evaluated) >= len(history[metric])),
+         "'evaluated_epochs' must be empty or a list of integers, one per row of 'history'"),
+        (lambda: isinstance(train, dict) and all(_number_list(v) for v in train.values()),
+         "'train_history' must map each metric to a list of numbers (or null)"),
+        (lambda: isinstance(timing, dict) and _number(timing.get("total_seconds"))
+         and all(_number_list(timing.get(k, [])) for k in ("task_seconds", "importance_seconds")),
+         "'timing' must be an object of seconds (numbers)"),
+        (lambda: isinstance(doc.get("higher_is_better", True), bool),
+         "'higher_is_better' must be true or false"),
+        (lambda: _integers([completed]) and 0 <= completed <= t,
+         f"'completed_tasks' must be an integer from 0 to {t}"),
+        (lambda: isinstance(matrices, dict) and all(_matrix(v, t, t) for v in matrices.values()),
+         f"'matrices' must map each name to {t} rows of {t} numbers (or null)"),
+        (lambda: isinstance(summaries, list) and all(_summary(s) for s in summaries),
+         "'importance_summary' must be a list of objects {variable: {mean, max, zero_fraction}}"),
+        (lambda: isinstance(doc.get("task_summaries", []), list), "'task_summaries' must be a list"),
+    ]
+    return next((problem for holds, problem in checks if not holds()), None)
+
+
+def _integers(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value)
+
+
+def _summary(summary: Any) -> bool:
+    if summary is None:
+        return True
+    return isinstance(summary, dict) and all(
+        s is None or (isinstance(s, dict) and all(_number(v) for v in s.values()))
+        for s in summary.values()
+    )
+
+
+def _load_results(directory: Path) -> Results:
+    """The `Results` of `directory/results.json`, or a one-line `SeqlError` naming the file."""
+    path = directory / "results.json"
+    problem = _results_problem(_read_json(path, _RESULTS_EXPECTED))
+    if problem is None:
+        try:
+            return Results.load(path)
+        except SeqlError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+            problem = f"cannot be read ({error})"
+    raise SeqlError(f"{path}: {problem}; {_RESULTS_EXPECTED}")
+
+
+def _load_comparison(path: Path) -> dict[str, dict]:
+    """`comparison.json` as `{method: {metric: number or None}}`, or a one-line `SeqlError`."""
+    expected = ("expected an object keyed by method, each an object of numbers (acc, bwt, fwt, "
+                "forgetting, ewc_lambda, seconds), as `seql compare` writes")
+    doc = _read_json(path, expected)
+    if not isinstance(doc, dict) or not doc:
+        what = "an empty object" if isinstance(doc, dict) else _kind(doc)
+        raise SeqlError(f"{path} holds {what}; {expected}")
+    numeric = [*_METRIC_HELP, "ewc_lambda", "seconds"]
+    out = {}
+    for method, row in doc.items():
+        row = {} if row is None else row
+        if not isinstance(row, dict):
+            raise SeqlError(f"{path}: method {method!r} holds {_kind(row)}; {expected}")
+        for key in numeric:
+            if not _number(row.get(key)):
+                raise SeqlError(f"{path}: {method!r} {key} is {_kind(row[key])}, not a number; "
+                                f"{expected}")
+        out[method] = row
+    return out
 
 
 # -- pieces ----------------------------------------------------------------------------------------
@@ -538,10 +718,10 @@ def _environment(directory: Path) -> dict:
     path = directory / ENVIRONMENT_NAME
     if path.is_file():
         try:
-            doc = json.loads(path.read_text())
+            doc = json.loads(path.read_bytes().decode("utf-8"))
             if isinstance(doc, dict):
                 return doc
-        except json.JSONDecodeError:
+        except (OSError, ValueError, RecursionError):  # unreadable: record it afresh
             pass
     return {**environment_info(), "note": "captured when this report was built, not with the run"}
 
