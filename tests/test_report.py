@@ -284,6 +284,7 @@ def test_malformed_results_json_is_one_line(case, run_dir, capsys):
         content = json.dumps(doc).encode()
     (run_dir / "results.json").write_bytes(content)
     (run_dir / "report.html").unlink(missing_ok=True)
+    (run_dir / "environment.json").unlink()
     with pytest.raises(SeqlError) as raised:
         write_report(run_dir)
     message = str(raised.value)
@@ -292,7 +293,7 @@ def test_malformed_results_json_is_one_line(case, run_dir, capsys):
     assert main(["report", str(run_dir)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("seql: error: ") and "results.json" in err[0]
-    assert not (run_dir / "report.html").exists()
+    assert not (run_dir / "report.html").exists() and not (run_dir / "environment.json").exists()
 
 
 def test_any_wrong_type_in_results_json_is_a_seql_error(run_dir):
@@ -335,8 +336,12 @@ def test_malformed_comparison_json_is_one_line(case, compare_copy, capsys):
 
 def test_comparison_with_a_malformed_method_run_names_its_file(compare_copy):
     (compare_copy / "fisher" / "results.json").write_text("{}")
+    (compare_copy / "report.html").unlink()
+    (compare_copy / "environment.json").unlink(missing_ok=True)
     with pytest.raises(SeqlError, match=re.escape(str(compare_copy / "fisher" / "results.json"))):
-        build_report_html(compare_copy)
+        write_report(compare_copy)
+    assert not (compare_copy / "report.html").exists()
+    assert not (compare_copy / "environment.json").exists()
 
 
 def test_matrix_cells_contrast_with_their_text(run_dir):

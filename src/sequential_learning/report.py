@@ -130,14 +130,20 @@ def build_report_html(directory: str | os.PathLike) -> str:
         The self-contained HTML document.
 
     Raises:
-        ValueError: `directory` is neither a run nor a comparison directory.
+        SeqlError: `directory` is neither a run nor a comparison directory, or its
+            `results.json` / `comparison.json` (or a method's `results.json`) is malformed.
+
+    Example:
+    ```python
+    text = build_report_html("runs/mine")
+    ```
     """
     directory = Path(directory)
     if (directory / "results.json").is_file():
         return _run_report(directory)
     if (directory / "comparison.json").is_file():
         return _comparison_report(directory)
-    raise ValueError(
+    raise SeqlError(
         f"{str(directory)!r} is not a run directory: it holds neither results.json (a run) nor "
         "comparison.json (a comparison)"
     )
@@ -156,7 +162,8 @@ def write_report(directory: str | os.PathLike) -> Path:
         The path of `report.html`.
 
     Raises:
-        ValueError: `directory` is neither a run nor a comparison directory.
+        SeqlError: `directory` is neither a run nor a comparison directory, or a JSON file the
+            report is built from is malformed (nothing is written then).
 
     Example:
     ```python
@@ -164,7 +171,14 @@ def write_report(directory: str | os.PathLike) -> Path:
     ```
     """
     directory = Path(directory)
-    if not ((directory / "results.json").is_file() or (directory / "comparison.json").is_file()):
+    if (directory / "results.json").is_file():
+        _load_results(directory)  # a malformed file raises before anything is written
+    elif (directory / "comparison.json").is_file():
+        for method in _load_comparison(directory / "comparison.json"):
+            if ("/" not in method and _inside(directory, method, folder=True)
+                    and (directory / method / "results.json").is_file()):
+                _load_results(directory / method)
+    else:
         build_report_html(directory)  # raises the one-line error
     env_path = directory / ENVIRONMENT_NAME
     if not env_path.is_file():
