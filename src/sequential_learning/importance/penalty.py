@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from sequential_learning import native
 from sequential_learning.importance.modes import PENALTY_MODES
+from sequential_learning.plugins.state import state_array
 
 
 class ConsolidationPenalty:
@@ -189,12 +190,27 @@ class ConsolidationPenalty:
         return out
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
-        """Restores what `state` returned."""
-        for i, (o, a) in enumerate(zip(self.importance, self.anchor)):
-            o.assign(state[f"importance_{i}"])
-            a.assign(state[f"anchor_{i}"])
-        self.constant.assign(float(state["constant"]))
-        self.num_terms = int(state["num_terms"])
+        """Restores what `state` returned, after checking every key.
+
+        Raises:
+            CheckpointError: a key is missing, an Ω or anchor has another shape than its
+                variable, a value is not finite, Ω is negative or `num_terms` is not a count;
+                nothing is assigned then.
+        """
+        owner = "penalty"
+        importance, anchor = [], []
+        for i, v in enumerate(self.variables):
+            shape = tuple(v.shape)
+            importance.append(state_array(owner, state, f"importance_{i}", shape, low=0.0,
+                                          what="an importance is never negative"))
+            anchor.append(state_array(owner, state, f"anchor_{i}", shape))
+        constant = state_array(owner, state, "constant", ())
+        num_terms = state_array(owner, state, "num_terms", (), "int", low=0)
+        for o, a, o_new, a_new in zip(self.importance, self.anchor, importance, anchor):
+            o.assign(o_new.astype(np.float32))
+            a.assign(a_new.astype(np.float32))
+        self.constant.assign(float(constant))
+        self.num_terms = int(num_terms)
         self._refresh_root()
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from sequential_learning.importance.base import ImportanceEstimator, TaskContext
+from sequential_learning.plugins.state import state_array
 
 
 def accumulator(variable, name: str) -> tf.Variable:
@@ -65,6 +66,8 @@ class StepTracker(ImportanceEstimator):
 
     tracks_steps = True
     slots: tuple[str, ...] = ("count",)
+    #: Slots that can never be negative (counts, path lengths): checked on `load_state`.
+    nonnegative_slots: tuple[str, ...] = ("count", "path")
 
     def build(self, variables: Sequence) -> None:
         self.variables = list(variables)
@@ -108,9 +111,22 @@ class StepTracker(ImportanceEstimator):
         }
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restores what `state` returned, after checking every key.
+
+        Raises:
+            CheckpointError: a slot is missing, has another shape than its variable, holds
+                non-finite values, or a count (`nonnegative_slots`) is negative; nothing is
+                assigned then.
+        """
+        checked = []
         for slot in self.slots:
+            low = 0.0 if slot in self.nonnegative_slots else None
             for i, acc in enumerate(self._slot(slot)):
-                acc.assign(np.asarray(state[f"{slot}_{i}"], np.float32))
+                checked.append((acc, state_array(
+                    self.name, state, f"{slot}_{i}", tuple(acc.shape), low=low,
+                    what="a count or path length" if low is not None else "")))
+        for acc, value in checked:
+            acc.assign(value.astype(np.float32))
 
 
 class SignFlipImportance(StepTracker):

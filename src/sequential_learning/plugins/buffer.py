@@ -24,7 +24,9 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from sequential_learning.checkpoint import CheckpointError
 from sequential_learning.plugins.base import stateless_seed
+from sequential_learning.plugins.state import kind_of, state_array
 
 
 class MemoryBuffer:
@@ -38,6 +40,10 @@ class MemoryBuffer:
         logits: the width of the stored logits (0: none stored).
         seed: the seed of its random draws.
         name: a prefix for its variables.
+        tasks: the number of tasks of the stream (a checkpointed task id must be below it), or
+            None (not checked).
+        classes: the number of classes of each task's head (a checkpointed class label must be
+            below its task's), or None (not checked).
 
     Example:
     ```python
@@ -50,7 +56,8 @@ class MemoryBuffer:
 
     def __init__(self, capacity: int, input_shape: Sequence[int], label_shape: Sequence[int] = (),
                  label_dtype=tf.int32, logits: int = 0, seed: int = 0,
-                 name: str = "memory") -> None:
+                 name: str = "memory", *, tasks: int | None = None,
+                 classes: Sequence[int] | None = None) -> None:
         self.capacity = int(capacity)
         if self.capacity < 1:
             raise ValueError(f"memory: {capacity!r} is not allowed; expected an integer >= 1")
@@ -62,6 +69,8 @@ class MemoryBuffer:
         self.logits_width = int(logits)
         self.seed = int(seed)
         self.name = name
+        self.tasks = None if tasks is None else int(tasks)
+        self.classes = None if classes is None else [int(c) for c in classes]
 
     def build(self) -> None:
         """Creates the variables (call under the strategy's scope)."""
@@ -210,13 +219,47 @@ class MemoryBuffer:
         return out
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
-        """Restores what `state` returned."""
-        for key, variable in {**self.stored, **self.counters}.items():
-            value = np.asarray(state[key])
-            if value.shape != tuple(variable.shape):
-                raise ValueError(f"{self.name}: checkpointed {key} has shape {value.shape}, the "
-                                 f"buffer {tuple(variable.shape)}")
-            variable.assign(value)
+        """Restores what `state` returned, after checking every key.
+
+        Raises:
+            CheckpointError: a key is missing, has another shape or dtype, holds non-finite
+                values, or a counter, task id or class label is out of range (`filled` above
+                the capacity, say); nothing is assigned then.
+        """
+        name = f"{self.name} buffer"
+        filled = state_array(name, state, "filled", (), "int", low=0, high=self.capacity,
+                             what="the buffer's capacity")
+        counters = {
+            "filled": filled,
+            "seen": state_array(name, state, "seen", (), "int", low=int(filled),
+                                what="at least the filled slots"),
+            "draws": state_array(name, state, "draws", (), "int", low=0),
+        }
+        top = None if self.tasks is None else self.tasks - 1
+        task = state_array(name, state, "task", tuple(self.task.shape), "int", low=0, high=top,
+                           what=f"the stream's {self.tasks} tasks" if self.tasks else "")
+        classification = self.label_dtype.is_integer
+        stored = {
+            "x": state_array(name, state, "x", tuple(self.x.shape)),
+            "y": state_array(name, state, "y", tuple(self.y.shape),
+                             kind_of(self.label_dtype), low=0 if classification else None),
+            "task": task,
+        }
+        if self.logits_width:
+            stored["logits"] = state_array(name, state, "logits", tuple(self.logits.shape))
+        if classification and self.classes and not self.label_shape:
+            n = int(filled)
+            limits = np.asarray(self.classes)[np.minimum(task[:n], len(self.classes) - 1)]
+            bad = np.flatnonzero(stored["y"][:n] >= limits)
+            if bad.size:
+                slot = int(bad[0])
+                raise CheckpointError(
+                    f"{name}: checkpointed state 'y' holds label {int(stored['y'][slot])} in slot "
+                    f"{slot} (task {int(task[slot]) + 1}); expected a class below "
+                    f"{int(limits[slot])}, that task's head's width")
+        for key, value in {**stored, **counters}.items():
+            variable = self.stored.get(key, self.counters.get(key))
+            variable.assign(value.astype(variable.dtype.as_numpy_dtype))
 
 
 def _flat(labels: np.ndarray) -> list:
@@ -237,6 +280,9 @@ def buffer_for(tasks: Sequence, capacity: int, logits: bool = False, seed: int =
         label_shape = tuple(data.element_spec[1].shape[1:])
     else:
         label_shape = tuple(np.asarray(data[1]).shape[1:])
-    dtype = tf.int32 if task._is_classification() else tf.float32
+    classification = task._is_classification()
+    dtype = tf.int32 if classification else tf.float32
     width = int(task.model.output_shape[-1]) if logits else 0
-    return MemoryBuffer(capacity, input_shape, label_shape, dtype, width, seed, name)
+    classes = ([int(t.model.output_shape[-1]) for t in tasks] if classification else None)
+    return MemoryBuffer(capacity, input_shape, label_shape, dtype, width, seed, name,
+                        tasks=len(tasks), classes=classes)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sequential_learning.checkpoint import CheckpointError
 from sequential_learning.importance.base import ImportanceEstimator, TaskContext
 from sequential_learning.importance.penalty import ConsolidationPenalty
 from sequential_learning.plugins.base import Experience, Plugin, Run, Step
@@ -114,9 +115,17 @@ class Consolidation(Plugin):
         return out
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restores the penalty's and the estimator's state (each checks its own keys).
+
+        Raises:
+            CheckpointError: naming this method, the key and what was expected.
+        """
         if self.penalty is not None:
-            self.penalty.load_state({k[len("penalty."):]: v for k, v in state.items()
-                                     if k.startswith("penalty.")})
+            try:
+                self.penalty.load_state({k[len("penalty."):]: v for k, v in state.items()
+                                         if k.startswith("penalty.")})
+            except CheckpointError as error:
+                raise CheckpointError(f"{self.name} {error}") from None
         if self.estimator is not None:
             self.estimator.load_state({k[len("estimator."):]: v for k, v in state.items()
                                        if k.startswith("estimator.")})

@@ -21,6 +21,7 @@ import tensorflow as tf
 from sequential_learning.class_incremental import mask_outputs
 from sequential_learning.plugins.base import Experience, Plugin, Run, Step, replica_share
 from sequential_learning.plugins.registry import LWF_ALPHA, LWF_TEMPERATURE
+from sequential_learning.plugins.state import kind_of, state_array
 
 
 class LearningWithoutForgetting(Plugin):
@@ -124,10 +125,22 @@ class LearningWithoutForgetting(Plugin):
         return out
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
-        for i, v in enumerate(self.teacher.values()):
-            v.assign(state[f"teacher_{i}"])
-        self.on.assign(float(state["on"]))
-        self.old_classes.assign(state["old_classes"])
+        """Restores what `state` returned, after checking every key.
+
+        Raises:
+            CheckpointError: a teacher weight is missing or has another shape or dtype than
+                its variable, or `on` / `old_classes` are not 0 or 1; nothing is assigned then.
+        """
+        teacher = [(v, state_array(self.name, state, f"teacher_{i}", tuple(v.shape),
+                                   kind_of(v.dtype)))
+                   for i, v in enumerate(self.teacher.values())]
+        on = state_array(self.name, state, "on", (), low=0, high=1, what="off or on")
+        old = state_array(self.name, state, "old_classes", tuple(self.old_classes.shape),
+                          low=0, high=1, what="a 0/1 mask of classes")
+        for v, value in teacher:
+            v.assign(value.astype(v.dtype.as_numpy_dtype))
+        self.on.assign(float(on))
+        self.old_classes.assign(old.astype(np.float32))
 
     def describe(self) -> dict:
         return {"lwf_alpha": self.alpha, "lwf_temperature": self.temperature}
