@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from sequential_learning import native
+from sequential_learning.errors import SeqlError
 from sequential_learning.importance.modes import PENALTY_MODES
 from sequential_learning.plugins.state import state_array
 
@@ -93,14 +94,20 @@ class ConsolidationPenalty:
         """Whether any task has been consolidated (before that the penalty is zero)."""
         return self.num_terms > 0
 
-    def consolidate(self, importance: Sequence) -> None:
+    def consolidate(self, importance: Sequence, source: str = "") -> None:
         """Folds in a new term Ω_new (θ − θ_now)² anchored at the variables' current values.
 
         Args:
             importance: Ω_new, one array per covered variable, shaped like it, ≥ 0 and finite.
+            source: where Ω_new comes from, for error messages (e.g. "task 2 ('digits 2-3'),
+                method si").
+
+        Raises:
+            SeqlError: Ω_new has the wrong shapes, negative or non-finite values (the message
+                names `source`, λ and what to do).
         """
         new = [np.asarray(o, np.float64) for o in importance]
-        check_importance(new, self.variables)
+        check_importance(new, self.variables, source, self._lambda)
         if self.normalize:
             peak = max(float(o.max()) if o.size else 0.0 for o in new)
             if peak > 0:
@@ -223,21 +230,40 @@ def _fusable(gradient, value: tf.Tensor) -> bool:
     )
 
 
-def check_importance(importance: Sequence, variables: Sequence) -> None:
-    """Raises ValueError unless Ω matches the variables' shapes and is finite and ≥ 0."""
+def check_importance(importance: Sequence, variables: Sequence, source: str = "",
+                     ewc_lambda: float | None = None) -> None:
+    """Raises SeqlError unless Ω matches the variables' shapes and is finite and ≥ 0.
+
+    Args:
+        importance: Ω, one array per covered variable.
+        variables: the covered variables.
+        source: where Ω comes from (task, method), named in the message.
+        ewc_lambda: the penalty's λ, named in a non-finite Ω's message (None: not named).
+
+    Example:
+    ```python
+    check_importance(omega, base.trainable_variables, "task 2 ('digits 2-3'), method si", 1e4)
+    ```
+    """
+    what = f"Importance of {source}" if source else "Importance"
     if len(importance) != len(variables):
-        raise ValueError(
-            f"Importance has {len(importance)} tensors but {len(variables)} variables are covered"
+        raise SeqlError(
+            f"{what} has {len(importance)} tensors but {len(variables)} variables are covered"
         )
     for o, v in zip(importance, variables):
         name = getattr(v, "path", getattr(v, "name", "?"))
         if tuple(np.shape(o)) != tuple(v.shape):
-            raise ValueError(
-                f"Importance for variable {name} has shape {tuple(np.shape(o))}, "
+            raise SeqlError(
+                f"{what}: variable {name} has shape {tuple(np.shape(o))}, "
                 f"expected {tuple(v.shape)}"
             )
         arr = np.asarray(o)
         if not np.all(np.isfinite(arr)):
-            raise ValueError(f"Importance for variable {name} has non-finite values")
+            bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+            strength = "" if ewc_lambda is None else f" (now {ewc_lambda:g})"
+            raise SeqlError(
+                f"{what}: variable {name} has non-finite values ({bad} of {arr.size}): the "
+                f"weights diverged; lower lambda{strength} or the learning rate"
+            )
         if np.any(arr < 0):
-            raise ValueError(f"Importance for variable {name} has negative values")
+            raise SeqlError(f"{what}: variable {name} has negative values")

@@ -99,7 +99,8 @@ class Consolidation(Plugin):
         )
         with run.strategy.scope():  # Ω is computed per replica and all-reduced
             importance = self.estimator.end_task(context)
-        self.penalty.consolidate(importance)
+        self.penalty.consolidate(
+            importance, f"task {exp.index + 1} ({exp.task.name!r}), method {self.name}")
         exp.summary["importance"] = _summarise(importance, run.covered)
         if run.out_dir is not None:
             from sequential_learning.checkpoint import save_importance
