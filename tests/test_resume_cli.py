@@ -21,9 +21,20 @@ ARGS = ["--benchmark", "split-digits", "--method", "fisher+replay", "--memory", 
         "--epochs", "4", "--hidden", "32", "--fisher-samples", "100", "--deterministic"]
 
 
+def _default_sigint() -> None:
+    # A process started from a background job inherits SIGINT ignored, and Python then installs
+    # no KeyboardInterrupt handler: the child gets SIGINT's default back before it starts.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _seql(*argv, **kwargs):
     return subprocess.Popen([sys.executable, "-m", "sequential_learning.cli", *argv],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint, **kwargs)
+
+
+def _temporary_files(run_dir):
+    return sorted(str(p) for p in run_dir.rglob(".*") if ".tmp" in p.name)
 
 
 def _completed(run_dir):
@@ -54,9 +65,13 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
     assert _completed(killed) == 2
     out, err = reference.communicate(timeout=300)
     assert reference.returncode == 0, err[-2000:]
+    # What a kill during a write leaves (an atomic write's and a model save's temporary files).
+    (killed / "checkpoint" / ".weights_after_task_3.npz.x1y2z3.tmp").write_bytes(b"half")
+    (killed / "models" / ".task_3.tmp.keras").write_bytes(b"half")
     resumed = _seql("run", "--resume", str(killed))
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err[-2000:]
+    assert _temporary_files(killed) == []
     a = json.loads((killed / "results.json").read_text())
     b = json.loads((full / "results.json").read_text())
     assert a["completed_tasks"] == b["completed_tasks"] == 5

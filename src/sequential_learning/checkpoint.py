@@ -27,6 +27,7 @@ import numpy as np
 
 from sequential_learning.errors import SeqlError
 from sequential_learning.results import atomic_write_bytes, atomic_write_text, to_jsonable
+from sequential_learning.rundir import inside
 
 CHECKPOINT_DIR = "checkpoint"
 # Settings that may differ on resume without changing what is computed.
@@ -115,9 +116,44 @@ def read_state(run_dir: str | Path) -> dict:
             "least one finished task?"
         )
     try:
-        return json.loads(path.read_text())
+        state = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"Checkpoint state {path} is unreadable: {error}") from None
+    _check_state(state, path)
+    return state
+
+
+#: What `state.json` holds: key -> (check, what is expected).
+_STATE_KEYS = {
+    "completed_tasks": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                        "an integer >= 1"),
+    "config": (lambda v: isinstance(v, dict), "a mapping"),
+    "variables": (lambda v: isinstance(v, list) and all(
+        isinstance(e, list) and len(e) == 2 and isinstance(e[1], list)
+        and all(isinstance(d, int) for d in e[1]) for e in v), "a list of [path, shape]"),
+    "weights": (lambda v: isinstance(v, str), "a file name"),
+    "consolidation": (lambda v: isinstance(v, str), "a file name"),
+    "results": (lambda v: v is None or isinstance(v, str), "a file name or null"),
+}
+
+
+def _check_state(state, path: Path) -> None:
+    """Raises CheckpointError unless `state` has every key of `_STATE_KEYS`, well typed, and
+    its file names stay inside the checkpoint folder."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"Checkpoint state {path} is not a mapping; the checkpoint is "
+                              "damaged")
+    for key, (ok, expected) in _STATE_KEYS.items():
+        if key not in state or not ok(state[key]):
+            raise CheckpointError(f"Checkpoint state {path}: {key!r} is "
+                                  f"{'missing' if key not in state else repr(state[key])[:60]}; "
+                                  f"expected {expected} (the checkpoint is damaged)")
+    for key in ("weights", "consolidation", "results"):
+        if state[key] is not None:
+            try:
+                inside(path.parent, state[key], f"checkpoint {path}: {key}")
+            except ValueError as error:
+                raise CheckpointError(str(error)) from None
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -162,7 +198,13 @@ def load_checkpoint(run_dir: str | Path, models: Sequence, plugins: Sequence,
     weights = read_npz(folder / state["weights"])
     consolidation = read_npz(folder / state["consolidation"])
     for i, v in enumerate(unique):
-        v.assign(weights[f"v{i}"])
+        value = weights.get(f"v{i}")
+        if value is None or tuple(value.shape) != tuple(v.shape) or value.dtype.kind not in "fiub":
+            found = "missing" if value is None else f"{value.dtype} {tuple(value.shape)}"
+            raise CheckpointError(f"Checkpoint file {folder / state['weights']}: v{i} "
+                                  f"({getattr(v, 'path', i)}) is {found}; expected numbers "
+                                  f"shaped {tuple(v.shape)} (the checkpoint is damaged)")
+        v.assign(value)
     for prefix, plugin in _prefixed(plugins):
         plugin.load_state({k[len(prefix):]: v for k, v in consolidation.items()
                            if k.startswith(prefix)})
@@ -172,7 +214,7 @@ def load_checkpoint(run_dir: str | Path, models: Sequence, plugins: Sequence,
 def checkpoint_results_path(run_dir: str | Path) -> Path | None:
     """The results file kept with the checkpoint (None when it has none)."""
     name = read_state(run_dir).get("results")
-    return Path(run_dir) / CHECKPOINT_DIR / name if name else None
+    return inside(Path(run_dir) / CHECKPOINT_DIR, name, "checkpoint results") if name else None
 
 
 def load_task_models(run_dir: str | Path, after_task: int | None = None) -> list:
@@ -190,14 +232,13 @@ def load_task_models(run_dir: str | Path, after_task: int | None = None) -> list
     first = load_task_models("runs/x", after_task=1)[0]   # task 1's model right after task 1
     ```
     """
-    import keras
 
     run_dir = Path(run_dir)
     paths = sorted((run_dir / "models").glob("task_*.keras"),
                    key=lambda p: int(p.stem.split("_")[1]))
     if not paths:
         raise CheckpointError(f"No saved task models in {run_dir / 'models'}")
-    models = [keras.models.load_model(p, safe_mode=True, compile=False) for p in paths]
+    models = [load_model(p) for p in paths]
     if after_task is None:
         return models
     weights = read_npz(run_dir / CHECKPOINT_DIR / f"weights_after_task_{after_task}.npz")
@@ -206,7 +247,10 @@ def load_task_models(run_dir: str | Path, after_task: int | None = None) -> list
         if index is None or len(index) != len(model.weights):
             raise CheckpointError(f"Checkpoint after task {after_task} does not match task model {k}")
         for v, i in zip(model.weights, index):
-            value = weights[f"v{int(i)}"]
+            value = weights.get(f"v{int(i)}")
+            if value is None:
+                raise CheckpointError(f"Checkpoint after task {after_task} lacks variable v{int(i)} "
+                                      f"of task model {k} (the checkpoint is damaged)")
             if tuple(value.shape) != tuple(v.shape):
                 raise CheckpointError(
                     f"Checkpoint after task {after_task}: variable {v.path} of task model {k} has "
@@ -214,6 +258,23 @@ def load_task_models(run_dir: str | Path, after_task: int | None = None) -> list
                 )
             v.assign(value)
     return models
+
+
+def load_model(path: str | Path):
+    """A saved `.keras` model, loaded with `safe_mode=True` (no Lambda layer or other code runs),
+    or a CheckpointError naming the file: damaged, not a Keras file, or naming a class that is
+    not a Keras layer."""
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Model file {path} is missing")
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as error:  # noqa: BLE001 - Keras raises many types for a bad file
+        reason = " ".join(str(error).split())[:200]
+        raise CheckpointError(f"Model file {path} cannot be loaded safely "
+                              f"({type(error).__name__}: {reason})") from None
 
 
 def save_importance(run_dir: str | Path, task: int, importance: Sequence, variables: Sequence) -> Path:
@@ -252,6 +313,9 @@ def load_importance(run_dir: str | Path, task: int | None = None) -> tuple[list[
     paths: list[str] = []
     for f in files:
         data = read_npz(f)
+        if "paths" not in data or any(f"v{i}" not in data for i in range(len(data["paths"]))):
+            raise CheckpointError(f"Importance file {f} lacks 'paths' or one of its arrays "
+                                  "v0, v1, ... (the file is damaged)")
         paths = [str(p) for p in data["paths"]]
         arrays = [data[f"v{i}"] for i in range(len(paths))]
         total = arrays if total is None else [a + b for a, b in zip(total, arrays)]

@@ -331,13 +331,21 @@ class SequentialLearningManager:
             checkpoint_results_path,
             load_checkpoint,
         )
+        from sequential_learning.rundir import remove_temporary_files
 
         if self.out_dir is None:
             raise ValueError("resume=True needs out_dir: the run directory to continue")
         models = [t.model for t in self.tasks]
         with self.strategy.scope():
             done = load_checkpoint(self.out_dir, models, self.plugins, self.config)
+        remove_temporary_files(self.out_dir)  # what a kill during a write left
         self.results = Results.load(checkpoint_results_path(self.out_dir) or self.out_dir)
+        recorded = _completed_in(self.out_dir / "results.json")
+        if recorded is not None and recorded > done and self.progress:
+            sys.stderr.write(
+                f"note: {self.out_dir / 'results.json'} records {recorded} finished tasks, the "
+                f"checkpoint {done} (the run stopped while saving task {done + 1}); task "
+                f"{done + 1} is trained again\n")
         if self.results.completed_tasks != done or self.results.num_tasks != len(self.tasks):
             raise CheckpointError(
                 f"{self.out_dir}: results.json records {self.results.completed_tasks} finished "
@@ -368,12 +376,13 @@ class SequentialLearningManager:
                 self._train_task(index, self.tasks[index])
         except KeyboardInterrupt:
             self._end_progress()
+            done = self.results.completed_tasks
             where = f" in {self.out_dir}" if self.out_dir is not None else ""
+            saved = (f"the {done} finished task(s) are saved{where}"
+                     + (f"; resume with: seql run --resume {self.out_dir}" if self.out_dir else "")
+                     if done else "no task had finished")
             raise KeyboardInterrupt(
-                f"interrupted during task {self._task_index + 1}; the "
-                f"{self.results.completed_tasks} finished task(s) are saved{where}"
-                + (f"; resume with: seql run --resume {self.out_dir}" if self.out_dir else "")
-            ) from None
+                f"interrupted during task {self._task_index + 1}; {saved}") from None
         except BaseException:
             self._end_progress()  # before the error is shown
             raise
@@ -463,8 +472,11 @@ class SequentialLearningManager:
             raise TrainingDivergedError(
                 f"Task {self.tasks[index].name!r} (task {index + 1}), epoch {epoch + 1}{where}: "
                 f"the loss became {'non-finite' if loss is None else loss}. Lower the learning "
-                f"rate (now {self.learning_rate}) or ewc_lambda (now {self.ewc_lambda}). "
-                "Finished tasks are kept."
+                f"rate (now {self.learning_rate:g})"
+                + (f" or lambda (now {self.ewc_lambda:g})" if self.penalty is not None else "")
+                + ". "
+                + (f"The {index} finished task(s) are kept in {self.out_dir}."
+                   if self.out_dir is not None and index else "No task had finished.")
             )
         global_epoch = len(self.results.epoch_task) + 1
         due = epoch + 1 == self.epochs[index] or (epoch + 1) % self.eval_every == 0
@@ -518,6 +530,17 @@ class SequentialLearningManager:
     def _write(self, final: bool) -> None:
         if self.out_dir is None:
             return
+        try:
+            self._write_files(final)
+        except OSError as error:
+            from sequential_learning.errors import disk_error
+
+            done = self.results.completed_tasks - (0 if final else 1)
+            saved = (f"the checkpoint after task {done} is intact; resume with: seql run "
+                     f"--resume {self.out_dir}" if done else "no task was saved")
+            raise disk_error(error, self.out_dir, saved) from None
+
+    def _write_files(self, final: bool) -> None:
         self.results.save(self.out_dir)
         models = self.out_dir / "models"
         samples = self.out_dir / "samples"
@@ -572,6 +595,16 @@ def _method_of(method, plugins: Sequence[Plugin]) -> EWCMethod | str:
         except ValueError:
             pass
     return "+".join(p.name for p in plugins) or EWCMethod.NONE
+
+
+def _completed_in(path: Path) -> int | None:
+    """The finished tasks a results.json records (None when it cannot be read)."""
+    import json
+
+    try:
+        return int(json.loads(path.read_text())["completed_tasks"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _same_model(a: SequentialTask, b: SequentialTask) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from sequential_learning.errors import SeqlError
 from sequential_learning.metrics import compute_metrics
 
 
@@ -231,13 +232,24 @@ class Results:
         if path.is_dir():
             path = path / "results.json"
         if not path.exists():
-            raise ValueError(f"No results.json at {path}: is this a run directory?")
+            raise SeqlError(f"No results.json at {path}: is this a run directory?")
         try:
             doc = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON: {error}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise SeqlError(f"{path} is not valid JSON: {error}") from None
+        try:
+            return cls._from_dict(doc)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            what = f"key {error}" if isinstance(error, KeyError) else " ".join(str(error).split())
+            raise SeqlError(f"{path} is not a seql results file ({type(error).__name__}: "
+                            f"{what[:120]}); expected what `seql run` writes") from None
+
+    @classmethod
+    def _from_dict(cls, doc: dict) -> Results:
+        if not isinstance(doc, dict):
+            raise TypeError(f"it holds a {type(doc).__name__}, not a mapping")
         t = len(doc["task_names"])
-        return cls(
+        results = cls(
             config=doc["config"],
             task_names=doc["task_names"],
             accuracy_matrix=_array(doc["accuracy_matrix"], t),
@@ -258,3 +270,10 @@ class Results:
             task_summaries=doc.get("task_summaries", []),
             forward_transfer=bool(doc.get("forward_transfer", True)),
         )
+        n = results.num_tasks
+        if (results.accuracy_matrix.shape != (n, n) or results.baseline.shape != (n,)
+                or not 0 <= results.completed_tasks <= n):
+            raise ValueError(f"the accuracy matrix is {results.accuracy_matrix.shape}, the "
+                             f"baseline {results.baseline.shape} and completed_tasks "
+                             f"{results.completed_tasks} for {n} tasks")
+        return results

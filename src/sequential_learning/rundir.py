@@ -1,0 +1,137 @@
+"""What a run folder is: claiming one for a new run, and file names read from its JSON.
+
+A run folder holds one run (or one comparison, or one sweep), never a mix of two: a new run
+refuses a folder that already holds files unless asked to `overwrite`, which clears it first —
+and only a folder that seql wrote (one with a `results.json`, `comparison.json`, `sweep.json`
+or checkpoint) is ever cleared, so a mistyped `--out $HOME` deletes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+from sequential_learning.errors import RunDirError, disk_error
+
+#: Files or folders whose presence marks a folder that seql wrote.
+RUN_MARKERS = ("results.json", "comparison.json", "sweep.json", "checkpoint")
+#: Temporary files of interrupted atomic writes (`.<name>.<random>.tmp`) and model saves.
+_TEMPORARY = re.compile(r"^\..+\.tmp(\.keras)?$")
+
+
+def claim_run_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Makes sure `path` can take a new run: absent, or an empty folder, or cleared.
+
+    Args:
+        path: the output folder of a new run.
+        overwrite: clear a folder that holds an earlier seql run (its files are deleted).
+
+    Returns:
+        The path, as a `Path` (the folder exists afterwards).
+
+    Raises:
+        RunDirError: `path` is a file; or it holds files and `overwrite` is False (the message
+            names `--resume` and `--overwrite`); or it holds files that seql did not write
+            (never cleared, even with `overwrite`).
+
+    Example:
+    ```python
+    out = claim_run_dir("runs/mine", overwrite=True)   # empty afterwards
+    ```
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"--out {path}: a file is in the way; give a folder that does not "
+                          "exist yet, or an empty one")
+    entries = list(path.iterdir()) if path.is_dir() else []
+    if entries:
+        ours = is_run_dir(path)
+        if not ours:
+            raise RunDirError(f"--out {path}: the folder holds files that are not a seql run; "
+                              "give a new or empty folder (nothing was changed)")
+        if not overwrite:
+            raise RunDirError(f"--out {path}: the folder already holds a run; continue it with "
+                              f"--resume {path}, or replace it with --overwrite (nothing was "
+                              "changed)")
+        try:
+            for entry in entries:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+        except OSError as error:
+            raise disk_error(error, path) from None
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise disk_error(error, path) from None
+    return path
+
+
+def is_run_dir(path: str | os.PathLike, depth: int = 1) -> bool:
+    """Whether seql wrote `path`: it holds a marker file, or the `config.yaml` a run writes
+    first (a run stopped before its first task ended has only that), or, to `depth` levels
+    down, a sub-folder that is a run (an interrupted comparison or sweep)."""
+    path = Path(path)
+    if any((path / marker).exists() for marker in RUN_MARKERS):
+        return True
+    try:
+        if (path / "config.yaml").read_text()[:100].startswith("benchmark:"):
+            return True
+    except (OSError, UnicodeDecodeError):
+        pass
+    return depth > 0 and any(
+        sub.is_dir() and not sub.is_symlink() and is_run_dir(sub, depth - 1)
+        for sub in path.iterdir()
+    )
+
+
+def inside(folder: str | os.PathLike, name: object, what: str) -> Path:
+    """`folder / name` for a file name read from one of the run's JSON files, checked to stay
+    inside `folder` (no absolute path, no `..`, no link out of it).
+
+    Args:
+        folder: the folder the name is relative to.
+        name: the name as read (anything JSON holds).
+        what: what the name is, for the message (e.g. "checkpoint state.json: weights").
+
+    Returns:
+        The path inside `folder`.
+
+    Raises:
+        RunDirError: `name` is not a string or leads outside `folder`.
+
+    Example:
+    ```python
+    inside("runs/x/checkpoint", "weights_after_task_2.npz", "state.json: weights")
+    ```
+    """
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise RunDirError(f"{what}: {name!r} is not a file name")
+    folder = Path(folder)
+    candidate = folder / name
+    root = folder.resolve()
+    if Path(name).is_absolute() or not candidate.resolve().is_relative_to(root):
+        raise RunDirError(f"{what}: {name!r} leads outside {folder}; expected a file inside it")
+    return candidate
+
+
+def remove_temporary_files(run_dir: str | os.PathLike) -> list[Path]:
+    """Deletes what interrupted writes left in a run folder (`.<name>.<random>.tmp` files).
+
+    Args:
+        run_dir: the run folder (its sub-folders are searched too).
+
+    Returns:
+        The files removed.
+    """
+    removed = []
+    for dirpath, _, files in os.walk(run_dir):
+        for name in files:
+            if _TEMPORARY.match(name):
+                path = Path(dirpath) / name
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
