@@ -8,8 +8,10 @@ their settings are checked, with its start-up log silenced (`--verbose` shows it
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -145,12 +147,22 @@ def _add_run_options(
                         help="settings from a YAML file; options given here override it")
     parser.add_argument("--seed", type=int, default=d.seed, help="default: %(default)s")
     parser.add_argument("--out", default=None, help="output folder (default: runs/<timestamp>-<name>)")
+    parser.add_argument("--overwrite", action="store_true", default=None,
+                        help="replace the run already in --out (its files are deleted first); "
+                        "without it such a folder is refused")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's log and warnings")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser whose errors are one line (no usage block), pointing to --help."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The `seql` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="seql",
         description="Sequential (continual) learning with Keras: train task streams with "
         "elastic weight consolidation and its family, compare methods, report metrics.",
@@ -346,10 +358,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         config, out = _resume_config(args), Path(args.resume)
     else:
         config = _config_from(args, args.method)
-        out = Path(args.out) if args.out else default_run_dir(config)
+        out = _claim(Path(args.out) if args.out else default_run_dir(config), args)
     _load_tensorflow(args.verbose)
     start = time.perf_counter()
-    results = run_experiment(config, out, progress=True, resume=bool(args.resume))
+    with _removed_if_unfinished(out, getattr(args, "created_out", False)):
+        results = run_experiment(config, out, progress=True, resume=bool(args.resume))
     row = {"method": config.method, "metrics": results.metrics, "seconds": time.perf_counter() - start}
     print(_table([row]))
     print(f"results: {out / 'results.json'}\nplots:   {out / 'task_curves.png'}, "
@@ -357,25 +370,113 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Options `--resume` accepts: they change how a run is carried out or shown, not its numbers.
+_RESUME_OPTIONS = ("resume", "tensorboard", "verbose", "strategy", "deterministic")
+
+
+def _claim(out: Path, args: argparse.Namespace) -> Path:
+    """`out`, checked to take a new run (see `rundir.claim_run_dir`); `args.created_out` says
+    whether this command made the folder."""
+    from sequential_learning.rundir import claim_run_dir
+
+    args.created_out = not out.exists()
+    return claim_run_dir(out, overwrite=bool(args.overwrite))
+
+
+@contextlib.contextmanager
+def _removed_if_unfinished(out: Path, created: bool):
+    """Removes the run folder this command made when it fails before any task finished (the
+    folder holds no results.json: nothing computed is lost, and no half run is left behind)."""
+    try:
+        yield
+    except BaseException:
+        if created and out.is_dir() and not any(out.rglob("results.json")):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _saved_config(run_dir: Path) -> dict:
+    """The config a run folder records: its results.json's, else the checkpoint's copy of the
+    results (a note says so), else a one-line error."""
+    from sequential_learning.checkpoint import checkpoint_results_path
+    from sequential_learning.errors import SeqlError
+
+    path = run_dir / "results.json"
+    if not run_dir.is_dir():
+        raise SeqlError(f"--resume {run_dir}: not a folder; give the folder of an interrupted run")
+    problem = None
+    try:
+        saved = json.loads(path.read_text())["config"]
+        if isinstance(saved, dict):
+            return saved
+        problem = "its config is not a mapping"
+    except FileNotFoundError:
+        problem = "it does not exist"
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        problem = f"{type(error).__name__}: {error}"
+    try:
+        copy = checkpoint_results_path(run_dir)
+    except ValueError:
+        copy = None
+    if copy is None:
+        raise SeqlError(f"--resume {run_dir}: not a run directory: unreadable results.json "
+                        f"({problem}) and no checkpoint; give the folder of a run with at least "
+                        "one finished task")
+    try:
+        saved = json.loads(copy.read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SeqlError(f"--resume {run_dir}: neither {path} ({problem}) nor the checkpoint's "
+                        f"copy {copy} ({type(error).__name__}) can be read") from None
+    sys.stderr.write(f"seql: note: {path} cannot be read ({' '.join(problem.split())}); "
+                     f"resuming from the checkpoint's copy {copy.name}\n")
+    return saved
+
+
 def _resume_config(args: argparse.Namespace):
-    """The config of the run in `--resume RUN_DIR` (its results.json), or a clear error."""
+    """The config of the run in `--resume RUN_DIR`, or a clear error.
+
+    Options that would change the run's results are refused unless they repeat the saved
+    value; `_RESUME_OPTIONS` may differ.
+    """
     import dataclasses
 
     from sequential_learning.config import RunConfig
+    from sequential_learning.errors import SeqlError
+    from sequential_learning.results import to_jsonable
 
-    path = Path(args.resume) / "results.json"
-    if not path.is_file():
-        raise ValueError(f"--resume {args.resume}: not a run directory (no results.json there)")
-    try:
-        saved = json.loads(path.read_text())["config"]
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"--resume {args.resume}: unreadable results.json ({error})") from None
+    saved = _saved_config(Path(args.resume))
     names = {f.name for f in dataclasses.fields(RunConfig)}
     values = {k: v for k, v in saved.items() if k in names}
-    for key in ("strategy", "deterministic"):  # how to run may change, not what
+    changed = []
+    for dest in sorted(getattr(args, "explicit", set()) - set(_RESUME_OPTIONS)):
+        value = to_jsonable(getattr(args, dest))
+        if dest in ("out", "config", "overwrite") or dest not in values \
+                or _normal(dest, value) != _normal(dest, values[dest]):
+            changed.append("--" + ("lambda" if dest == "ewc_lambda" else dest.replace("_", "-")))
+    if changed:
+        raise SeqlError(f"--resume {args.resume}: {', '.join(changed)} would change the run; a "
+                        "resumed run keeps its own settings (allowed with --resume: "
+                        "--tensorboard, --strategy, --deterministic, --verbose)")
+    for key in ("strategy", "deterministic", "tensorboard"):  # how to run may change, not what
         if getattr(args, key, None) is not None:
             values[key] = getattr(args, key)
     return RunConfig(**values).validate()
+
+
+def _normal(dest: str, value):
+    """A value as the saved config holds it (`fisher+replay` for a method, floats for numbers)."""
+    if dest == "method" and isinstance(value, str):
+        from sequential_learning.plugins.registry import split_methods
+
+        try:
+            return "+".join(split_methods(value))
+        except ValueError:
+            return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, list):
+        return [_normal(dest, v) for v in value]
+    return value
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -385,20 +486,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not methods:
         raise ValueError("--methods: give at least one method, e.g. none,fisher")
     configs = [_config_from(args, m) for m in methods]  # validate every method before training
-    out = Path(args.out) if args.out else default_run_dir(
+    twice = sorted({c.method for c in configs if [d.method for d in configs].count(c.method) > 1})
+    if twice:
+        raise ValueError(f"--methods: {', '.join(twice)} given twice; each method once")
+    out = _claim(Path(args.out) if args.out else default_run_dir(
         RunConfig(benchmark=args.benchmark, method="compare")
-    )
+    ), args)
     _load_tensorflow(args.verbose)
     from sequential_learning import plots
     from sequential_learning.report import write_report
     from sequential_learning.results import atomic_write_text, to_jsonable
 
     rows = []
-    for config in configs:
-        start = time.perf_counter()
-        results = run_experiment(config, out / config.method, progress=f"[{config.method}]")
-        rows.append({"method": config.method, "ewc_lambda": config.ewc_lambda,
-                     "metrics": results.metrics, "seconds": time.perf_counter() - start})
+    with _removed_if_unfinished(out, args.created_out):
+        for config in configs:
+            start = time.perf_counter()
+            results = run_experiment(config, out / config.method, progress=f"[{config.method}]")
+            rows.append({"method": config.method, "ewc_lambda": config.ewc_lambda,
+                         "metrics": results.metrics, "seconds": time.perf_counter() - start})
     comparison = {r["method"]: {**r["metrics"], "ewc_lambda": r["ewc_lambda"], "seconds": r["seconds"]}
                   for r in rows}
     atomic_write_text(out / "comparison.json", json.dumps(to_jsonable(comparison), indent=2))
@@ -423,11 +528,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise ValueError("sweep: give --lambdas L1,L2,... or --lambda-range LOW HIGH [--points N]")
     args.ewc_lambda = None
     config = _config_from(args, args.method)
-    out = Path(args.out) if args.out else default_run_dir(
+    out = _claim(Path(args.out) if args.out else default_run_dir(
         RunConfig(benchmark=args.benchmark, method=f"{config.method}-sweep")
-    )
+    ), args)
     _load_tensorflow(args.verbose)
-    sweep = lambda_sweep(config, lambdas, out, progress=True)
+    with _removed_if_unfinished(out, args.created_out):
+        sweep = lambda_sweep(config, lambdas, out, progress=True)
     print(sweep_table(sweep))
     best = sweep["best"]
     if best is None:
@@ -521,31 +627,81 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _join_negative_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """`--lambdas -1,2` as `--lambdas=-1,2`: argparse takes a value that starts with `-` and is
+    not a plain number for an option, and would answer "expected one argument" instead of
+    checking the value."""
+    takes_value = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                takes_value |= {s for a in sub._actions if a.nargs is None and
+                                not isinstance(a, argparse._StoreConstAction) and
+                                a.option_strings for s in a.option_strings}
+    out, i = [], 0
+    while i < len(argv):
+        token = argv[i]
+        if (token in takes_value and i + 1 < len(argv) and len(argv[i + 1]) > 1
+                and argv[i + 1][0] == "-" and (argv[i + 1][1].isdigit() or argv[i + 1][1] == ".")):
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(token)
+            i += 1
+    return out
+
+
+def _quiet_warnings() -> None:
+    """Hides the libraries' warnings (TensorFlow's, NumPy's); shows this package's own, each as
+    one line (a one-class task of a class-incremental stream, the native kernel's fallback)."""
+    warnings.filterwarnings("ignore")
+    warnings.filterwarnings("default", module=r"sequential_learning(\.|$)")
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        sys.stderr.write(f"seql: warning: {_one_line(message)}\n")
+
+    warnings.showwarning = show
+
+
+def _one_line(error: BaseException) -> str:
+    # One line, even for messages that list several places (a data set not found).
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `seql`. Returns the exit status (2 for bad input, one line, no traceback)."""
+    """Entry point of `seql`. Returns the exit status (2 for bad input, one line, no traceback).
+
+    Every failure a user can provoke (`errors.SeqlError` and the other `ValueError`s of bad
+    input, a file that cannot be read or written) is caught here, once, and printed as one
+    line; `--verbose` shows the traceback instead.
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
     verbose = "--verbose" in argv
     parser = build_parser()
+    argv = _join_negative_values(parser, argv)
     args = parser.parse_args(argv)
     handlers = {"run": cmd_run, "compare": cmd_compare, "sweep": cmd_sweep, "list": cmd_list, "explain": cmd_explain,
                 "report": cmd_report, "augment": cmd_augment, "drift": cmd_drift}
     try:
+        args.explicit = _explicit_options(parser, argv)
         if getattr(args, "config", None):
             _apply_config_file(args, parser, argv)
             verbose = verbose or bool(getattr(args, "verbose", False))
         if not verbose:
-            warnings.filterwarnings("ignore")
+            _quiet_warnings()
         return handlers[args.command](args)
-    except (ValueError, FileNotFoundError) as error:
-        if verbose:
-            raise
-        # One line, even for messages that list several places (a data set not found).
-        message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
-        sys.stderr.write(f"seql: error: {message}\n")
-        return EXIT_USAGE
     except BrokenPipeError:  # `seql list methods | head`: the reader has gone, nothing to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (ValueError, OSError) as error:
+        if verbose:
+            raise
+        if isinstance(error, OSError) and error.filename:
+            from sequential_learning.errors import os_error_reason
+
+            error = f"{error.filename}: {os_error_reason(error)}"
+        sys.stderr.write(f"seql: error: {_one_line(error)}\n")
+        return EXIT_USAGE
     except KeyboardInterrupt as interrupt:
         detail = str(interrupt) or "finished tasks are saved in the run folder"
         sys.stderr.write(f"\nseql: {detail}\n")

@@ -73,6 +73,8 @@ BENCHMARK_DEFAULTS: dict[str, dict] = {
 }
 
 MODELS = ("mlp", "cnn")
+#: Above this a learning rate only diverges (Adam's steps are about the rate itself).
+MAX_LEARNING_RATE = 10.0
 
 
 @dataclass
@@ -193,7 +195,9 @@ class RunConfig:
                self.ewc_lambda, "a finite number >= 0")
         _check(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
         _check(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
-        _check(self.learning_rate > 0, "learning_rate", self.learning_rate, "a number > 0")
+        _check(math.isfinite(self.learning_rate) and 0 < self.learning_rate <= MAX_LEARNING_RATE,
+               "learning_rate", self.learning_rate,
+               f"a number in (0, {MAX_LEARNING_RATE:g}] (Adam's usual values are 1e-4 to 1e-2)")
         _check(self.fisher_mode in FISHER_MODES, "fisher_mode", self.fisher_mode,
                f"one of {', '.join(FISHER_MODES)}")
         _check(self.fisher_samples >= 1, "fisher_samples", self.fisher_samples, "an integer >= 1")
@@ -427,15 +431,21 @@ def load_config_file(path: str | os.PathLike) -> dict:
 
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ValueError(f"config: {path} does not exist") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"config: {path} is not UTF-8 text (byte {error.start}); expected a "
+                         "YAML file") from None
     except OSError as error:
         raise ValueError(f"config: {path} could not be read: {error}") from None
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_loader())  # a SafeLoader: no tags that run code
     except yaml.YAMLError as error:
         raise ValueError(f"config: {path} is not valid YAML: {' '.join(str(error).split())}") from None
+    except RecursionError:
+        raise ValueError(f"config: {path} is nested too deeply; expected a flat mapping of "
+                         "keys to values") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):
@@ -457,6 +467,30 @@ def load_config_file(path: str | os.PathLike) -> dict:
     return values
 
 
+def _loader() -> type:
+    """`yaml.SafeLoader` that reads numbers as YAML 1.2 does: `1.0e6`, `1e-3` and `1e6` are
+    floats (YAML 1.1, PyYAML's default, wants a dot and a sign: `1.0e+6`)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        k: [(tag, regex) for tag, regex in v if tag != "tag:yaml.org,2002:float"]
+        for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+        list("-+0123456789."),
+    )
+    return Loader
+
+
 def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
     """`runs/<timestamp>-<benchmark>-<method>` (a fresh, not yet existing folder)."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -470,7 +504,8 @@ def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
 
 
 def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
-                   progress: bool | str = False, resume: bool = False):
+                   progress: bool | str = False, resume: bool = False,
+                   overwrite: bool = False):
     """Builds the benchmark, model and tasks of `config`, trains them and writes the outputs.
 
     Models, optimizers and consolidation state are created under the strategy's scope
@@ -482,6 +517,8 @@ def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
         out_dir: where results, models and figures go (None: nothing is written).
         progress: show a progress line (a string is used as its prefix).
         resume: continue the run in `out_dir` from its last finished task.
+        overwrite: replace a run already in `out_dir` (without it, a folder that holds files is
+            refused: a run folder never mixes two runs; see `rundir.claim_run_dir`).
 
     Returns:
         The run's `Results`.
@@ -512,6 +549,10 @@ def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
         progress = False
     if config.tensorboard and out_dir is None:
         raise ValueError("tensorboard: true needs an output directory for the logs")
+    if out_dir is not None and not resume:
+        from sequential_learning.rundir import claim_run_dir
+
+        claim_run_dir(out_dir, overwrite=overwrite)
     stream = make_benchmark(
         config.benchmark, config.scenario, config.seed, config.num_tasks, config.classes_per_task,
         data=config.data, data_dir=config.data_dir, limit=config.limit,

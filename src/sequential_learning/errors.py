@@ -48,10 +48,14 @@ def disk_error(error: OSError, path: str | os.PathLike, saved: str = "") -> Seql
         raise disk_error(e, path) from None
     ```
     """
-    reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-              errno.EACCES: "permission denied", errno.EROFS: "the file system is read-only",
-              errno.EEXIST: "a file is in the way", errno.ENOTDIR: "a file is in the way",
-              }.get(error.errno, error.strerror or str(error))
     where = Path(error.filename) if getattr(error, "filename", None) else Path(path)
-    text = f"cannot write {where}: {reason}"
+    text = f"cannot write {where}: {os_error_reason(error)}"
     return SeqlError(f"{text}; {saved}" if saved else text)
+
+
+def os_error_reason(error: OSError) -> str:
+    """What an `OSError` means, in a few words ("the disk is full", "permission denied")."""
+    return {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+            errno.EACCES: "permission denied", errno.EROFS: "the file system is read-only",
+            errno.EEXIST: "a file is in the way", errno.ENOTDIR: "a file is in the way",
+            errno.EISDIR: "it is a folder"}.get(error.errno, error.strerror or str(error))
