@@ -270,7 +270,14 @@ CASES: list[tuple[str, bool, Callable, str]] = [
      "consolidation_after_task_5.npz"),
     ("state-results-copy-missing-keys", True, lambda t, r: _cmd(
         ["run", "--resume", r], _results_copy_without_keys(r)), "results_after_task_5.json"),
+    ("state-buffer-filled-1e9", True, lambda t, r: _cmd(
+        ["run", "--resume", r], _rewrite_npz(
+            r / "checkpoint" / "consolidation_after_task_5.npz",
+            lambda a: {**a, "1.replay.filled": np.array(10**9, a["1.replay.filled"].dtype)})),
+     "filled"),
     ("checkpoint-nan-weights", True, lambda t, r: _nan_weights(r), "the loss became nan"),
+    ("lambda-1e30", False, lambda t, r: ["run", *SMALL, "--lambda", "1e30", "--out",
+                                         t / "huge"], "lambda (now 1e+30)"),
     ("report-results-a-list", True, lambda t, r: _cmd(
         ["report", r], (r / "results.json").write_text("[]")), "results.json"),
     ("report-results-empty-mapping", True, lambda t, r: _cmd(
@@ -278,6 +285,9 @@ CASES: list[tuple[str, bool, Callable, str]] = [
     ("model-names-os-system", True, lambda t, r: _cmd(
         ["augment", r, "--no-maps"], _keras_config(r / "models" / "task_1.keras", _os_system)),
      "task_1.keras"),
+    ("explain-model-names-os-system", True, lambda t, r: _cmd(
+        ["explain", r, "--task", "1"],
+        _keras_config(r / "models" / "task_1.keras", _os_system)), "task_1.keras"),
     ("model-random-bytes", True, lambda t, r: _cmd(
         ["augment", r, "--no-maps"],
         (r / "models" / "task_1.keras").write_bytes(bytes(range(256)) * 4)), "task_1.keras"),

@@ -20,6 +20,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from sequential_learning.checkpoint import load_model
 from sequential_learning.interpret import base, plots
 from sequential_learning.interpret.activations import (
     class_activation_maximization,
@@ -254,7 +255,7 @@ def explain_run(
     written = []
     class_names = run_class_names(run_dir)
     for number, model_path in models.items():
-        model = keras.models.load_model(model_path, safe_mode=True, compile=False)
+        model = load_model(model_path)  # safe_mode; a bad file is one CheckpointError
         prefix = f"task_{number}_{_safe(method)}"
         names = class_names.get(number)
         title = f"Task {number}: {method}"
