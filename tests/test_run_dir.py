@@ -118,6 +118,13 @@ def test_claim_run_dir(tmp_path):
     (tmp_path / "b" / "fisher" / "results.json").write_text("{}")
     claim_run_dir(tmp_path / "b", overwrite=True)
     assert list((tmp_path / "b").iterdir()) == []
+    # a multi-worker chief: the other workers' folders are theirs, neither counted nor cleared
+    (tmp_path / "b" / "worker_1").mkdir()
+    (tmp_path / "b" / "worker_1" / "results.json").write_text("{}")
+    claim_run_dir(tmp_path / "b", others=r"worker_\d+")
+    (tmp_path / "b" / "results.json").write_text("{}")
+    claim_run_dir(tmp_path / "b", overwrite=True, others=r"worker_\d+")
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["worker_1"]
 
 
 def test_inside_refuses_names_leading_out(tmp_path):

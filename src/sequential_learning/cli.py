@@ -362,7 +362,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     _load_tensorflow(args.verbose)
     start = time.perf_counter()
     with _removed_if_unfinished(out, getattr(args, "created_out", False)):
-        results = run_experiment(config, out, progress=True, resume=bool(args.resume))
+        results = run_experiment(config, out, progress=True, resume=bool(args.resume),
+                                 overwrite=bool(getattr(args, "overwrite", False)))
     row = {"method": config.method, "metrics": results.metrics, "seconds": time.perf_counter() - start}
     print(_table([row]))
     print(f"results: {out / 'results.json'}\nplots:   {out / 'task_curves.png'}, "
@@ -375,11 +376,18 @@ _RESUME_OPTIONS = ("resume", "tensorboard", "verbose", "strategy", "deterministi
 
 
 def _claim(out: Path, args: argparse.Namespace) -> Path:
-    """`out`, checked to take a new run (see `rundir.claim_run_dir`); `args.created_out` says
-    whether this command made the folder."""
+    """`out`, checked to take a new run (see `rundir.claim_run_dir`) before TensorFlow loads;
+    `args.created_out` says whether this command made the folder.
+
+    Under `multi-worker` every worker runs this command with the same `--out`, and only
+    `run_experiment` knows which worker it is (the chief writes `out`, the others
+    `out/worker_K`): it claims the folder there."""
     from sequential_learning.rundir import claim_run_dir
 
     args.created_out = not out.exists()
+    if args.strategy == "multi-worker":
+        args.created_out = False
+        return out
     return claim_run_dir(out, overwrite=bool(args.overwrite))
 
 

@@ -552,7 +552,9 @@ def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
     if out_dir is not None and not resume:
         from sequential_learning.rundir import claim_run_dir
 
-        claim_run_dir(out_dir, overwrite=overwrite)
+        # Under multi-worker the other workers write their own worker_K folders inside the
+        # chief's, each claiming its own.
+        claim_run_dir(out_dir, overwrite=overwrite, others=r"worker_\d+")
     stream = make_benchmark(
         config.benchmark, config.scenario, config.seed, config.num_tasks, config.classes_per_task,
         data=config.data, data_dir=config.data_dir, limit=config.limit,

@@ -21,12 +21,15 @@ RUN_MARKERS = ("results.json", "comparison.json", "sweep.json", "checkpoint")
 _TEMPORARY = re.compile(r"^\..+\.tmp(\.keras)?$")
 
 
-def claim_run_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
+def claim_run_dir(path: str | os.PathLike, overwrite: bool = False,
+                  others: str | None = None) -> Path:
     """Makes sure `path` can take a new run: absent, or an empty folder, or cleared.
 
     Args:
         path: the output folder of a new run.
         overwrite: clear a folder that holds an earlier seql run (its files are deleted).
+        others: a regular expression of entries that belong to other processes of this same
+            run (the `worker_K` folders of a multi-worker run): neither counted nor cleared.
 
     Returns:
         The path, as a `Path` (the folder exists afterwards).
@@ -46,6 +49,8 @@ def claim_run_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
         raise RunDirError(f"--out {path}: a file is in the way; give a folder that does not "
                           "exist yet, or an empty one")
     entries = list(path.iterdir()) if path.is_dir() else []
+    if others is not None:
+        entries = [e for e in entries if not re.fullmatch(others, e.name)]
     if entries:
         ours = is_run_dir(path)
         if not ours:

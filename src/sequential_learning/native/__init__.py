@@ -188,12 +188,7 @@ def _load() -> tuple[Callable | None, str]:
 
 def _load_verified(cxx: str, tf) -> tuple[object, Path]:
     """Builds the kernel if need be and loads the library its manifest vouches for."""
-    folder = cache_dir()
-    folder_fd = _open_private_folder(folder)
-    try:
-        fd, digest, path = _ensure_library(folder_fd, folder, cxx, tf)
-    finally:
-        os.close(folder_fd)
+    fd, digest, path = _ensure_in_cache(cxx, tf)
     if digest in _loaded:  # these bytes are in the process already
         os.close(fd)
         return _loaded[digest], path
@@ -216,14 +211,19 @@ def _load_verified(cxx: str, tf) -> tuple[object, Path]:
 def _build(cxx: str, tf) -> Path:
     """Compiles the kernel unless a verified library for this source, TensorFlow and compiler
     is in the cache; returns the library's path (nothing is loaded)."""
+    fd, _, path = _ensure_in_cache(cxx, tf)
+    os.close(fd)
+    return path
+
+
+def _ensure_in_cache(cxx: str, tf) -> tuple[int, str, Path]:
+    """`_ensure_library` in the private cache folder, opened for the call and closed after."""
     folder = cache_dir()
     folder_fd = _open_private_folder(folder)
     try:
-        fd, _, path = _ensure_library(folder_fd, folder, cxx, tf)
+        return _ensure_library(folder_fd, folder, cxx, tf)
     finally:
         os.close(folder_fd)
-    os.close(fd)
-    return path
 
 
 def _open_private_folder(folder: Path) -> int:
