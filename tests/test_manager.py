@@ -246,5 +246,5 @@ def test_shared_head_tasks_share_one_compiled_evaluation(seeded):
         want = task.model.evaluate(task.validation_data[0], task.validation_data[1],
                                    verbose=0, return_dict=True)
         assert got["accuracy"] == pytest.approx(want["accuracy"], abs=1e-6)
-    assert tasks[0]._eval_fn is not None
-    assert tasks[1]._eval_fn is None and tasks[2]._eval_fn is None  # they use task 1's
+    assert tasks[0].evaluator._eval_fn is not None
+    assert tasks[1].evaluator._eval_fn is None and tasks[2].evaluator._eval_fn is None  # they use task 1's

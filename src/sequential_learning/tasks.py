@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,11 +9,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from sequential_learning.evaluation import TaskEvaluator
 from sequential_learning.importance.base import ImportanceEstimator
 from sequential_learning.importance.penalty import ConsolidationPenalty
+from sequential_learning.pipeline import array_dataset
 from sequential_learning.training import ContinualTrainer
 
 Data = tuple[np.ndarray, np.ndarray] | tf.data.Dataset
+
+__all__ = ["Data", "SequentialTask", "array_dataset", "tasks_from_benchmark"]
 
 
 class SequentialTask:
@@ -94,12 +97,7 @@ class SequentialTask:
         self.num_classes = num_classes
         self.train_data = train_data
         self.validation_data = validation_data
-        self._eval_fn = None
-        self._twin: keras.Model | None = None
-        self._eval_batches: list | None = None
-        self._evaluation_owner: SequentialTask | None = None  # see share_evaluation
-        self._subset_batches: list | None = None
-        self.evaluation_subset: int | None = None
+        self.evaluator = TaskEvaluator(self)
         self.validate()
         self.model.compile(loss=self.loss, metrics=self.metrics, jit_compile=False)
 
@@ -272,25 +270,25 @@ class SequentialTask:
             verbose=0,
         )
 
+    @property
+    def evaluation_subset(self) -> int | None:
+        """The size of the validation subset the per-epoch evaluation uses (None: all)."""
+        return self.evaluator.subset
+
     def set_evaluation_subset(self, size: int | None, seed: int = 0) -> None:
         """Evaluates on a fixed, seeded subset of `size` validation samples (None: all of them).
 
         Bounds the cost of evaluating every task after every epoch; `evaluate(full=True)` still
         uses the whole validation set. A `tf.data` validation set keeps its first `size` samples.
         """
-        if size is not None and (isinstance(size, bool) or int(size) < 1):
-            raise ValueError(f"Task {self.name!r}: eval_subset must be >= 1 or None, got {size!r}")
-        self.evaluation_subset = None if size is None else int(size)
-        self._subset_seed = int(seed)
-        self._subset_batches = None
+        self.evaluator.set_subset(size, seed)
 
     def evaluate(self, full: bool = False) -> dict[str, float]:
         """Evaluates the task model on the validation data (`training=False`).
 
-        Runs the compiled model's own `test_step` over pre-batched validation tensors inside one
-        `tf.function`: the same numbers as `model.evaluate(..., return_dict=True)` without its
-        per-call set-up (which dominates when every task is evaluated after every epoch). Under a
-        distribution strategy it calls `model.evaluate` itself.
+        Runs the compiled model's own `test_step` in one `tf.function` (see
+        `sequential_learning.evaluation.TaskEvaluator`): the same numbers as
+        `model.evaluate(..., return_dict=True)`, without its per-call set-up.
 
         Args:
             full: use the whole validation set even when `set_evaluation_subset` chose a subset.
@@ -298,31 +296,7 @@ class SequentialTask:
         Returns:
             `{metric_name: value}`, as `model.evaluate(..., return_dict=True)` gives.
         """
-        subset = None if full else self.evaluation_subset
-        owner = self._evaluation_owner or self
-        model = owner._evaluation_model()
-        if owner._eval_fn is None:
-            owner._eval_fn = tf.function(model.test_step, reduce_retracing=True)
-        if self._eval_batches is None:
-            self._eval_batches = list(self._validation_batches())
-        batches = self._eval_batches
-        if subset is not None:
-            if self._subset_batches is None:
-                self._subset_batches = list(self._validation_batches(subset))
-            batches = self._subset_batches
-        model.reset_metrics()
-        logs = {}
-        with self._evaluating():
-            for batch in batches:
-                logs = owner._eval_fn(batch)
-        return {k: float(v) for k, v in logs.items()}
-
-    def _evaluating(self):
-        """The context of this task's evaluation: its classes for the task-incremental
-        accuracy of a class-incremental stream."""
-        if self.active_classes is None:
-            return contextlib.nullcontext()
-        return self.active_classes.evaluating(self.classes)
+        return self.evaluator.evaluate(full)
 
     def share_evaluation(self, other: SequentialTask) -> None:
         """Evaluates through `other`'s compiled evaluation (one trace for both).
@@ -333,115 +307,10 @@ class SequentialTask:
         Args:
             other: the task whose model and compiled `test_step` this task's evaluation uses.
         """
-        owner = other._evaluation_owner or other
-        self._evaluation_owner = None if owner is self else owner
-
-    def _validation_arrays(self, subset: int | None = None):
-        """The validation data: `(x, y)` arrays (a seeded subset), or a (truncated) dataset."""
-        data = self.validation_data
-        if isinstance(data, tf.data.Dataset):
-            if subset is None:
-                return data
-            return data.unbatch().take(subset).batch(self.eval_batch_size)
-        x, y = np.asarray(data[0], np.float32), np.asarray(data[1])
-        if subset is not None and subset < len(x):
-            rng = np.random.default_rng(getattr(self, "_subset_seed", 0))
-            index = np.sort(rng.choice(len(x), subset, replace=False))
-            x, y = x[index], y[index]
-        return x, y
-
-    def _validation_batches(self, subset: int | None = None):
-        data = self._validation_arrays(subset)
-        if isinstance(data, tf.data.Dataset):
-            yield from data
-            return
-        x, y = data
-        for start in range(0, len(x), self.eval_batch_size):
-            end = start + self.eval_batch_size
-            yield (tf.constant(x[start:end]), tf.constant(y[start:end]))
-
-    def _evaluation_model(self) -> keras.Model:
-        """The model that evaluation runs: the task model, or a one-device twin of it.
-
-        Keras's `evaluate` under a multi-replica strategy fails on a last batch that does not
-        split evenly across replicas, and evaluation needs no distribution: a model built under
-        such a strategy is evaluated through a twin created outside it, which takes the
-        task model's current weights before every evaluation (every worker computes the same
-        numbers, with no collective ops).
-        """
-        strategy = getattr(self.model, "distribute_strategy", None)
-        if strategy is None or strategy.num_replicas_in_sync == 1:
-            return self.model
-        if self._twin is None:
-            if tf.distribute.has_strategy():
-                # Inside a strategy's scope the twin's variables would be distributed too; the
-                # manager's first evaluation (before any training) runs outside it.
-                raise RuntimeError(
-                    f"Task {self.name!r}: evaluate once outside the strategy's scope first"
-                )
-            self._twin = keras.models.clone_model(self.model)
-            self._twin.compile(loss=self.loss, metrics=self.metrics, jit_compile=False)
-        self._twin.set_weights(self.model.get_weights())
-        return self._twin
-
-    def _keras_evaluate(self, subset: int | None = None) -> dict[str, float]:
-        data = self._validation_arrays(subset)
-        if isinstance(data, tf.data.Dataset):
-            result = self.model.evaluate(data, verbose=0, return_dict=True)
-        else:
-            result = self.model.evaluate(
-                np.asarray(data[0], np.float32),
-                np.asarray(data[1]),
-                batch_size=self.eval_batch_size,
-                verbose=0,
-                return_dict=True,
-            )
-        return {k: float(v) for k, v in result.items()}
+        self.evaluator.share(other.evaluator)
 
     def __repr__(self) -> str:
         return f"SequentialTask(name={self.name!r}, model={self.model.name!r})"
-
-
-def array_dataset(
-    x: np.ndarray,
-    y: np.ndarray,
-    batch_size: int,
-    seed: int,
-    task_ids: np.ndarray | None = None,
-) -> tf.data.Dataset:
-    """Arrays as a shuffled (seeded, a new order each epoch), batched, prefetched dataset.
-
-    Args:
-        x: inputs (cast to float32).
-        y: labels or targets.
-        batch_size: the batch size.
-        seed: the shuffle's seed.
-        task_ids: each sample's task: batches are then `((x, task_ids), y)`, for a step that
-            sends every sample through its own task's head.
-
-    Returns:
-        The `tf.data.Dataset`.
-    """
-    x = tf.constant(np.asarray(x, np.float32))
-    y = tf.constant(np.asarray(y))
-    ids = None if task_ids is None else tf.constant(np.asarray(task_ids, np.int32))
-
-    def gather(index):
-        if ids is None:
-            return tf.gather(x, index), tf.gather(y, index)
-        return (tf.gather(x, index), tf.gather(ids, index)), tf.gather(y, index)
-
-    # Shuffle indices (cheap scalars) and gather whole batches, rather than shuffling and
-    # re-batching every sample's tensor: the same seeded order, less per-sample work.
-    ds = tf.data.Dataset.range(int(x.shape[0]))
-    ds = ds.shuffle(int(x.shape[0]), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(int(batch_size)).map(gather, num_parallel_calls=2, deterministic=True)
-    # Fixed parallelism, no autotuning: a gather per batch needs no tuning, and with tf.data's
-    # autotuner on, releasing the iterator at the end of `fit` sometimes blocked for about
-    # 2 s (on this project's 2-core machine, one epoch in two or three).
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return ds.prefetch(2).with_options(options)
 
 
 def _shape_fits(got: tuple, expected: tuple) -> bool:

@@ -52,7 +52,7 @@ class Cumulative(Plugin):
         return not exp.run.shared_head and len(self._tasks(exp)) > 1
 
     def adapt_dataset(self, dataset: tf.data.Dataset, exp: Experience) -> tf.data.Dataset:
-        from sequential_learning.tasks import array_dataset
+        from sequential_learning.pipeline import array_dataset
 
         indices = self._tasks(exp)
         tasks = [exp.run.tasks[k] for k in indices]

@@ -1,0 +1,252 @@
+"""Evaluation: the engine that evaluates one task, and the schedule of a run's evaluations.
+
+`TaskEvaluator` runs a compiled model's own `test_step` over pre-batched validation tensors
+inside one `tf.function`; tasks whose models compute the same function share one (one trace).
+`EvaluationSchedule` says after which epochs every task is evaluated, and `PeriodicEvaluation`
+is the manager's service that does it (its hook `after_training_epoch`).
+
+Example:
+```python
+schedule = EvaluationSchedule(eval_every=2)
+schedule.due(epoch=1, epochs=5)     # True: the 2nd epoch (epochs count from 0)
+evaluations = evaluate_all(tasks)   # one {metric: value} per task
+```
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+class TaskEvaluator:
+    """Evaluates one task's model on its validation data (`training=False`).
+
+    The same numbers as `model.evaluate(..., return_dict=True)` without its per-call set-up
+    (which dominates when every task is evaluated after every epoch). A model built under a
+    multi-replica strategy is evaluated through a one-device twin (see `evaluation_model`).
+
+    Args:
+        task: the `SequentialTask` (its model, loss, metrics, validation data, batch size and,
+            in a class-incremental stream, its classes).
+
+    Example:
+    ```python
+    evaluator = TaskEvaluator(task)
+    evaluator.set_subset(500, seed=1)
+    evaluator.evaluate()           # {"loss": ..., "accuracy": ...} on the subset
+    evaluator.evaluate(full=True)  # on the whole validation set
+    ```
+    """
+
+    def __init__(self, task: Any) -> None:
+        self.task = task
+        self.subset: int | None = None
+        self._subset_seed = 0
+        self._eval_fn = None
+        self._twin: keras.Model | None = None
+        self._batches: list | None = None
+        self._subset_batches: list | None = None
+        self._owner: TaskEvaluator | None = None  # see share
+
+    def set_subset(self, size: int | None, seed: int = 0) -> None:
+        """Evaluates on a fixed, seeded subset of `size` validation samples (None: all).
+
+        `evaluate(full=True)` still uses the whole validation set. A `tf.data` validation set
+        keeps its first `size` samples.
+
+        Args:
+            size: the subset's size, or None.
+            seed: the seed choosing the subset.
+        """
+        if size is not None and (isinstance(size, bool) or int(size) < 1):
+            raise ValueError(f"Task {self.task.name!r}: eval_subset must be >= 1 or None, "
+                             f"got {size!r}")
+        self.subset = None if size is None else int(size)
+        self._subset_seed = int(seed)
+        self._subset_batches = None
+
+    def share(self, other: TaskEvaluator) -> None:
+        """Evaluates through `other`'s model and compiled `test_step` (one trace for both).
+
+        Only for a task whose model computes the same function with the same loss and metrics
+        (the task models of a shared-head stream); the manager checks that.
+
+        Args:
+            other: the evaluator whose compiled evaluation this one uses.
+        """
+        owner = other._owner or other
+        self._owner = None if owner is self else owner
+
+    def evaluate(self, full: bool = False) -> dict[str, float]:
+        """Evaluates the task model on the validation data (`training=False`).
+
+        Args:
+            full: use the whole validation set even when `set_subset` chose a subset.
+
+        Returns:
+            `{metric_name: value}`, as `model.evaluate(..., return_dict=True)` gives.
+        """
+        subset = None if full else self.subset
+        owner = self._owner or self
+        model = owner.evaluation_model()
+        if owner._eval_fn is None:
+            owner._eval_fn = tf.function(model.test_step, reduce_retracing=True)
+        if self._batches is None:
+            self._batches = list(self._validation_batches())
+        batches = self._batches
+        if subset is not None:
+            if self._subset_batches is None:
+                self._subset_batches = list(self._validation_batches(subset))
+            batches = self._subset_batches
+        model.reset_metrics()
+        logs = {}
+        with self._evaluating():
+            for batch in batches:
+                logs = owner._eval_fn(batch)
+        return {k: float(v) for k, v in logs.items()}
+
+    def keras_evaluate(self, subset: int | None = None) -> dict[str, float]:
+        """The same evaluation through `model.evaluate` (the reference the engine must match)."""
+        data = self._validation_arrays(subset)
+        model = self.task.model
+        if isinstance(data, tf.data.Dataset):
+            result = model.evaluate(data, verbose=0, return_dict=True)
+        else:
+            result = model.evaluate(np.asarray(data[0], np.float32), np.asarray(data[1]),
+                                    batch_size=self.task.eval_batch_size, verbose=0,
+                                    return_dict=True)
+        return {k: float(v) for k, v in result.items()}
+
+    def _evaluating(self):
+        """The context of this task's evaluation: its classes for the task-incremental
+        accuracy of a class-incremental stream."""
+        if self.task.active_classes is None:
+            return contextlib.nullcontext()
+        return self.task.active_classes.evaluating(self.task.classes)
+
+    def _validation_arrays(self, subset: int | None = None):
+        """The validation data: `(x, y)` arrays (a seeded subset), or a (truncated) dataset."""
+        data = self.task.validation_data
+        if isinstance(data, tf.data.Dataset):
+            if subset is None:
+                return data
+            return data.unbatch().take(subset).batch(self.task.eval_batch_size)
+        x, y = np.asarray(data[0], np.float32), np.asarray(data[1])
+        if subset is not None and subset < len(x):
+            rng = np.random.default_rng(self._subset_seed)
+            index = np.sort(rng.choice(len(x), subset, replace=False))
+            x, y = x[index], y[index]
+        return x, y
+
+    def _validation_batches(self, subset: int | None = None):
+        data = self._validation_arrays(subset)
+        if isinstance(data, tf.data.Dataset):
+            yield from data
+            return
+        x, y = data
+        size = self.task.eval_batch_size
+        for start in range(0, len(x), size):
+            yield (tf.constant(x[start:start + size]), tf.constant(y[start:start + size]))
+
+    def evaluation_model(self) -> keras.Model:
+        """The model that evaluation runs: the task model, or a one-device twin of it.
+
+        Keras's `evaluate` under a multi-replica strategy fails on a last batch that does not
+        split evenly across replicas, and evaluation needs no distribution: a model built under
+        such a strategy is evaluated through a twin created outside it, which takes the
+        task model's current weights before every evaluation (every worker computes the same
+        numbers, with no collective ops).
+        """
+        task = self.task
+        strategy = getattr(task.model, "distribute_strategy", None)
+        if strategy is None or strategy.num_replicas_in_sync == 1:
+            return task.model
+        if self._twin is None:
+            if tf.distribute.has_strategy():
+                # Inside a strategy's scope the twin's variables would be distributed too; the
+                # manager's first evaluation (before any training) runs outside it.
+                raise RuntimeError(
+                    f"Task {task.name!r}: evaluate once outside the strategy's scope first"
+                )
+            self._twin = keras.models.clone_model(task.model)
+            self._twin.compile(loss=task.loss, metrics=task.metrics, jit_compile=False)
+        self._twin.set_weights(task.model.get_weights())
+        return self._twin
+
+
+def evaluate_all(tasks: Sequence, full: bool = False) -> list[dict[str, float]]:
+    """Every task's evaluation, in task order (see `TaskEvaluator.evaluate`).
+
+    Args:
+        tasks: the `SequentialTask`s.
+        full: use the whole validation sets even where a subset was chosen.
+
+    Returns:
+        One `{metric_name: value}` per task.
+    """
+    return [task.evaluate(full=full) for task in tasks]
+
+
+class EvaluationSchedule:
+    """After which epochs of a task every task is evaluated.
+
+    Args:
+        eval_every: evaluate after every `eval_every`-th epoch of a task; the last epoch of each
+            task is always evaluated, so the accuracy matrix is complete.
+
+    Example:
+    ```python
+    schedule = EvaluationSchedule(eval_every=3)
+    [e for e in range(7) if schedule.due(e, 7)]   # [2, 5, 6]
+    ```
+    """
+
+    def __init__(self, eval_every: int = 1) -> None:
+        if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
+            raise ValueError(f"eval_every must be an integer >= 1, got {eval_every!r}")
+        self.eval_every = eval_every
+
+    def due(self, epoch: int, epochs: int) -> bool:
+        """Whether every task is evaluated after `epoch` (from 0) of a task of `epochs` epochs."""
+        return epoch + 1 == epochs or (epoch + 1) % self.eval_every == 0
+
+
+def check_eval_subset(eval_subset: int | None) -> int | None:
+    """`eval_subset`, checked: an integer >= 1, or None (ValueError otherwise)."""
+    if eval_subset is not None and (
+        isinstance(eval_subset, bool) or not isinstance(eval_subset, int) or eval_subset < 1
+    ):
+        raise ValueError(f"eval_subset must be an integer >= 1 or None, got {eval_subset!r}")
+    return eval_subset
+
+
+class PeriodicEvaluation:
+    """The manager's service evaluating every task after the epochs its schedule names.
+
+    Sets `manager.evaluations` (one `{metric: value}` per task, or None when the epoch is not
+    evaluated) and adds the time spent to `results.timing["evaluation_seconds"]`.
+
+    Args:
+        schedule: the `EvaluationSchedule`.
+    """
+
+    def __init__(self, schedule: EvaluationSchedule) -> None:
+        self.schedule = schedule
+
+    def after_training_epoch(self, manager: Any) -> None:
+        """Evaluates every task when the epoch just finished is due."""
+        clock = manager.clock
+        due = self.schedule.due(clock.epoch, clock.task_epochs)
+        start = time.perf_counter()
+        manager.evaluations = evaluate_all(manager.tasks) if due else None
+        timing = manager.results.timing
+        timing["evaluation_seconds"] = (
+            timing.get("evaluation_seconds", 0.0) + time.perf_counter() - start
+        )
