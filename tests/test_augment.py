@@ -1,4 +1,4 @@
-"""Tests of augment.py: importance aggregation, thresholding, ablation curves, `seql augment`.
+"""Tests of the ablation package: importance aggregation, thresholding, ablation curves, `seql augment`.
 
 The hand-made models are tiny and untrained (values are checked exactly); one honest run
 (split-digits, small CNN base, Fisher Ω, 3 epochs, about 40 s on two cores) answers the research
@@ -14,15 +14,15 @@ import keras
 import numpy as np
 import pytest
 
-from sequential_learning.augment import (
+from sequential_learning.ablation import (
     ablation_curve,
     ablation_drops,
     aggregate_importance,
     importance_maps,
-    spearman,
     threshold_model,
 )
 from sequential_learning.cli import main
+from sequential_learning.interpret.drift import spearman
 
 
 def _conv_model(seed: int = 0) -> keras.Model:
@@ -352,7 +352,7 @@ def hand_run(tmp_path_factory):
 
 
 def _augment(run, **options):
-    from sequential_learning.augment import augment_run
+    from sequential_learning.ablation import augment_run
 
     return augment_run(run, "0.5", orders="low,high", data="samples", maps=False,
                        out=run / "out", **options)
@@ -394,7 +394,7 @@ def test_augment_same_settings_twice_overwrite_the_same_files(hand_run):
 
 
 def test_augment_default_settings_keep_the_plain_name():
-    from sequential_learning.augment import AUGMENT_DEFAULTS, augment_settings_suffix
+    from sequential_learning.ablation import AUGMENT_DEFAULTS, augment_settings_suffix
 
     assert augment_settings_suffix(AUGMENT_DEFAULTS) == ""
     long = {**AUGMENT_DEFAULTS, "fractions": [i / 100 for i in range(1, 40)]}
@@ -406,7 +406,7 @@ def test_augment_default_settings_keep_the_plain_name():
 def test_corrupted_results_json_auto_says_why_and_benchmark_is_one_line_error(tmp_path, hand_run):
     import shutil
 
-    from sequential_learning.augment import augment_run
+    from sequential_learning.ablation import augment_run
     from sequential_learning.errors import SeqlError
 
     run = tmp_path / "run"
@@ -425,7 +425,7 @@ def test_corrupted_results_json_auto_says_why_and_benchmark_is_one_line_error(tm
 
 
 def test_importance_map_axes_show_integer_filter_numbers():
-    from sequential_learning.augment import importance_maps_figure
+    from sequential_learning.ablation import importance_maps_figure
 
     rng = np.random.default_rng(0)
     for filters in (3, 40):

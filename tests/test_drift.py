@@ -1,4 +1,4 @@
-"""Tests of explanation drift (augment.py): Spearman similarity and `seql drift`.
+"""Tests of explanation drift (interpret/drift.py): Spearman similarity and `seql drift`.
 
 The run directory is made by hand (a tiny CNN base, three task heads, checkpoints written with
 the manager's own `save_checkpoint`): the base is unchanged by task 2 and scrambled by task 3, so
@@ -15,9 +15,9 @@ import keras
 import numpy as np
 import pytest
 
-from sequential_learning.augment import explanation_drift, rankdata, spearman
 from sequential_learning.checkpoint import save_checkpoint
 from sequential_learning.cli import main
+from sequential_learning.interpret.drift import explanation_drift, rankdata, spearman
 from sequential_learning.models import build_task_models, cnn_base
 
 

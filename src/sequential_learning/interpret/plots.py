@@ -255,3 +255,37 @@ def image_grid(
         figure.suptitle(suptitle)
     figure.tight_layout()
     return _save(figure, path)
+
+
+def plot_drift(table: dict, path: str | Path) -> Path:
+    """`drift.png`: (left) mean similarity against tasks learned since; (right) task 1's."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    from sequential_learning.plots import save_figure
+
+    figure = Figure(figsize=(10, 3.8))
+    left, right = figure.subplots(1, 2, sharey=True)
+    colors = [f"C{i}" for i in range(10)]
+    styles = {"grad-cam": "-", "occlusion": "--"}
+    for i, (run, per_method) in enumerate(table["by_distance"].items()):
+        for m, values in per_method.items():
+            label = f"{run}, {m}"
+            left.plot(range(len(values)), values, styles.get(m, ":"), marker="o",
+                      color=colors[i % 10], label=label)
+            first = [r for r in table["rows"] if r["run"] == run and r["method"] == m and r["task"] == 1]
+            right.plot([r["after_task"] for r in first], [r["similarity"] for r in first],
+                       styles.get(m, ":"), marker="o", color=colors[i % 10], label=label)
+    left.set_xlabel("tasks learned since")
+    left.set_ylabel("Spearman similarity to the maps\nright after the task (mean)")
+    left.set_title("all tasks", fontsize=10)
+    right.set_xlabel("after task")
+    right.set_title("task 1", fontsize=10)
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.set_ylim(-0.05, 1.05)
+    left.legend(fontsize=8)
+    figure.suptitle("Explanation drift")
+    figure.tight_layout()
+    return save_figure(figure, path)
