@@ -11,6 +11,8 @@ import re
 import shutil
 import subprocess
 import urllib.parse
+from fnmatch import fnmatch
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -103,8 +105,39 @@ def test_text_is_escaped(run_dir):
     (run_dir / "results.json").write_text(json.dumps(doc))
     text = build_report_html(run_dir)
     assert "<img src=x" not in text and "<script>alert" not in text and "<b>v</b>" not in text
-    assert "&lt;script&gt;alert(&#x27;b&#x27;)&lt;/script&gt;" in text
+    assert "&lt;script&gt;alert(&#39;b&#39;)&lt;/script&gt;" in text  # markupsafe's escape
     assert "&lt;img src=x onerror=alert(1)&gt;" in text and "&lt;b&gt;v&lt;/b&gt;" in text
+
+
+TEMPLATES = Path(build_report_html.__code__.co_filename).parent / "templates"
+
+
+def test_templates_are_autoescaped_and_trust_only_our_own_markup():
+    """Markup lives in the templates, rendered with autoescape; `|safe` only on the policy and
+    the script, which the package builds itself (never on a value read from the folder)."""
+    env = build_report_html.__globals__["_templates"]()
+    assert env.autoescape is True
+    safe = set()
+    for path in TEMPLATES.glob("*.j2"):
+        text = re.sub(r"\{#.*?#\}", "", path.read_text(), flags=re.S)  # without comments
+        safe |= set(re.findall(r"\{\{\s*(\w+)\s*\|\s*safe\s*\}\}", text))
+        rest = re.sub(r"\{\{\s*(csp|script)\s*\|\s*safe\s*\}\}", "", text)
+        assert not re.search(r"\|\s*safe\b", rest), path.name
+    assert safe == {"csp", "script"}
+    assert "Markup" not in Path(build_report_html.__code__.co_filename).read_text()
+
+
+def test_templates_ship_as_package_data():
+    """Every template matches a package-data pattern of pyproject.toml (so it is in the wheel)."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    root = Path(__file__).resolve().parents[1]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["sequential_learning"]
+    package = root / "src" / "sequential_learning"
+    files = [p.relative_to(package).as_posix() for p in TEMPLATES.iterdir() if p.is_file()]
+    assert {"report/templates/page.html.j2", "report/templates/report.js"} <= set(files)
+    for name in files:
+        assert any(fnmatch(name, pattern) for pattern in patterns), name
 
 
 def test_seql_report_rebuilds(run_dir, capsys):
