@@ -288,7 +288,7 @@ def test_missing_data_sets_name_where_they_were_looked_for(tmp_path, monkeypatch
 
 
 def test_truncated_idx_file_names_the_file(tmp_path):
-    from sequential_learning.data.idx import write_idx
+    from sequential_learning.data.formats.idx import write_idx
 
     rng = np.random.default_rng(0)
     names = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",

@@ -34,7 +34,7 @@ from sequential_learning.data.datasets import (
     load_mnist,
     load_npz,
 )
-from sequential_learning.data.idx import write_idx
+from sequential_learning.data.formats.idx import write_idx
 
 REAL_DEBIAN_DIR = datasets.DEBIAN_FASHION_MNIST_DIR
 IDX_NAMES = {

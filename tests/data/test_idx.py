@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from sequential_learning.data.idx import DataError, read_idx, write_idx
+from sequential_learning.data.formats.idx import DataError, read_idx, write_idx
 
 DTYPES = [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]
 

@@ -1,9 +1,10 @@
 """Data-set loaders: Fashion-MNIST, MNIST, CIFAR-10, Iris, digits and the user's own arrays.
 
-Every loader returns a validated `Dataset`. Nothing is downloaded: the loaders read files that are
-already on disk (a Debian package, the Keras cache, or a directory the user names) and, when a
-data set is missing, raise `DatasetNotFoundError` listing every place looked in and how to get
-the data. No pickle is ever loaded: NumPy files are read with ``allow_pickle=False`` and CIFAR-10
+Every loader returns a validated `Dataset` (`data/dataset.py`). Nothing is downloaded: the
+loaders read files that are already on disk (a Debian package, the Keras cache, or a directory the
+user names) and, when a data set is missing, raise `DatasetNotFoundError` listing every place
+looked in and how to get the data. The file formats are read by `data/formats/` (`idx`, `cifar`,
+`npz`). No pickle is ever loaded: NumPy files are read with ``allow_pickle=False`` and CIFAR-10
 is read from its binary version (or an ``.npz``), never from the pickled Python batches.
 
 Conventions of every `Dataset`:
@@ -16,16 +17,31 @@ Conventions of every `Dataset`:
 from __future__ import annotations
 
 import os
-import zipfile
-import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sequential_learning.data.idx import DataError, read_idx
+from sequential_learning.data.dataset import Dataset, build_dataset, head
+from sequential_learning.data.errors import DataError, DatasetNotFoundError
+from sequential_learning.data.formats.cifar import (
+    CIFAR10_CLASS_NAMES,
+    CIFAR_BIN_DIR,
+    CIFAR_NPZ,
+    CIFAR_PY_DIR,
+    CIFAR_TEST_FILE,
+    CIFAR_TRAIN_FILES,
+    cifar_bin_files,
+    dataset_from_cifar_bin,
+)
+from sequential_learning.data.formats.idx import (
+    IDX_FILES,
+    dataset_from_idx,
+    find_idx_files,
+    idx_note,
+)
+from sequential_learning.data.formats.npz import MAX_CLASSES, NPZ_KEYS, dataset_from_npz
 
 __all__ = [
     "CIFAR10_CLASS_NAMES",
@@ -63,171 +79,8 @@ FASHION_MNIST_CLASS_NAMES = [
     "Bag",
     "Ankle boot",
 ]
-CIFAR10_CLASS_NAMES = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-]
 DIGIT_CLASS_NAMES = [str(digit) for digit in range(10)]
 
-NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
-
-# The four IDX files of MNIST and Fashion-MNIST, by role. Each may be plain or end in ".gz";
-# some mirrors write "train-images.idx3-ubyte" (a dot instead of the second hyphen).
-_IDX_FILES = {
-    "x_train": "train-images-idx3-ubyte",
-    "y_train": "train-labels-idx1-ubyte",
-    "x_test": "t10k-images-idx3-ubyte",
-    "y_test": "t10k-labels-idx1-ubyte",
-}
-
-_CIFAR_BIN_DIR = "cifar-10-batches-bin"
-_CIFAR_PY_DIR = "cifar-10-batches-py"
-_CIFAR_NPZ = "cifar10.npz"
-_CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
-_CIFAR_TEST_FILE = "test_batch.bin"
-_CIFAR_SIDE = 32
-_CIFAR_RECORD = 1 + 3 * _CIFAR_SIDE * _CIFAR_SIDE  # 1 label byte + R, G, B planes (3073 bytes)
-
-
-class DatasetNotFoundError(DataError):
-    """A data set is not on disk in any of the places looked in.
-
-    Attributes:
-        searched: the paths looked in, in order.
-    """
-
-    def __init__(self, message: str, searched: Sequence[Path]):
-        super().__init__(message)
-        self.searched = list(searched)
-
-
-@dataclass
-class Dataset:
-    """A classification data set split into train and test arrays.
-
-    Validated on construction: ``x`` and ``y`` of each split have the same length, labels are
-    integers in ``0 .. num_classes - 1``, ``x`` is finite, and train and test samples have the
-    same shape. ``x`` is stored as float32 and ``y`` as int64 (converted if needed).
-
-    Args:
-        name: a short name such as ``"fashion-mnist"``.
-        x_train: training inputs, ``(N, H, W, C)`` for images or ``(N, F)`` for tabular data.
-        y_train: training labels, shape ``(N,)``.
-        x_test: test inputs, same per-sample shape as ``x_train``.
-        y_test: test labels, shape ``(M,)``.
-        num_classes: the number of classes ``K``; labels lie in ``0 .. K-1``.
-        class_names: ``K`` human-readable class names, or None.
-        source: where the data was read from (a directory, a file, or a library).
-
-    Example:
-
-    >>> data = Dataset("toy", np.zeros((4, 2)), np.array([0, 1, 0, 1]),
-    ...                np.zeros((2, 2)), np.array([1, 0]), num_classes=2)
-    >>> data.input_shape
-    (2,)
-    """
-
-    name: str
-    x_train: np.ndarray = field(repr=False)
-    y_train: np.ndarray = field(repr=False)
-    x_test: np.ndarray = field(repr=False)
-    y_test: np.ndarray = field(repr=False)
-    num_classes: int
-    class_names: list[str] | None = None
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int | np.integer):
-            raise DataError(
-                f"{self.name}: num_classes must be an integer, got {self.num_classes!r}."
-            )
-        self.num_classes = int(self.num_classes)
-        if self.num_classes < 1:
-            raise DataError(f"{self.name}: num_classes must be at least 1, got {self.num_classes}.")
-        if self.class_names is not None:
-            self.class_names = [str(class_name) for class_name in self.class_names]
-            if len(self.class_names) != self.num_classes:
-                raise DataError(
-                    f"{self.name}: {len(self.class_names)} class names for "
-                    f"{self.num_classes} classes."
-                )
-        self.x_train = self._check_x(self.x_train, "train")
-        self.x_test = self._check_x(self.x_test, "test")
-        self.y_train = self._check_y(self.y_train, "train")
-        self.y_test = self._check_y(self.y_test, "test")
-        for split, x, y in (
-            ("train", self.x_train, self.y_train),
-            ("test", self.x_test, self.y_test),
-        ):
-            if len(x) != len(y):
-                raise DataError(
-                    f"{self.name}: the {split} split has {len(x)} samples in x_{split} but "
-                    f"{len(y)} labels in y_{split}."
-                )
-        if self.x_train.shape[1:] != self.x_test.shape[1:]:
-            raise DataError(
-                f"{self.name}: train samples are shaped {self.x_train.shape[1:]} but test samples "
-                f"are shaped {self.x_test.shape[1:]}."
-            )
-
-    def _check_x(self, x: Any, split: str) -> np.ndarray:
-        x = np.asarray(x)
-        if x.dtype.kind not in "biuf":
-            raise DataError(f"{self.name}: x_{split} must be numeric, got dtype {x.dtype}.")
-        if x.ndim < 2:
-            raise DataError(
-                f"{self.name}: x_{split} must have a sample axis and at least one feature axis, "
-                f"got shape {x.shape}."
-            )
-        if len(x) == 0:
-            raise DataError(f"{self.name}: the {split} split is empty.")
-        x = x.astype(np.float32, copy=False)
-        if not np.isfinite(x).all():
-            raise DataError(f"{self.name}: x_{split} holds NaN or infinite values.")
-        return x
-
-    def _check_y(self, y: Any, split: str) -> np.ndarray:
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 1:
-            raise DataError(
-                f"{self.name}: y_{split} must hold one integer label per sample (shape (N,)), "
-                f"got shape {y.shape}."
-            )
-        if y.dtype.kind == "f":
-            if not (np.isfinite(y).all() and np.array_equal(y, np.round(y))):
-                raise DataError(f"{self.name}: y_{split} holds labels that are not integers.")
-        elif y.dtype.kind not in "biu":
-            raise DataError(f"{self.name}: y_{split} must be integer labels, got dtype {y.dtype}.")
-        y = y.astype(np.int64, copy=False)
-        if len(y) and (y.min() < 0 or y.max() >= self.num_classes):
-            bad = y[(y < 0) | (y >= self.num_classes)]
-            raise DataError(
-                f"{self.name}: y_{split} has labels out of range 0..{self.num_classes - 1}: "
-                f"{len(bad)} of them, for example {int(bad[0])}."
-            )
-        return y
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """The shape of one sample, e.g. ``(28, 28, 1)`` or ``(4,)``."""
-        return tuple(int(d) for d in self.x_train.shape[1:])
-
-    def __repr__(self) -> str:
-        return (
-            f"Dataset(name={self.name!r}, train={len(self.x_train)}, test={len(self.x_test)}, "
-            f"input_shape={self.input_shape}, num_classes={self.num_classes}, "
-            f"source={self.source!r})"
-        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -253,15 +106,6 @@ def _check_limit(limit: int | None) -> int | None:
     return int(limit)
 
 
-def _head(array: np.ndarray, limit: int | None) -> np.ndarray:
-    return array if limit is None else array[:limit]
-
-
-def _scale_images(x: np.ndarray) -> np.ndarray:
-    """uint8 images -> float32 in [0, 1], with a channel axis added to (N, H, W)."""
-    x = x.astype(np.float32) / np.float32(255.0)
-    return x[..., np.newaxis] if x.ndim == 3 else x
-
 
 def _describe(path: Path) -> str:
     return "exists" if path.exists() else "does not exist"
@@ -273,288 +117,6 @@ def _not_found(what: str, looked: list[tuple[Path, str]], how: str) -> DatasetNo
     lines.append(how)
     return DatasetNotFoundError("\n".join(lines), [path for path, _ in looked])
 
-
-def _find_idx_files(directory: Path) -> tuple[dict[str, Path], list[str]]:
-    """The IDX files of an MNIST-layout directory, and the names of any that are missing."""
-    found: dict[str, Path] = {}
-    missing: list[str] = []
-    for role, stem in _IDX_FILES.items():
-        dotted = stem.replace("-idx", ".idx")
-        candidates = [stem, stem + ".gz", dotted, dotted + ".gz"]
-        for candidate in candidates:
-            if (directory / candidate).is_file():
-                found[role] = directory / candidate
-                break
-        else:
-            missing.append(f"{stem}[.gz]")
-    return found, missing
-
-
-def _idx_note(directory: Path, missing: list[str]) -> str:
-    if not directory.is_dir():
-        return "directory does not exist" if not directory.exists() else "not a directory"
-    if len(missing) == len(_IDX_FILES):
-        return "no IDX files there"
-    return "incomplete, missing " + ", ".join(missing)
-
-
-def _load_idx_split(
-    files: dict[str, Path], split: str, limit: int | None, num_classes: int
-) -> tuple[np.ndarray, np.ndarray]:
-    images_path, labels_path = files[f"x_{split}"], files[f"y_{split}"]
-    # uint8 images (N, rows, cols): magic 0x00000803; labels (N,) of any integer type: 0x0000TT01.
-    images = read_idx(images_path, expect_type=0x08, expect_ndim=3)
-    labels = read_idx(labels_path, expect_ndim=1)
-    if labels.dtype.kind not in "iu":
-        raise DataError(
-            f"IDX file {labels_path} holds {labels.dtype} values; expected integer class labels "
-            "(type code 0x08)."
-        )
-    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-        bad = labels[(labels < 0) | (labels >= num_classes)]
-        raise DataError(
-            f"IDX file {labels_path} holds labels out of range 0..{num_classes - 1}: "
-            f"{len(bad)} of them, for example {int(bad[0])}."
-        )
-    if len(images) != len(labels):
-        raise DataError(
-            f"The {split} split does not match: {images_path} holds {len(images)} images but "
-            f"{labels_path} holds {len(labels)} labels."
-        )
-    return _scale_images(_head(images, limit)), _head(labels, limit)
-
-
-def _dataset_from_idx(
-    name: str,
-    files: dict[str, Path],
-    directory: Path,
-    num_classes: int,
-    class_names: list[str],
-    limit: int | None,
-) -> Dataset:
-    x_train, y_train = _load_idx_split(files, "train", limit, num_classes)
-    x_test, y_test = _load_idx_split(files, "test", limit, num_classes)
-    return _build(name, x_train, y_train, x_test, y_test, num_classes, class_names, str(directory))
-
-
-def _build(
-    name: str,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_test: np.ndarray,
-    y_test: np.ndarray,
-    num_classes: int,
-    class_names: list[str] | None,
-    source: str,
-) -> Dataset:
-    """Builds a Dataset, naming the source in any validation error."""
-    try:
-        return Dataset(
-            name, x_train, y_train, x_test, y_test, num_classes, class_names, source=source
-        )
-    except DataError as error:
-        message = str(error).removeprefix(f"{name}: ")
-        raise DataError(f"{source}: {message}") from error
-
-
-_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members; an empty zip
-_NPY_MAGIC = b"\x93NUMPY"
-_GZIP_MAGIC = b"\x1f\x8b"
-# Errors NumPy and zipfile raise for a truncated or corrupt archive or member.
-_ARCHIVE_ERRORS = (
-    OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError
-)
-#: The most classes the labels of an npz may imply (largest label + 1).
-MAX_CLASSES = 100_000
-
-
-def _npz_expected() -> str:
-    return f"expected an npz (zip) file with the arrays {', '.join(NPZ_KEYS)} (np.savez)"
-
-
-def _read_member(archive: Any, path: Path, key: str) -> np.ndarray:
-    """One member of an open npz archive, as an array; a DataError for anything else."""
-    pickled = (
-        f"{path}: member {key!r} is a pickled object; expected a numeric array "
-        "(saved with allow_pickle=False)."
-    )
-    try:
-        value = archive[key]
-    except ValueError as error:
-        if "pickle" in str(error).lower() or "object arrays" in str(error).lower():
-            raise DataError(pickled) from None
-        raise DataError(
-            f"{path}: member {key!r} could not be read ({error}); the file is truncated or "
-            "corrupt."
-        ) from error
-    except _ARCHIVE_ERRORS as error:
-        raise DataError(
-            f"{path}: member {key!r} could not be read ({error}); the file is truncated or "
-            "corrupt."
-        ) from error
-    if isinstance(value, np.ndarray):
-        return value
-    # NumPy hands back the raw bytes of a member that is not a .npy file.
-    raw = bytes(value) if isinstance(value, bytes | bytearray) else b""
-    if raw[:1] == b"\x80" or raw[:1] in (b"(", b"]", b"}"):  # pickle protocol 2+ or 0/1
-        raise DataError(pickled)
-    raise DataError(
-        f"{path}: member {key!r} is not a NumPy array but {len(raw)} bytes of other data; "
-        "expected a numeric array saved by np.savez."
-    )
-
-
-def _read_npz_arrays(path: Path) -> dict[str, np.ndarray]:
-    """The four arrays of an npz file (and its class names, if any), read without pickle."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(len(_NPY_MAGIC))
-    except FileNotFoundError:
-        raise DataError(f"npz file {path} does not exist.") from None
-    except IsADirectoryError:
-        raise DataError(f"{path} is a directory; {_npz_expected()}.") from None
-    except OSError as error:
-        raise DataError(
-            f"npz file {path} could not be read: {error.strerror or error}."
-        ) from error
-    if not head:
-        raise DataError(f"{path} is empty (0 bytes); {_npz_expected()}.")
-    if head.startswith(_NPY_MAGIC):
-        raise DataError(
-            f"{path} holds a single array (.npy), not an npz archive with the keys "
-            f"{', '.join(NPZ_KEYS)}."
-        )
-    if not head.startswith(_ZIP_MAGICS):
-        hint = " (it is gzip-compressed)" if head.startswith(_GZIP_MAGIC) else ""
-        raise DataError(f"{path} is not an npz (zip) file{hint}; {_npz_expected()}.")
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except _ARCHIVE_ERRORS as error:
-        raise DataError(
-            f"{path} is not a readable npz (zip) file ({error}); {_npz_expected()}."
-        ) from error
-    with archive:
-        keys = sorted(archive.files)
-        missing = [key for key in NPZ_KEYS if key not in archive.files]
-        if missing:
-            raise DataError(
-                f"npz file {path} is missing the key(s) {', '.join(missing)}; it holds: "
-                f"{', '.join(keys) if keys else 'no arrays'}. Expected: {', '.join(NPZ_KEYS)}."
-            )
-        return {
-            key: _read_member(archive, path, key)
-            for key in [*NPZ_KEYS, "class_names"]
-            if key in archive.files
-        }
-
-
-def _check_npz_labels(path: Path, key: str, y: np.ndarray, infer_classes: bool) -> None:
-    """Labels of an npz: integer class ids >= 0 (and few enough when num_classes is inferred)."""
-    if y.ndim == 2 and y.shape[1] > 1:
-        raise DataError(
-            f"npz file {path}: {key} has shape {y.shape}; expected one integer label per sample, "
-            "shape (N,) (one-hot labels? save y.argmax(axis=1))."
-        )
-    if y.dtype.kind not in "iuf":
-        raise DataError(
-            f"npz file {path}: {key} must hold integer class labels, got dtype {y.dtype}."
-        )
-    if y.dtype.kind == "f":
-        if not np.isfinite(y).all():
-            raise DataError(
-                f"npz file {path}: {key} holds NaN or infinite labels; expected integer class ids."
-            )
-        fractional = y[y != np.round(y)]
-        if fractional.size:
-            raise DataError(
-                f"npz file {path}: {key} holds labels that are not integers "
-                f"({fractional.size} of them, for example {float(fractional.flat[0]):g}); "
-                "expected integer class ids."
-            )
-    negative = y[y < 0]
-    if negative.size:
-        raise DataError(
-            f"npz file {path}: {key} holds negative labels ({negative.size} of them, for "
-            f"example {int(negative.flat[0])}); expected class ids 0, 1, 2, ..."
-        )
-    if infer_classes and y.max() >= MAX_CLASSES:
-        raise DataError(
-            f"npz file {path}: {key} holds label {int(y.max())}; labels are class ids 0..K-1 with "
-            f"K at most {MAX_CLASSES} (renumber them: np.unique(y, return_inverse=True)[1])."
-        )
-
-
-def _check_image_shape(path: Path, key: str, x: np.ndarray, name: str, channels: int) -> None:
-    """The images of a known image data set read from an npz: (N, H, W) or (N, H, W, C)."""
-    if (x.ndim == 3 and channels == 1) or (x.ndim == 4 and x.shape[-1] == channels):
-        return
-    expected = "(N, H, W) or (N, H, W, 1)" if channels == 1 else f"(N, H, W, {channels})"
-    hint = ""
-    if x.ndim == 4 and x.shape[1] == channels:
-        hint = " (channels first? save x.transpose(0, 2, 3, 1))"
-    raise DataError(
-        f"npz file {path}: {key} has shape {x.shape}; expected {name} images shaped "
-        f"{expected}{hint}."
-    )
-
-
-def _dataset_from_npz(
-    path: Path,
-    name: str,
-    limit: int | None,
-    num_classes: int | None = None,
-    class_names: list[str] | None = None,
-    channels: int | None = None,
-) -> Dataset:
-    arrays = _read_npz_arrays(path)
-    for key in NPZ_KEYS:
-        if arrays[key].ndim == 0:
-            raise DataError(f"npz file {path}: array {key!r} is a scalar, not an array.")
-        if len(arrays[key]) == 0:
-            raise DataError(
-                f"npz file {path}: {key} is empty (shape {arrays[key].shape}); expected at "
-                "least one sample."
-            )
-    for split in ("train", "test"):
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if len(x) != len(y):
-            raise DataError(
-                f"npz file {path}: x_{split} has {len(x)} samples but y_{split} has "
-                f"{len(y)} labels."
-            )
-        _check_npz_labels(path, f"y_{split}", y, infer_classes=num_classes is None)
-        if channels is not None:
-            _check_image_shape(path, f"x_{split}", x, name, channels)
-    if class_names is None and "class_names" in arrays:
-        names = arrays["class_names"]
-        if names.dtype.kind not in "US" or names.ndim != 1:
-            raise DataError(
-                f"npz file {path}: 'class_names' should be a 1-d array of strings, "
-                f"got dtype {names.dtype} shape {names.shape}."
-            )
-        class_names = [str(n.decode() if isinstance(n, bytes) else n) for n in names]
-    if num_classes is None:
-        num_classes = int(max(np.max(arrays[key]) for key in ("y_train", "y_test"))) + 1
-        if class_names is not None:
-            num_classes = max(num_classes, len(class_names))
-    xs = {}
-    for split in ("train", "test"):
-        x = _head(arrays[f"x_{split}"], limit)
-        if x.dtype == np.uint8:
-            x = _scale_images(x)
-        elif x.ndim == 3:
-            x = x[..., np.newaxis]
-        xs[split] = x
-    return _build(
-        name,
-        xs["train"],
-        _head(arrays["y_train"], limit),
-        xs["test"],
-        _head(arrays["y_test"], limit),
-        num_classes,
-        class_names,
-        str(path),
-    )
 
 
 def _split_features(
@@ -598,12 +160,12 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0, limit: int | None = N
     bunch = sklearn_load_digits()
     images = (bunch.images / 16.0).astype(np.float32)[..., np.newaxis]
     x_train, y_train, x_test, y_test = _split_features(images, bunch.target, test_fraction, seed)
-    return _build(
+    return build_dataset(
         "digits",
-        _head(x_train, limit),
-        _head(y_train, limit),
-        _head(x_test, limit),
-        _head(y_test, limit),
+        head(x_train, limit),
+        head(y_train, limit),
+        head(x_test, limit),
+        head(y_test, limit),
         10,
         DIGIT_CLASS_NAMES,
         "sklearn.datasets.load_digits",
@@ -638,12 +200,12 @@ def load_iris(test_fraction: float = 0.2, seed: int = 0, limit: int | None = Non
     x_train, y_train, x_test, y_test = _split_features(
         bunch.data.astype(np.float64), bunch.target, test_fraction, seed
     )
-    x_train, y_train = _head(x_train, limit), _head(y_train, limit)
-    x_test, y_test = _head(x_test, limit), _head(y_test, limit)
+    x_train, y_train = head(x_train, limit), head(y_train, limit)
+    x_test, y_test = head(x_test, limit), head(y_test, limit)
     mean = x_train.mean(axis=0)
     std = x_train.std(axis=0)
     std = np.where(std > 0, std, 1.0)
-    return _build(
+    return build_dataset(
         "iris",
         (x_train - mean) / std,
         y_train,
@@ -695,18 +257,18 @@ def load_fashion_mnist(
         ]
     looked: list[tuple[Path, str]] = []
     for candidate, label in candidates:
-        files, missing = _find_idx_files(candidate)
+        files, missing = find_idx_files(candidate)
         if not missing:
-            return _dataset_from_idx(
+            return dataset_from_idx(
                 "fashion-mnist", files, candidate, 10, FASHION_MNIST_CLASS_NAMES, limit
             )
-        looked.append((candidate, f"{label}: {_idx_note(candidate, missing)}"))
+        looked.append((candidate, f"{label}: {idx_note(candidate, missing)}"))
     raise _not_found(
         "Fashion-MNIST",
         looked,
         "To get it: `apt-get install dataset-fashion-mnist` (Debian/Ubuntu; installs into "
         f"{DEBIAN_FASHION_MNIST_DIR}), or pass a directory holding the four IDX files "
-        + ", ".join(f"{stem}[.gz]" for stem in _IDX_FILES.values())
+        + ", ".join(f"{stem}[.gz]" for stem in IDX_FILES.values())
         + " (from https://github.com/zalandoresearch/fashion-mnist).",
     )
 
@@ -744,15 +306,15 @@ def load_mnist(
     looked: list[tuple[Path, str]] = []
 
     def try_idx(folder: Path, label: str) -> Dataset | None:
-        files, missing = _find_idx_files(folder)
+        files, missing = find_idx_files(folder)
         if not missing:
-            return _dataset_from_idx("mnist", files, folder, 10, DIGIT_CLASS_NAMES, limit)
-        looked.append((folder, f"{label}: {_idx_note(folder, missing)}"))
+            return dataset_from_idx("mnist", files, folder, 10, DIGIT_CLASS_NAMES, limit)
+        looked.append((folder, f"{label}: {idx_note(folder, missing)}"))
         return None
 
     def try_npz(path: Path, label: str) -> Dataset | None:
         if path.is_file():
-            return _dataset_from_npz(path, "mnist", limit, 10, DIGIT_CLASS_NAMES, channels=1)
+            return dataset_from_npz(path, "mnist", limit, 10, DIGIT_CLASS_NAMES, channels=1)
         looked.append((path, f"{label}: {_describe(path)}"))
         return None
 
@@ -760,7 +322,7 @@ def load_mnist(
     if directory is not None:
         given = Path(directory).expanduser()
         if given.is_file():
-            return _dataset_from_npz(given, "mnist", limit, 10, DIGIT_CLASS_NAMES, channels=1)
+            return dataset_from_npz(given, "mnist", limit, 10, DIGIT_CLASS_NAMES, channels=1)
         attempts = [
             lambda: try_idx(given, "given directory, IDX files"),
             lambda: try_npz(given / "mnist.npz", "given directory, npz file"),
@@ -779,82 +341,13 @@ def load_mnist(
         "MNIST",
         looked,
         "To get it: put the four IDX files "
-        + ", ".join(f"{stem}[.gz]" for stem in _IDX_FILES.values())
+        + ", ".join(f"{stem}[.gz]" for stem in IDX_FILES.values())
         + " in a directory and pass it, or put mnist.npz (keys x_train, y_train, x_test, "
         f"y_test; what keras.datasets.mnist.load_data() downloads) in {keras_datasets_dir()}.",
     )
 
 
-def _cifar_bin_files(folder: Path) -> list[Path] | None:
-    files = [folder / name for name in (*_CIFAR_TRAIN_FILES, _CIFAR_TEST_FILE)]
-    return files if all(path.is_file() for path in files) else None
 
-
-def _read_cifar_batch(path: Path, max_records: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Reads records of a CIFAR-10 binary batch: 1 label byte, then R, G, B 32×32 planes."""
-
-    def unreadable(error: OSError) -> DataError:
-        return DataError(
-            f"CIFAR-10 binary batch {path} could not be read: {error.strerror or error}."
-        )
-
-    try:
-        size = path.stat().st_size
-    except OSError as error:
-        raise unreadable(error) from error
-    if size == 0 or size % _CIFAR_RECORD:
-        raise DataError(
-            f"CIFAR-10 binary batch {path} is {size} bytes, not a positive multiple of the "
-            f"{_CIFAR_RECORD}-byte record (1 label byte + 3×32×32 pixels): truncated or not a "
-            "CIFAR-10 binary batch."
-        )
-    count = size // _CIFAR_RECORD
-    if max_records is not None:
-        count = min(count, max_records)
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(count * _CIFAR_RECORD)
-    except OSError as error:
-        raise unreadable(error) from error
-    if len(data) != count * _CIFAR_RECORD:  # the file shrank while it was read
-        raise DataError(
-            f"CIFAR-10 binary batch {path} ended after {len(data)} bytes; expected "
-            f"{count * _CIFAR_RECORD} (truncated while reading?)."
-        )
-    raw = np.frombuffer(data, dtype=np.uint8)
-    records = raw.reshape(count, _CIFAR_RECORD)
-    labels = records[:, 0].astype(np.int64)
-    if labels.max() >= 10:
-        raise DataError(
-            f"CIFAR-10 binary batch {path} has label {int(labels.max())}; labels are 0..9 "
-            "(is this the CIFAR-100 binary version?)."
-        )
-    images = records[:, 1:].reshape(count, 3, _CIFAR_SIDE, _CIFAR_SIDE).transpose(0, 2, 3, 1)
-    return images, labels
-
-
-def _dataset_from_cifar_bin(folder: Path, limit: int | None) -> Dataset:
-    xs, ys = [], []
-    remaining = limit
-    for name in _CIFAR_TRAIN_FILES:
-        if remaining is not None and remaining <= 0:
-            break
-        images, labels = _read_cifar_batch(folder / name, remaining)
-        xs.append(images)
-        ys.append(labels)
-        if remaining is not None:
-            remaining -= len(labels)
-    x_test, y_test = _read_cifar_batch(folder / _CIFAR_TEST_FILE, limit)
-    return _build(
-        "cifar10",
-        _scale_images(np.concatenate(xs)),
-        np.concatenate(ys),
-        _scale_images(x_test),
-        y_test,
-        10,
-        CIFAR10_CLASS_NAMES,
-        str(folder),
-    )
 
 
 def load_cifar10(
@@ -897,22 +390,22 @@ def load_cifar10(
     if directory is not None:
         given = Path(directory).expanduser()
         if given.is_file():
-            return _dataset_from_npz(given, "cifar10", limit, 10, CIFAR10_CLASS_NAMES, channels=3)
-        bin_dirs = [(given, "given directory"), (given / _CIFAR_BIN_DIR, "given directory")]
-        npz_files = [(given / _CIFAR_NPZ, "given directory")]
-        py_dirs = [given, given / _CIFAR_PY_DIR]
+            return dataset_from_npz(given, "cifar10", limit, 10, CIFAR10_CLASS_NAMES, channels=3)
+        bin_dirs = [(given, "given directory"), (given / CIFAR_BIN_DIR, "given directory")]
+        npz_files = [(given / CIFAR_NPZ, "given directory")]
+        py_dirs = [given, given / CIFAR_PY_DIR]
     else:
         cache = keras_datasets_dir()
-        bin_dirs = [(cache / _CIFAR_BIN_DIR, "Keras cache")]
-        npz_files = [(cache / _CIFAR_NPZ, "Keras cache")]
-        py_dirs = [cache / _CIFAR_PY_DIR]
+        bin_dirs = [(cache / CIFAR_BIN_DIR, "Keras cache")]
+        npz_files = [(cache / CIFAR_NPZ, "Keras cache")]
+        py_dirs = [cache / CIFAR_PY_DIR]
     for folder, label in bin_dirs:
-        if _cifar_bin_files(folder) is not None:
-            return _dataset_from_cifar_bin(folder, limit)
+        if cifar_bin_files(folder) is not None:
+            return dataset_from_cifar_bin(folder, limit)
         if folder.is_dir():
             present = [
                 name
-                for name in (*_CIFAR_TRAIN_FILES, _CIFAR_TEST_FILE)
+                for name in (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE)
                 if (folder / name).is_file()
             ]
             note = f"incomplete, has only {', '.join(present)}" if present else "no *.bin batches"
@@ -921,14 +414,14 @@ def load_cifar10(
         looked.append((folder, f"{label}, binary batches: {note}"))
     for path, label in npz_files:
         if path.is_file():
-            return _dataset_from_npz(path, "cifar10", limit, 10, CIFAR10_CLASS_NAMES, channels=3)
+            return dataset_from_npz(path, "cifar10", limit, 10, CIFAR10_CLASS_NAMES, channels=3)
         looked.append((path, f"{label}, npz file: {_describe(path)}"))
     how = (
         "To get it: download the CIFAR-10 binary version "
         "(https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz), extract it so that "
-        f"{keras_datasets_dir() / _CIFAR_BIN_DIR} (or a directory you pass) holds "
-        f"{', '.join(_CIFAR_TRAIN_FILES)} and {_CIFAR_TEST_FILE}; or save the arrays as "
-        f"{_CIFAR_NPZ} with keys {', '.join(NPZ_KEYS)}."
+        f"{keras_datasets_dir() / CIFAR_BIN_DIR} (or a directory you pass) holds "
+        f"{', '.join(CIFAR_TRAIN_FILES)} and {CIFAR_TEST_FILE}; or save the arrays as "
+        f"{CIFAR_NPZ} with keys {', '.join(NPZ_KEYS)}."
     )
     pickled = [folder for folder in py_dirs if (folder / "data_batch_1").is_file()]
     if pickled:
@@ -968,7 +461,7 @@ def load_npz(path: str | os.PathLike[str], limit: int | None = None, name: str =
     >>> data = load_npz("mine.npz")
     """
     limit = _check_limit(limit)
-    return _dataset_from_npz(Path(path).expanduser(), name, limit)
+    return dataset_from_npz(Path(path).expanduser(), name, limit)
 
 
 _LOADERS: dict[str, Callable[..., Dataset]] = {
