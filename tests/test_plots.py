@@ -155,3 +155,20 @@ def test_comparison_missing_values_and_task_il_panel():
     assert texts["ACC (task-IL)"] == ["—", "0.900"]
     with pytest.raises(ValueError, match="at least one method"):
         plots.comparison({})
+
+
+def test_plots_module_re_exports_the_report_figures():
+    """`sequential_learning.plots` is a re-export of `sequential_learning.report.plots`: every
+    public function of the figures is the same object under both names, and `sl.plots` works."""
+    import inspect
+
+    import sequential_learning as sl
+    from sequential_learning.report import plots as figures
+
+    defined = {name for name, value in vars(figures).items() if not name.startswith("_")
+               and (inspect.isfunction(value) and value.__module__ == figures.__name__
+                    or name.isupper())}
+    assert defined == set(figures.__all__) == set(plots.__all__)
+    for name in figures.__all__:
+        assert getattr(plots, name) is getattr(figures, name), name
+    assert sl.plots.task_curves is figures.task_curves

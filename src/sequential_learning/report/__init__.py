@@ -9,6 +9,8 @@ Modules:
     report: `write_report`, `build_report_html` (data preparation and rendering).
     inputs: reading and checking `results.json` / `comparison.json`; links inside the folder.
     environment: the versions and device recorded in `environment.json`.
+    plots: the figures (task curves, accuracy matrix, comparison, Ω, λ sweep), also
+        `sequential_learning.plots`.
     templates/: the page, the run and comparison reports, shared macros, style and script.
 
 Example:

@@ -224,7 +224,7 @@ def _matrix_table(results: Results) -> dict[str, Any]:
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
 
-    from sequential_learning.plots import text_colour
+    from sequential_learning.report.plots import text_colour
 
     r = np.asarray(results.accuracy_matrix, dtype=float)
     b = np.asarray(results.baseline, dtype=float)
@@ -467,16 +467,16 @@ def _png_or_render(path: Path, render: Callable[[], Any]) -> bytes:
 
 
 def _task_curves(results: Results):
-    from sequential_learning import plots
+    from sequential_learning.report.plots import task_curves
 
-    return plots.task_curves(results)
+    return task_curves(results)
 
 
 def _comparison_plot(comparison: dict):
-    from sequential_learning import plots
+    from sequential_learning.report.plots import comparison as plot_comparison
 
-    return plots.comparison({m: {k: v for k, v in row.items() if k in _METRIC_HELP}
-                             for m, row in comparison.items()})
+    return plot_comparison({m: {k: v for k, v in row.items() if k in _METRIC_HELP}
+                            for m, row in comparison.items()})
 
 
 def _package_version() -> str:
