@@ -89,7 +89,7 @@ def as_values(values: Any, what: str) -> dict[str, np.ndarray]:
 # -- grouping: which weights share one value --------------------------------------------------------
 def _owners(model: keras.Model) -> dict[str, tuple[str, keras.layers.Layer]]:
     """`{variable path: (layer path, layer)}` for the leaf layers of a (nested) model."""
-    from sequential_learning.interpret.base import walk_layers
+    from sequential_learning.interpret.layers import walk_layers
 
     owners: dict[str, tuple[str, keras.layers.Layer]] = {}
     for layer_path, layer in walk_layers(model):
@@ -101,7 +101,7 @@ def _owners(model: keras.Model) -> dict[str, tuple[str, keras.layers.Layer]]:
 
 
 def is_plain_conv(layer: keras.layers.Layer | None) -> bool:
-    from sequential_learning.interpret.base import is_conv
+    from sequential_learning.interpret.layers import is_conv
 
     return layer is not None and is_conv(layer) and not isinstance(
         layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D,

@@ -47,8 +47,8 @@ def importance_maps(
         "order": filter indices from most to least important}`.
     """
     from sequential_learning.interpret.activations import filter_activation_maximization
-    from sequential_learning.interpret.base import resolve_conv_layer
     from sequential_learning.interpret.kernels import kernel_weights
+    from sequential_learning.interpret.layers import resolve_conv_layer
 
     found = resolve_conv_layer(model, layer, "importance maps")
     if not is_plain_conv(found):

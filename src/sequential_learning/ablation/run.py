@@ -258,7 +258,7 @@ def augment_run(
     writer.writerows(ablation_rows(table))
     atomic_write_text(paths[2], buffer.getvalue())
     if maps:
-        from sequential_learning.interpret.base import conv_layer_paths, find_layer
+        from sequential_learning.interpret.layers import conv_layer_paths, find_layer
 
         covered = set(as_importance(importance))
         # The maps depend on Ω, the models, the reduction and the seed only.

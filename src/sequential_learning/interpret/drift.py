@@ -166,7 +166,7 @@ def explanation_drift(
         names = [f"{n} [{i + 1}]" for i, n in enumerate(names)]
     rows, notes, by_distance = [], [], {}
     for run_dir, name in zip(run_dirs, names):
-        from sequential_learning.interpret.base import conv_layer_paths
+        from sequential_learning.interpret.layers import conv_layer_paths
 
         models = load_task_models(run_dir)
         try:
