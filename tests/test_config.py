@@ -32,11 +32,8 @@ def _write(tmp_path, text: str) -> Path:
 
 def _parsed(argv: list[str]):
     """The validated RunConfig the CLI builds for `argv` (no training)."""
-    parser = cli.build_parser()
-    args = parser.parse_args(argv)
-    if args.config:
-        cli._apply_config_file(args, parser, argv)
-    return args, cli._config_from(args, getattr(args, "method", "none"))
+    args = cli.parse(argv)
+    return args, cli._config_from(args)
 
 
 # -- defaults ----------------------------------------------------------------------------------
@@ -162,14 +159,9 @@ def test_command_line_options_override_the_file_and_defaults_do_not(tmp_path):
 
 def test_compare_takes_methods_and_out_from_the_file(tmp_path):
     path = _write(tmp_path, f"benchmark: split-digits\nmethods: [none, fisher]\nout: {tmp_path}\n")
-    parser = cli.build_parser()
-    argv = ["compare", "--config", str(path)]
-    args = parser.parse_args(argv)
-    cli._apply_config_file(args, parser, argv)
+    args = cli.parse(["compare", "--config", str(path)])
     assert args.methods == "none,fisher" and args.out == str(tmp_path)
-    argv = ["compare", "--config", str(path), "--methods", "fisher"]
-    args = parser.parse_args(argv)
-    cli._apply_config_file(args, parser, argv)
+    args = cli.parse(["compare", "--config", str(path), "--methods", "fisher"])
     assert args.methods == "fisher"
 
 

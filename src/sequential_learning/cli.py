@@ -1,8 +1,13 @@
-"""The `seql` command: run, compare and list.
+"""The `seql` command: run, compare, sweep, explain, report, augment, drift and list.
 
-`main` parses and checks the arguments without importing TensorFlow, so help, `list` and bad
-input answer at once; the commands that need TensorFlow load it (`_load_tensorflow`) only after
-their settings are checked, with its start-up log silenced (`--verbose` shows it).
+The flags of `run`, `compare` and `sweep` are generated from the declarations: `RunConfig`'s
+fields (`config.run_options`), the registered methods' options (`plugins.registry`) and the
+commands' own (`config.COMMAND_OPTIONS`, `_COMMAND_ONLY`). They parse with no defaults, so the
+options given are exactly those in the namespace; a config file fills the others, and the
+declarations' defaults the rest. Plain argparse, generated, rather than jsonargparse or a
+pydantic model: the schema is already declared (`Option`), argparse answers `--help` and bad
+input in milliseconds without a new dependency, and no TensorFlow is imported before the
+settings are checked (`_load_tensorflow`; `--verbose` shows its log).
 """
 
 from __future__ import annotations
@@ -11,13 +16,17 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
+import typing
 import warnings
 from pathlib import Path
 
 EXIT_USAGE = 2
+#: The commands whose flags are generated from the declarations.
+GENERATED = ("run", "compare", "sweep")
 
 
 def _int_list(text: str) -> list[int]:
@@ -40,117 +49,89 @@ def _class_order(text: str) -> list[int] | str:
     return _int_list(text)
 
 
-def _add_run_options(
-    parser: argparse.ArgumentParser, method: bool = True, ewc_lambda: bool = True
-) -> None:
-    from sequential_learning.config import GLOBAL_DEFAULTS as g
-    from sequential_learning.config import RunConfig
-    from sequential_learning.data.benchmarks import BENCHMARKS, SCENARIOS
-    from sequential_learning.importance import FISHER_MODES, PENALTY_MODES
-    from sequential_learning.plugins import available_methods
-    from sequential_learning.plugins.registry import REPLAY_POLICIES
 
-    d = RunConfig()
-    parser.add_argument("--benchmark", default=d.benchmark, choices=list(BENCHMARKS),
-                        metavar="NAME", help=f"task stream: {', '.join(BENCHMARKS)} (default: %(default)s)")
-    parser.add_argument("--scenario", default=None, choices=SCENARIOS,
-                        help="task | domain | class (default: the benchmark's own)")
-    if method:
-        parser.add_argument("--method", default=d.method, metavar="METHOD",
-                            help="the method: "
-                            + ", ".join(s.name for s in available_methods())
-                            + "; combine with +, e.g. fisher+replay (default: %(default)s; "
-                            "`seql list methods` shows each with its options)")
-    if ewc_lambda:
-        parser.add_argument("--lambda", dest="ewc_lambda", type=float, default=None,
-                        help="penalty strength lambda (default: the method's own, see `seql list methods`)")
-    own = "or the benchmark's own, see `seql list benchmarks`"
-    parser.add_argument("--epochs", type=int, default=None,
-                        help=f"epochs per task (default: {g['epochs']}, {own})")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help=f"default: {g['batch_size']}, {own}")
-    parser.add_argument("--learning-rate", type=float, default=None,
-                        help=f"Adam's (default: {g['learning_rate']}, {own})")
-    parser.add_argument("--fisher-mode", default=d.fisher_mode, choices=FISHER_MODES,
-                        help="Fisher information: exact, sampled, empirical, batch (default: %(default)s)")
-    parser.add_argument("--fisher-samples", type=int, default=d.fisher_samples,
-                        help="inputs used to estimate importance (default: %(default)s)")
-    parser.add_argument("--penalty-mode", default=None, choices=PENALTY_MODES,
-                        help="separate terms per task, or online (default: the method's own: "
-                        "online for mas and si, as their papers define them; separate otherwise)")
-    parser.add_argument("--gamma", type=float, default=d.gamma, help="online decay (default: %(default)s)")
-    parser.add_argument("--normalize-importance", action="store_true",
-                        help="divide each task's importance by its maximum (off by default)")
-    parser.add_argument("--xi", dest="si_xi", type=float, default=d.si_xi,
-                        help="synaptic intelligence's damping xi > 0 (default: %(default)s)")
-    parser.add_argument("--net-change", dest="weight_change_net", action="store_true",
-                        help="weight-change: |theta_end - theta_start| instead of the path length")
-    parser.add_argument("--epsilon", dest="inverse_magnitude_epsilon", type=float,
-                        default=d.inverse_magnitude_epsilon,
-                        help="inverse-magnitude: epsilon > 0 in 1/(|theta| + epsilon) (default: %(default)s)")
-    parser.add_argument("--memory", type=int, default=None,
-                        help=f"replay, derpp, a-gem: samples in the buffer, all tasks together "
-                        f"(default: {d.memory})")
-    parser.add_argument("--memory-batch", type=int, default=None,
-                        help="replay, derpp, a-gem: buffer samples per step (default: the "
-                        "batch size)")
-    parser.add_argument("--replay-policy", default=None, choices=REPLAY_POLICIES,
-                        help="replay: reservoir (every sample seen) or balanced (equal per "
-                        f"class, after each task) (default: {d.replay_policy})")
-    parser.add_argument("--lwf-alpha", type=float, default=None,
-                        help=f"lwf: distillation weight (default: {d.lwf_alpha:g})")
-    parser.add_argument("--lwf-temperature", type=float, default=None,
-                        help=f"lwf: softmax temperature (default: {d.lwf_temperature:g})")
-    parser.add_argument("--derpp-alpha", type=float, default=None,
-                        help=f"derpp: weight of matching stored logits (default: "
-                        f"{d.derpp_alpha:g})")
-    parser.add_argument("--derpp-beta", type=float, default=None,
-                        help=f"derpp: weight of replayed labels (default: {d.derpp_beta:g})")
-    parser.add_argument("--no-class-masking", dest="class_masking", action="store_false",
-                        default=None,
-                        help="class scenario: train and evaluate over every class of the "
-                        "stream instead of masking the classes of later tasks")
-    parser.add_argument("--hidden", type=_int_list, default=None,
-                        help="MLP hidden sizes, comma-separated (default: "
-                        f"{','.join(map(str, g['hidden']))}, {own})")
-    parser.add_argument("--num-tasks", type=int, default=None,
-                        help=f"tasks of permuted, rotated, iris and function streams (default: "
-                        f"{g['num_tasks']}, {own})")
-    parser.add_argument("--classes-per-task", type=int, default=None,
-                        help=f"classes per task of split streams (default: {d.classes_per_task})")
-    parser.add_argument("--class-order", type=_class_order, default=None,
-                        help="split streams: sorted (default), random (seeded) or ids, e.g. 3,1,...")
-    parser.add_argument("--angles", type=_float_list, default=None,
-                        help="rotated streams: degrees per task (default: 0, 180/T, 2*180/T, ...)")
-    parser.add_argument("--model", default=None, choices=["mlp", "cnn"],
-                        help=f"shared base (default: {g['model']}, {own})")
-    parser.add_argument("--filters", type=_int_list, default=None,
-                        help=f"CNN conv-block filters (default: {','.join(map(str, d.filters))})")
-    parser.add_argument("--eval-every", type=int, default=None,
-                        help="evaluate all tasks every K epochs; the last epoch of each task "
-                        "always (default: 1)")
-    parser.add_argument("--eval-subset", type=int, default=None,
-                        help="per-epoch curves on N validation samples per task (default: all)")
-    parser.add_argument("--data", default=None, metavar="FILE.npz",
-                        help="your arrays (x_train, y_train, x_test, y_test) for the benchmarks "
-                        "split, permuted, rotated")
-    parser.add_argument("--data-dir", default=None, metavar="DIR",
-                        help="folder of Fashion-MNIST, MNIST or CIFAR-10 (default: the usual places)")
-    parser.add_argument("--limit", type=int, default=None,
-                        help="keep the first N samples of each split of the data set")
-    parser.add_argument("--strategy", default=None, choices=["default", "mirrored", "multi-worker"],
-                        help="tf.distribute strategy: default (one device), mirrored (local GPUs), "
-                        "multi-worker (hosts in TF_CONFIG) (default: default)")
-    parser.add_argument("--deterministic", action="store_true", default=None,
-                        help="turn on TensorFlow op determinism (repeatable to the bit, slower)")
-    parser.add_argument("--config", default=None, metavar="FILE.yaml",
-                        help="settings from a YAML file; options given here override it")
-    parser.add_argument("--seed", type=int, default=d.seed, help="default: %(default)s")
-    parser.add_argument("--out", default=None, help="output folder (default: runs/<timestamp>-<name>)")
-    parser.add_argument("--overwrite", action="store_true", default=None,
-                        help="replace the run already in --out (its files are deleted first); "
-                        "without it such a folder is refused")
-    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's log and warnings")
+def _flag_arguments(option, methods: dict[int, list[str]], shared: set[int]) -> dict:
+    """argparse's keywords for `option`'s flag: no default (only given flags are set), the
+    parser of its type, its choices, and help naming the methods it belongs to and its default."""
+    from sequential_learning.config import RESOLVED, benchmark_defaults
+    from sequential_learning.options import scalar
+
+    hint = scalar(option.hint)
+    users = methods.get(id(option), [])
+    text = option.help if not users or id(option) in shared else \
+        f"{', '.join(users)}: {option.help}"
+    kwargs = {"dest": option.config_key, "default": argparse.SUPPRESS}
+    if hint is bool:
+        kwargs["action"] = "store_false" if option.default else "store_true"
+        kwargs["help"] = (text + ("" if option.default else " (off by default)")).replace("%", "%%")
+        return kwargs
+    if option.config_key in RESOLVED:
+        shown = (_text(benchmark_defaults(None)[option.config_key])
+                 + ", or the benchmark's own, see `seql list benchmarks`")
+    else:
+        shown = option.unset if option.default is None else _text(option.default)
+    shown = "" if shown == "none" else f" (default: {shown})"
+    kwargs["help"] = f"{text}{shown}".replace("%", "%%")
+    parse = {str(list[int]): _int_list, str(list[float]): _float_list}.get(str(hint))
+    if {list[int], str} <= set(typing.get_args(option.hint)):
+        parse = _class_order  # ids, or a word
+    kwargs["type"] = float if option.nargs else parse or (hint if hint in (int, float) else str)
+    for key in ("choices", "metavar", "nargs"):
+        if getattr(option, key) is not None:
+            kwargs[key] = list(option.choices) if key == "choices" else getattr(option, key)
+    return kwargs
+
+
+def _text(value) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+#: Options of the commands that config files do not hold.
+def _command_only():
+    from sequential_learning.options import Option
+
+    return {
+        "config": Option("config", None, "settings from a YAML file; options given here "
+                         "override it", metavar="FILE.yaml"),
+        "overwrite": Option("overwrite", None, "replace the run already in --out (its files are "
+                            "deleted first); without it such a folder is refused", type=bool),
+        "resume": Option("resume", None, "continue an interrupted run from its last finished "
+                         "task", metavar="RUN_DIR"),
+    }
+
+
+def command_options(command: str) -> dict:
+    """Every option of `run`, `compare` or `sweep`, by key, as its flag will be generated: the
+    run's settings, the options of methods registered elsewhere, and the command's own."""
+    from sequential_learning.config import COMMAND_OPTIONS, run_options
+    from sequential_learning.plugins.registry import all_options
+
+    out = {k: o for k, o in run_options().items() if o.cli_flag}
+    out.update({k: o for k, o in all_options().items() if k not in out and o.cli_flag
+                and k not in run_options()})
+    own = {o.config_key: o for o in COMMAND_OPTIONS} | _command_only()
+    mine = {"run": ("out", "overwrite", "config", "verbose", "resume"),
+            "compare": ("methods", "out", "overwrite", "config", "verbose"),
+            "sweep": ("lambdas", "lambda_range", "points", "out", "overwrite", "config",
+                      "verbose")}[command]
+    dropped = {"run": (), "compare": ("method",), "sweep": ("ewc_lambda", "tensorboard")}[command]
+    out = {k: o for k, o in out.items() if k not in dropped}
+    return {**out, **{k: own[k] for k in mine}}
+
+
+def _add_generated(parser: argparse.ArgumentParser, command: str) -> None:
+    from sequential_learning.plugins.registry import available_methods
+
+    methods: dict[int, list[str]] = {}  # an option's methods, by the option's identity
+    for spec in available_methods():
+        for option in spec.options:
+            methods.setdefault(id(option), []).append(spec.name)
+    family = [s.name for s in available_methods() if s.family == "importance"]
+    shared = {k for k, users in methods.items() if set(family) <= set(users)}
+    for option in command_options(command).values():
+        parser.add_argument(option.cli_flag, **_flag_arguments(option, methods, shared))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -158,6 +139,8 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,31 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="train one method on a task stream",
                          description="Train one method on a task stream and write its results.")
-    _add_run_options(run)
-    run.add_argument("--resume", default=None, metavar="RUN_DIR",
-                     help="continue an interrupted run from its last finished task")
-    run.add_argument("--tensorboard", action="store_true", default=None,
-                     help="write TensorBoard logs to RUN_DIR/tensorboard")
+    _add_generated(run, "run")
     compare = sub.add_parser("compare", help="compare methods on the same stream, seed and initialisation",
                              description="Run several methods on the same task stream, seed and "
                              "model initialisation; print and plot their metrics.")
-    _add_run_options(compare, method=False)
-    compare.add_argument("--methods", default="none,weight-decay,fisher",
-                         help="comma-separated methods (default: %(default)s)")
-    compare.add_argument("--tensorboard", action="store_true", default=None,
-                         help="write TensorBoard logs to each method's RUN_DIR/tensorboard")
+    _add_generated(compare, "compare")
     sweep = sub.add_parser("sweep", help="search lambda for one method",
                            description="Run one method on the same stream for several lambda "
                            "values; pick the best by ACC on validation data; write sweep.json "
                            "and sweep.png.")
-    _add_run_options(sweep, ewc_lambda=False)
-    grid = sweep.add_mutually_exclusive_group()
-    grid.add_argument("--lambdas", type=_float_list, default=None, metavar="L1,L2,...",
-                      help="comma-separated lambda values, e.g. 1,10,100,1000")
-    grid.add_argument("--lambda-range", type=float, nargs=2, default=None,
-                      metavar=("LOW", "HIGH"), help="log-spaced lambdas from LOW to HIGH")
-    sweep.add_argument("--points", type=int, default=5,
-                       help="values in --lambda-range (default: %(default)s)")
+    _add_generated(sweep, "sweep")
     explain = sub.add_parser("explain", help="explain a run's task models (Grad-CAM, occlusion, ...)",
                              description="Explain validation images of a run's saved task models; "
                              "PNGs go to RUN_DIR/explain/.")
@@ -253,63 +221,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config_from(args: argparse.Namespace, method: str):
-    """The validated `RunConfig` of the parsed options (after `_apply_config_file`).
 
-    Every option whose destination is a `RunConfig` field and whose value is not None is taken;
-    keys of the config file with no option of their own come from `args.config_values`.
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The parsed, settled arguments of `seql ARGV` (see `_settle`); argparse's own errors exit
+    with status 2, the settings' raise ValueError."""
+    args = build_parser().parse_args(_join_negative_values(argv))
+    if args.command in GENERATED:
+        _settle(args)
+    return args
+
+
+def _settle(args: argparse.Namespace) -> None:
+    """Records the options given (`args.explicit`), fills the others from `--config FILE.yaml`
+    and then from their declarations; the run's settings go to `args.settings`.
+
+    Keys of the file that are options of another command (e.g. `methods` for `run`) are ignored.
     """
-    import dataclasses
+    from sequential_learning.config import COMMAND_KEYS, load_config_file
 
-    from sequential_learning.config import RunConfig
-
-    names = {f.name for f in dataclasses.fields(RunConfig)}
-    values = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    values.update(getattr(args, "config_values", {}))
-    values["method"] = method
-    return RunConfig(**values).validate()
-
-
-def _explicit_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
-    """The destinations of the options given on the command line (not left at their default)."""
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    command = sub.choices[argv[0]] if argv and argv[0] in sub.choices else None
-    if command is None:
-        return set()
-    saved = [(action, action.default) for action in command._actions]
-    try:
-        for action, _ in saved:
-            action.default = argparse.SUPPRESS
-        return set(vars(command.parse_args(argv[1:])))
-    finally:
-        for action, default in saved:
-            action.default = default
+    options = command_options(args.command)
+    given = vars(args)
+    args.explicit = set(given) - {"command"}
+    args.settings = {k: v for k, v in given.items() if k in options and k not in COMMAND_KEYS
+                     and k not in _command_only()}
+    if given.get("config"):
+        for key, value in load_config_file(given["config"]).items():
+            if key in args.explicit:
+                continue
+            if key not in COMMAND_KEYS:
+                args.settings[key] = value
+            elif key in options:
+                setattr(args, key, ",".join(value) if key == "methods" and isinstance(
+                    value, list) else value)
+    for key in ({*COMMAND_KEYS, *_command_only()} & set(options)):
+        if not hasattr(args, key):
+            setattr(args, key, options[key].default)
 
 
-def _apply_config_file(args: argparse.Namespace, parser, argv: list[str]) -> None:
-    """Fills the options not given on the command line from `--config FILE.yaml`.
+def _config_from(args: argparse.Namespace, method: str | None = None):
+    """The validated `RunConfig` of the settled options, with `method` when given."""
+    from sequential_learning.config import make_config
 
-    Options given explicitly win; keys with no option of this command that are `RunConfig`
-    fields go to `args.config_values`; keys of other commands (e.g. `methods` for `run`) are
-    ignored.
-    """
-    import dataclasses
-
-    from sequential_learning.config import RunConfig, load_config_file
-
-    values = load_config_file(args.config)
-    explicit = _explicit_options(parser, argv)
-    fields = {f.name for f in dataclasses.fields(RunConfig)}
-    args.config_values = {}
-    for key, value in values.items():
-        if key in explicit:
-            continue
-        if key == "methods" and isinstance(value, list):
-            value = ",".join(value)
-        if hasattr(args, key):
-            setattr(args, key, value)
-        elif key in fields:
-            args.config_values[key] = value
+    return make_config({**args.settings, **({"method": method} if method else {})}).validate()
 
 
 def _load_tensorflow(verbose: bool) -> None:
@@ -352,13 +305,13 @@ def _table(rows: list[dict]) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sequential_learning.config import default_run_dir, run_experiment
+    from sequential_learning.experiment import default_run_dir, run_experiment
 
     if args.resume:
         config, out = _resume_config(args), Path(args.resume)
     else:
-        config = _config_from(args, args.method)
-        out = _claim(Path(args.out) if args.out else default_run_dir(config), args)
+        config = _config_from(args)
+        out = _claim(Path(args.out) if args.out else default_run_dir(config), args, config)
     _load_tensorflow(args.verbose)
     start = time.perf_counter()
     with _removed_if_unfinished(out, getattr(args, "created_out", False)):
@@ -375,7 +328,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 _RESUME_OPTIONS = ("resume", "tensorboard", "verbose", "strategy", "deterministic")
 
 
-def _claim(out: Path, args: argparse.Namespace) -> Path:
+
+
+def _claim(out: Path, args: argparse.Namespace, config) -> Path:
     """`out`, checked to take a new run (see `rundir.claim_run_dir`) before TensorFlow loads;
     `args.created_out` says whether this command made the folder.
 
@@ -385,7 +340,7 @@ def _claim(out: Path, args: argparse.Namespace) -> Path:
     from sequential_learning.rundir import claim_run_dir
 
     args.created_out = not out.exists()
-    if args.strategy == "multi-worker":
+    if config.strategy == "multi-worker":
         args.created_out = False
         return out
     return claim_run_dir(out, overwrite=bool(args.overwrite))
@@ -446,21 +401,18 @@ def _resume_config(args: argparse.Namespace):
     Options that would change the run's results are refused unless they repeat the saved
     value; `_RESUME_OPTIONS` may differ.
     """
-    import dataclasses
-
-    from sequential_learning.config import RunConfig
+    from sequential_learning.config import make_config
     from sequential_learning.errors import SeqlError
     from sequential_learning.results import to_jsonable
 
-    saved = _saved_config(Path(args.resume))
-    names = {f.name for f in dataclasses.fields(RunConfig)}
-    values = {k: v for k, v in saved.items() if k in names}
+    values = _saved_config(Path(args.resume))
+    options = command_options("run")
     changed = []
-    for dest in sorted(getattr(args, "explicit", set()) - set(_RESUME_OPTIONS)):
+    for dest in sorted(args.explicit - set(_RESUME_OPTIONS)):
         value = to_jsonable(getattr(args, dest))
         if dest in ("out", "config", "overwrite") or dest not in values \
                 or _normal(dest, value) != _normal(dest, values[dest]):
-            changed.append("--" + ("lambda" if dest == "ewc_lambda" else dest.replace("_", "-")))
+            changed.append(options[dest].cli_flag)
     if changed:
         raise SeqlError(f"--resume {args.resume}: {', '.join(changed)} would change the run; a "
                         "resumed run keeps its own settings (allowed with --resume: "
@@ -468,7 +420,7 @@ def _resume_config(args: argparse.Namespace):
     for key in ("strategy", "deterministic", "tensorboard"):  # how to run may change, not what
         if getattr(args, key, None) is not None:
             values[key] = getattr(args, key)
-    return RunConfig(**values).validate()
+    return make_config(values).validate()
 
 
 def _normal(dest: str, value):
@@ -488,7 +440,8 @@ def _normal(dest: str, value):
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from sequential_learning.config import RunConfig, default_run_dir, run_experiment
+    from sequential_learning.config import RunConfig
+    from sequential_learning.experiment import default_run_dir, run_experiment
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
@@ -498,8 +451,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if twice:
         raise ValueError(f"--methods: {', '.join(twice)} given twice; each method once")
     out = _claim(Path(args.out) if args.out else default_run_dir(
-        RunConfig(benchmark=args.benchmark, method="compare")
-    ), args)
+        RunConfig(benchmark=configs[0].benchmark, method="compare")
+    ), args, configs[0])
     _load_tensorflow(args.verbose)
     from sequential_learning import plots
     from sequential_learning.report import write_report
@@ -525,20 +478,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from sequential_learning.config import RunConfig, default_run_dir
+    from sequential_learning.config import RunConfig
+    from sequential_learning.errors import SeqlError
+    from sequential_learning.experiment import default_run_dir
     from sequential_learning.sweep import check_lambdas, lambda_sweep, log_spaced, sweep_table
 
+    if args.lambdas is not None and args.lambda_range is not None:
+        raise SeqlError("sweep: give --lambdas or --lambda-range, not both")
     if args.lambdas is not None:
         lambdas = check_lambdas(args.lambdas)
     elif args.lambda_range is not None:
         lambdas = log_spaced(args.lambda_range[0], args.lambda_range[1], args.points)
     else:
         raise ValueError("sweep: give --lambdas L1,L2,... or --lambda-range LOW HIGH [--points N]")
-    args.ewc_lambda = None
-    config = _config_from(args, args.method)
+    args.settings.pop("ewc_lambda", None)
+    config = _config_from(args)
     out = _claim(Path(args.out) if args.out else default_run_dir(
-        RunConfig(benchmark=args.benchmark, method=f"{config.method}-sweep")
-    ), args)
+        RunConfig(benchmark=config.benchmark, method=f"{config.method}-sweep")
+    ), args, config)
     _load_tensorflow(args.verbose)
     with _removed_if_unfinished(out, args.created_out):
         sweep = lambda_sweep(config, lambdas, out, progress=True)
@@ -610,48 +567,40 @@ def cmd_drift(args: argparse.Namespace) -> int:
 def _default_text(key: str, value) -> str:
     if isinstance(value, dict):  # ewc_lambda per method
         return ", ".join(f"{key}[{m}]={v:g}" for m, v in value.items())
-    if isinstance(value, list):
-        return f"{key}={','.join(map(str, value))}"
-    return f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+    return f"{key}={_text(value)}"
+
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from sequential_learning.config import benchmark_defaults
+
     if args.what == "methods":
-        from sequential_learning.config import DEFAULT_LAMBDA
         from sequential_learning.plugins import describe_methods
 
-        lambdas = {m.value: lam for m, lam in DEFAULT_LAMBDA.items() if m.value != "none"}
-        print("\n".join(describe_methods(lambdas)))
+        lambdas = benchmark_defaults(None)["ewc_lambda"]
+        print("\n".join(describe_methods({m: v for m, v in lambdas.items() if m != "none"})))
     else:
-        from sequential_learning.config import BENCHMARK_DEFAULTS
         from sequential_learning.data.benchmarks import BENCHMARKS
 
         for name, spec in BENCHMARKS.items():
             print(f"{name:<24} {spec.description}; scenarios {'|'.join(spec.scenarios)} "
                   f"(default {spec.default_scenario})")
-            own = BENCHMARK_DEFAULTS.get(name)
+            own = benchmark_defaults(name)
             if own:
                 print(" " * 25 + "defaults: " + ", ".join(_default_text(k, v) for k, v in own.items()))
     return 0
 
 
-def _join_negative_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+def _join_negative_values(argv: list[str]) -> list[str]:
     """`--lambdas -1,2` as `--lambdas=-1,2`: argparse takes a value that starts with `-` and is
     not a plain number for an option, and would answer "expected one argument" instead of
-    checking the value."""
-    takes_value = set()
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                takes_value |= {s for a in sub._actions if a.nargs is None and
-                                not isinstance(a, argparse._StoreConstAction) and
-                                a.option_strings for s in a.option_strings}
+    checking the value (a flag that takes no value then says so)."""
     out, i = [], 0
     while i < len(argv):
-        token = argv[i]
-        if (token in takes_value and i + 1 < len(argv) and len(argv[i + 1]) > 1
-                and argv[i + 1][0] == "-" and (argv[i + 1][1].isdigit() or argv[i + 1][1] == ".")):
-            out.append(f"{token}={argv[i + 1]}")
+        token, following = argv[i], argv[i + 1] if i + 1 < len(argv) else ""
+        if (token.startswith("--") and "=" not in token and re.match(r"-[\d.]", following)
+                and not re.fullmatch(r"-\d+|-\d*\.\d+", following)):
+            out.append(f"{token}={following}")
             i += 2
         else:
             out.append(token)
@@ -685,16 +634,13 @@ def main(argv: list[str] | None = None) -> int:
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     verbose = "--verbose" in argv
-    parser = build_parser()
-    argv = _join_negative_values(parser, argv)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(_join_negative_values(argv))
     handlers = {"run": cmd_run, "compare": cmd_compare, "sweep": cmd_sweep, "list": cmd_list, "explain": cmd_explain,
                 "report": cmd_report, "augment": cmd_augment, "drift": cmd_drift}
     try:
-        args.explicit = _explicit_options(parser, argv)
-        if getattr(args, "config", None):
-            _apply_config_file(args, parser, argv)
-            verbose = verbose or bool(getattr(args, "verbose", False))
+        if args.command in GENERATED:
+            _settle(args)
+            verbose = verbose or bool(args.verbose)
         if not verbose:
             _quiet_warnings()
         return handlers[args.command](args)

@@ -1,279 +1,228 @@
-"""Experiment configuration (validated) and the function that runs one experiment."""
+"""A run's settings (`RunConfig`), each declared once; config files; tuned defaults as data.
+
+Every field of `RunConfig` carries its `Option` (help, check, flag): the `seql` flags, the
+config-file checks and `validate` are generated from them. The methods' options are the methods'
+own declarations (`importance`, `plugins.registry`). Settings a run leaves unset come from
+`defaults/<benchmark>.yaml`, else `defaults/global.yaml` (shipped with the package).
+"""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import datetime as _dt
-import math
+import functools
 import os
 import re
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from sequential_learning.data.benchmarks import BENCHMARKS, SCENARIOS, check_benchmark_options
+from sequential_learning.distribute import STRATEGIES
 from sequential_learning.importance import (
-    FISHER_MODES,
-    PENALTY_MODES,
+    EWC_LAMBDA,
+    FISHER_MODE,
+    FISHER_SAMPLES,
+    GAMMA,
+    INVERSE_MAGNITUDE_EPSILON,
+    NORMALIZE_IMPORTANCE,
+    PENALTY_MODE,
+    PENALTY_OPTIONS,
+    SI_XI,
+    WEIGHT_CHANGE_NET,
     EWCMethod,
+    default_penalty_mode,
     parse_method,
 )
-from sequential_learning.plugins import registry as options
+from sequential_learning.options import Option, is_float_hint, is_int, is_number, matches, type_name
 from sequential_learning.plugins.registry import (
+    DERPP_ALPHA,
+    DERPP_BETA,
+    LWF_ALPHA,
+    LWF_TEMPERATURE,
+    MEMORY,
+    MEMORY_BATCH,
+    REPLAY_POLICY,
+    all_options,
     check_families,
-    method_options,
     method_spec,
     parse_mapping,
     split_methods,
 )
 
-# λ that works for each method on the embedded permuted-digits stream with the default model
-# (found by sweeps; see the README). Methods differ in scale, so λ does not transfer between them.
-DEFAULT_LAMBDA = {
-    EWCMethod.NONE: 0.0,
-    EWCMethod.WEIGHT_DECAY: 0.01,
-    EWCMethod.SIGN_FLIPPING: 0.003,
-    EWCMethod.MOMENTUM_BASED: 0.3,
-    EWCMethod.WEIGHT_CHANGE: 0.003,
-    EWCMethod.FISHER_MATRIX: 50.0,
-    EWCMethod.MAS: 0.3,
-    EWCMethod.SYNAPTIC_INTELLIGENCE: 100.0,
-    EWCMethod.WEIGHT_MAGNITUDE: 0.1,
-    EWCMethod.INVERSE_WEIGHT_MAGNITUDE: 1e-4,
-    EWCMethod.RANDOM: 0.01,
-}
-
-#: Settings used when neither the run nor its benchmark sets them (see `BENCHMARK_DEFAULTS`).
-GLOBAL_DEFAULTS: dict[str, object] = {
-    "epochs": 10,
-    "batch_size": 32,
-    "learning_rate": 1e-3,
-    "hidden": [100, 100],
-    "num_tasks": 5,
-    "model": "mlp",
-}
-
-_FASHION = {"hidden": [400, 400], "batch_size": 128}
-#: What each benchmark brings when the run does not set a value: any key of `GLOBAL_DEFAULTS`,
-#: and `ewc_lambda` as `{method: λ}`. Values set explicitly (command line, config file, Python)
-#: always win; `RunConfig.validate` records where each value came from in `defaults_used`.
-BENCHMARK_DEFAULTS: dict[str, dict] = {
-    "split-fashion-mnist": {**_FASHION, "epochs": 2, "ewc_lambda": {"fisher": 1000.0}},
-    "permuted-fashion-mnist": {**_FASHION, "epochs": 1, "ewc_lambda": {"fisher": 300.0}},
-    "rotated-fashion-mnist": {**_FASHION, "epochs": 1, "ewc_lambda": {"fisher": 300.0}},
-    "split-mnist": {**_FASHION, "epochs": 2, "ewc_lambda": {"fisher": 1000.0}},
-    "permuted-mnist": {**_FASHION, "epochs": 1, "ewc_lambda": {"fisher": 300.0}},
-    "rotated-mnist": {**_FASHION, "epochs": 1, "ewc_lambda": {"fisher": 300.0}},
-    "split-cifar10": {"model": "cnn", "batch_size": 128, "epochs": 5},
-    "iris-features": {"num_tasks": 3, "hidden": [16, 16], "batch_size": 16, "epochs": 40,
-                      "learning_rate": 1e-2},
-    "function-approximation": {"hidden": [64, 64], "batch_size": 32, "epochs": 20,
-                               "learning_rate": 3e-3},
-}
-
 MODELS = ("mlp", "cnn")
 #: Above this a learning rate only diverges (Adam's steps are about the rate itself).
 MAX_LEARNING_RATE = 10.0
+_DEFAULTS = Path(__file__).resolve().parent / "defaults"
+#: Settings filled from the defaults files when a run leaves them unset (None).
+RESOLVED = ("epochs", "batch_size", "learning_rate", "hidden", "num_tasks", "model")
+
+
+def _setting(default: Any = None, help: str = "", check=None, expected: str = "",
+             factory=None, **cli) -> Any:
+    """A `RunConfig` field and its declaration (`cli`: `flag`, `unset`, `choices`, ...)."""
+    spec = {"help": help, "check": check or (lambda v: True), "expected": expected, **cli}
+    if factory is not None:
+        return field(default_factory=factory, metadata={"spec": spec})
+    return field(default=default, metadata={"spec": spec})
+
+
+def _method(option: Option) -> Any:
+    """A `RunConfig` field holding a method's option (declared by the method)."""
+    return field(default=option.default, metadata={"option": option})
+
+
+def _ints(low: int, none: str = "") -> dict:
+    """The check of an integer >= `low` (None allowed when `none` says what it means)."""
+    return {"check": lambda v: (bool(none) and v is None) or (is_int(v) and v >= low),
+            "expected": f"an integer >= {low}" + (f", or null for {none}" if none else "")}
+
+
+def _sizes(what: str) -> dict:
+    return {"check": lambda v: v is None or (isinstance(v, list) and len(v) >= 1
+                                             and all(is_int(h) and h >= 1 for h in v)),
+            "expected": f"one or more {what} >= 1"}
+
+
+_BOOL = {"check": lambda v: isinstance(v, bool), "expected": "true or false"}
 
 
 @dataclass
 class RunConfig:
     """Every setting of one run; `validate()` rejects bad values with the key's name.
 
-    Attributes:
-        benchmark: a benchmark name (see `seql list benchmarks`).
-        scenario: `task`, `domain` or `class` (default: the benchmark's own).
-        method: the consolidation method (kebab case, e.g. `fisher`).
-        ewc_lambda: λ; None takes the method's default.
-        epochs: epochs per task.
-        batch_size: training batch size.
-        learning_rate: Adam's learning rate.
-        fisher_mode: `exact`, `sampled`, `empirical` or `batch`.
-        fisher_samples: training inputs used to estimate importance.
-        penalty_mode: `separate` or `online` (default: the method's own, as its paper defines
-            it: `online` for mas and si, `separate` for the others).
-        gamma: online decay in (0, 1].
-        normalize_importance: divide each task's Ω by its maximum (so λ means the same across
-            methods); off by default.
-        si_xi: synaptic intelligence's damping ξ > 0.
-        weight_change_net: weight change uses |θ_end − θ_start| instead of the path length.
-        inverse_magnitude_epsilon: ε > 0 of inverse weight magnitude, Ω = 1 / (|θ| + ε).
-        seed: seeds everything; the same config gives the same numbers.
-        hidden: sizes of the MLP base's hidden layers.
-        num_tasks: tasks of a permuted, rotated, iris-features or function-approximation stream.
-        classes_per_task: classes per task of a split stream.
-        model: the shared base: `mlp` or `cnn` (conv-pool blocks; image streams only).
-        filters: filters of the CNN's conv blocks.
-        eval_every: evaluate every task after every k-th epoch of a task (the last epoch of each
-            task always).
-        eval_subset: evaluate the per-epoch curves on this many validation samples per task (a
-            fixed seeded subset; None: all); the accuracy matrix always uses all of them.
-        class_order: a split stream's class order: `sorted`, `random` (seeded) or a list.
-        angles: a rotated stream's angles in degrees, one per task.
-        data: your own arrays, an npz file (benchmarks `split`, `permuted`, `rotated`).
-        data_dir: the folder holding Fashion-MNIST, MNIST or CIFAR-10.
-        limit: keep only the first `limit` samples of each split of the data set.
-        strategy: `default`, `mirrored` (local GPUs) or `multi-worker` (hosts in TF_CONFIG).
-        deterministic: turn on TensorFlow's op determinism (bitwise-repeatable runs, slower).
-        tensorboard: write TensorBoard logs to `RUN_DIR/tensorboard` (per-task training logs and
-            every task's validation metrics against the global epoch).
-        plugins: more methods to run with `method`: names, or mappings `{name: ..., option:
-            value}` whose options apply to that method alone (`seql list methods`).
-        memory: samples of the replay, DER++ or A-GEM buffer (all tasks together).
-        memory_batch: samples drawn from the buffer per step (None: the batch size).
-        replay_policy: `reservoir` (every sample offered, in the step) or `balanced` (equal per
-            class, after each task).
-        lwf_alpha: LwF's distillation weight.
-        lwf_temperature: LwF's softmax temperature.
-        derpp_alpha: DER++'s weight of matching stored logits.
-        derpp_beta: DER++'s weight of replayed labels.
-        class_masking: in the class-incremental scenario, mask the classes of later tasks out of
-            the loss and the accuracy (and record the task-incremental accuracy beside it).
+    Each field's help is its declaration (`seql run --help`, `seql list methods`): the run's
+    own settings below, the methods' options (`ewc_lambda`, `fisher_mode`, `memory`, ...) where
+    the method declares them. `more_options` holds the options of methods registered outside this
+    package (`{key: value}`; flat keys in config files and on the command line).
 
-    `epochs`, `batch_size`, `learning_rate`, `hidden`, `num_tasks`, `model` and `ewc_lambda` left
-    as None take the benchmark's own value (`BENCHMARK_DEFAULTS`), else `GLOBAL_DEFAULTS` (λ: the
-    method's `DEFAULT_LAMBDA`); `validate()` fills them in.
+    `epochs`, `batch_size`, `learning_rate`, `hidden`, `num_tasks`, `model`, `ewc_lambda` and
+    `penalty_mode` left as None take the benchmark's own value (`defaults/<benchmark>.yaml`),
+    else the global one (`defaults/global.yaml`; λ and the penalty mode: the method's own);
+    `validate()` fills them in and records where each came from in `defaults_used`.
+
+    Example:
+    ```python
+    config = RunConfig(benchmark="split-digits", method="fisher+replay", memory=200).validate()
+    ```
     """
 
-    benchmark: str = "permuted-digits"
-    scenario: str | None = None
-    method: str = "fisher"
-    ewc_lambda: float | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    learning_rate: float | None = None
-    fisher_mode: str = "exact"
-    fisher_samples: int = 1000
-    penalty_mode: str | None = None
-    gamma: float = 1.0
-    normalize_importance: bool = False
-    si_xi: float = 0.1
-    weight_change_net: bool = False
-    inverse_magnitude_epsilon: float = 1e-2
-    seed: int = 0
-    hidden: list[int] | None = None
-    num_tasks: int | None = None
-    classes_per_task: int = 2
-    model: str | None = None
-    filters: list[int] = field(default_factory=lambda: [32, 64])
-    eval_every: int = 1
-    eval_subset: int | None = None
-    class_order: list[int] | str | None = None
-    angles: list[float] | None = None
-    data: str | None = None
-    data_dir: str | None = None
-    limit: int | None = None
-    tensorboard: bool = False
-    strategy: str = "default"
-    deterministic: bool = False
-    plugins: list[str | dict] = field(default_factory=list)
-    memory: int = options.MEMORY.default
-    memory_batch: int | None = options.MEMORY_BATCH.default
-    replay_policy: str = options.REPLAY_POLICY.default
-    lwf_alpha: float = options.LWF_ALPHA.default
-    lwf_temperature: float = options.LWF_TEMPERATURE.default
-    derpp_alpha: float = options.DERPP_ALPHA.default
-    derpp_beta: float = options.DERPP_BETA.default
-    class_masking: bool = True
+    benchmark: str = _setting("permuted-digits", f"task stream: {', '.join(BENCHMARKS)}",
+                              choices=tuple(BENCHMARKS), metavar="NAME")
+    scenario: str | None = _setting(None, "task | domain | class", choices=SCENARIOS,
+                                    unset="the benchmark's own")
+    method: str = _setting("fisher", "the method, or methods joined with + (e.g. fisher+replay); "
+                           "`seql list methods` shows each with its options", metavar="METHOD")
+    ewc_lambda: float | None = _method(EWC_LAMBDA)
+    epochs: int | None = _setting(None, "epochs per task", **_ints(1))
+    batch_size: int | None = _setting(None, "training batch size", **_ints(1))
+    learning_rate: float | None = _setting(
+        None, "Adam's learning rate",
+        lambda v: is_number(v) and 0 < v <= MAX_LEARNING_RATE,
+        f"a number in (0, {MAX_LEARNING_RATE:g}] (Adam's usual values are 1e-4 to 1e-2)")
+    fisher_mode: str = _method(FISHER_MODE)
+    fisher_samples: int = _method(FISHER_SAMPLES)
+    penalty_mode: str | None = _method(PENALTY_MODE)
+    gamma: float = _method(GAMMA)
+    normalize_importance: bool = _method(NORMALIZE_IMPORTANCE)
+    si_xi: float = _method(SI_XI)
+    weight_change_net: bool = _method(WEIGHT_CHANGE_NET)
+    inverse_magnitude_epsilon: float = _method(INVERSE_MAGNITUDE_EPSILON)
+    seed: int = _setting(0, "seeds everything; the same config gives the same numbers", **_ints(0))
+    hidden: list[int] | None = _setting(None, "MLP hidden sizes, comma-separated",
+                                        **_sizes("layer sizes"))
+    num_tasks: int | None = _setting(None, "tasks of permuted, rotated, iris and function streams",
+                                     **_ints(1))
+    classes_per_task: int = _setting(2, "classes per task of split streams", **_ints(1))
+    model: str | None = _setting(None, "shared base: mlp, or cnn (image streams only)",
+                                 lambda v: v in MODELS, f"one of {', '.join(MODELS)}",
+                                 choices=MODELS)
+    filters: list[int] = _setting(None, "CNN conv-block filters, comma-separated",
+                                  factory=lambda: [32, 64], **_sizes("filter counts"))
+    eval_every: int = _setting(1, "evaluate all tasks every K epochs; the last epoch of each "
+                               "task always", **_ints(1))
+    eval_subset: int | None = _setting(None, "per-epoch curves on N validation samples per task "
+                                       "(a fixed seeded subset; the accuracy matrix uses all)",
+                                       unset="all", **_ints(1, "all samples"))
+    class_order: list[int] | str | None = _setting(
+        None, "split streams: sorted, random (seeded) or class ids, e.g. 3,1,...",
+        lambda v: v is None or v in ("sorted", "random") or isinstance(v, list),
+        "sorted, random or a list of class ids", unset="sorted")
+    angles: list[float] | None = _setting(
+        None, "rotated streams: degrees per task",
+        lambda v: v is None or (len(v) >= 1 and all(is_number(a) for a in v)),
+        "one finite angle in degrees per task", unset="0, 180/T, 2*180/T, ...")
+    data: str | None = _setting(None, "your arrays (x_train, y_train, x_test, y_test) for the "
+                                "benchmarks split, permuted, rotated", metavar="FILE.npz")
+    data_dir: str | None = _setting(None, "folder of Fashion-MNIST, MNIST or CIFAR-10",
+                                    unset="the usual places", metavar="DIR")
+    limit: int | None = _setting(None, "keep the first N samples of each split of the data set",
+                                 **_ints(1, "all samples"))
+    tensorboard: bool = _setting(False, "write TensorBoard logs to RUN_DIR/tensorboard", **_BOOL)
+    strategy: str = _setting("default", "tf.distribute strategy: default (one device), mirrored "
+                             "(local GPUs), multi-worker (hosts in TF_CONFIG)",
+                             lambda v: v in STRATEGIES, f"one of {', '.join(STRATEGIES)}",
+                             choices=STRATEGIES)
+    deterministic: bool = _setting(False, "turn on TensorFlow op determinism (repeatable to the "
+                                   "bit, slower)", **_BOOL)
+    plugins: list[str | dict] = _setting(
+        None, "more methods to run with `method`: names, or {name: ..., option: value} mappings "
+        "whose options apply to that method alone", lambda v: isinstance(v, list),
+        "a list of method names or {name: ..., option: value} mappings", factory=list, flag="")
+    memory: int = _method(MEMORY)
+    memory_batch: int | None = _method(MEMORY_BATCH)
+    replay_policy: str = _method(REPLAY_POLICY)
+    lwf_alpha: float = _method(LWF_ALPHA)
+    lwf_temperature: float = _method(LWF_TEMPERATURE)
+    derpp_alpha: float = _method(DERPP_ALPHA)
+    derpp_beta: float = _method(DERPP_BETA)
+    class_masking: bool = _setting(True, "class scenario: train and evaluate over every class of "
+                                   "the stream instead of masking the classes of later tasks",
+                                   flag="--no-class-masking", **_BOOL)
+    more_options: dict[str, Any] = _setting(None, "options of methods registered elsewhere",
+                                            lambda v: isinstance(v, dict), "a mapping",
+                                            factory=dict, flag="")
 
     def validate(self) -> RunConfig:
-        """Checks every value; returns self with the method normalised and λ resolved.
+        """Checks every value; returns self with the method normalised and defaults resolved.
 
         Raises:
             ValueError: naming the key, the value and what is allowed.
         """
-        from sequential_learning.data.benchmarks import check_benchmark_options
-
         check_benchmark_options(self.benchmark, self.scenario, self.data, self.data_dir)
         names = self._method_names()
         self.method = "+".join(names)  # `plugins` included: the run's name says what ran
-        method = importance_method(names)
-        self._resolve_defaults(method)
-        self._check_method_options(names)
-        _check(self.ewc_lambda >= 0 and math.isfinite(self.ewc_lambda), "lambda",
-               self.ewc_lambda, "a finite number >= 0")
-        _check(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
-        _check(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
-        _check(math.isfinite(self.learning_rate) and 0 < self.learning_rate <= MAX_LEARNING_RATE,
-               "learning_rate", self.learning_rate,
-               f"a number in (0, {MAX_LEARNING_RATE:g}] (Adam's usual values are 1e-4 to 1e-2)")
-        _check(self.fisher_mode in FISHER_MODES, "fisher_mode", self.fisher_mode,
-               f"one of {', '.join(FISHER_MODES)}")
-        _check(self.fisher_samples >= 1, "fisher_samples", self.fisher_samples, "an integer >= 1")
-        _check(self.penalty_mode in PENALTY_MODES, "penalty_mode", self.penalty_mode,
-               f"one of {', '.join(PENALTY_MODES)}")
-        _check(0 < self.gamma <= 1, "gamma", self.gamma, "a number in (0, 1]")
-        _check(isinstance(self.normalize_importance, bool), "normalize_importance",
-               self.normalize_importance, "true or false")
-        _check(math.isfinite(self.si_xi) and self.si_xi > 0, "si_xi", self.si_xi,
-               "a finite number > 0")
-        _check(isinstance(self.weight_change_net, bool), "weight_change_net",
-               self.weight_change_net, "true or false")
-        _check(math.isfinite(self.inverse_magnitude_epsilon) and self.inverse_magnitude_epsilon > 0,
-               "inverse_magnitude_epsilon", self.inverse_magnitude_epsilon, "a finite number > 0")
-        _check(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden",
-               self.hidden, "one or more layer sizes >= 1")
-        _check(self.num_tasks >= 1, "num_tasks", self.num_tasks, "an integer >= 1")
-        _check(self.classes_per_task >= 1, "classes_per_task", self.classes_per_task,
-               "an integer >= 1")
-        _check(self.model in MODELS, "model", self.model, f"one of {', '.join(MODELS)}")
-        _check(len(self.filters) >= 1 and all(f >= 1 for f in self.filters), "filters",
-               self.filters, "one or more filter counts >= 1")
-        _check(_is_int(self.eval_every) and self.eval_every >= 1, "eval_every", self.eval_every,
-               "an integer >= 1")
-        _check(self.eval_subset is None or (_is_int(self.eval_subset) and self.eval_subset >= 1),
-               "eval_subset", self.eval_subset, "an integer >= 1, or null for all samples")
-        _check(isinstance(self.tensorboard, bool), "tensorboard", self.tensorboard,
-               "true or false")
-        from sequential_learning.distribute import STRATEGIES
-
-        _check(self.strategy in STRATEGIES, "strategy", self.strategy,
-               f"one of {', '.join(STRATEGIES)}")
-        _check(isinstance(self.deterministic, bool), "deterministic", self.deterministic,
-               "true or false")
-        _check(isinstance(self.class_masking, bool), "class_masking", self.class_masking,
-               "true or false")
-        _check(self.limit is None or (_is_int(self.limit) and self.limit >= 1), "limit",
-               self.limit, "an integer >= 1, or null for all samples")
-        _check(self.class_order is None or self.class_order in ("sorted", "random")
-               or isinstance(self.class_order, list), "class_order", self.class_order,
-               "sorted, random or a list of class ids")
-        if self.angles is not None:
-            _check(len(self.angles) >= 1 and all(math.isfinite(a) for a in self.angles),
-                   "angles", self.angles, "one finite angle in degrees per task")
-            _check(self.num_tasks == len(self.angles), "angles", self.angles,
-                   f"one angle per task (num_tasks is {self.num_tasks})")
+        self._resolve_defaults(importance_method(names))
+        for key, option in run_options().items():
+            option.validate(getattr(self, key))  # every option, even where its method is unused
+        registered = all_options()
+        for key, value in self.more_options.items():
+            if key not in registered:
+                raise ValueError(f"{key}: no method declares this option (`seql list methods`)")
+            registered[key].validate(value)
+        # The plugins' own check, on the registry's families (no TensorFlow); `none` makes none.
+        check_families([(n, method_spec(n).family) for n in names if n != "none"])
+        if self.angles is not None and self.num_tasks != len(self.angles):
+            raise ValueError(f"angles: {self.angles!r} is not allowed; expected one angle per "
+                             f"task (num_tasks is {self.num_tasks})")
         return self
 
     def _method_names(self) -> list[str]:
         """Every method this run combines: `method` (names joined with `+`), then those of
         `plugins` it does not name already."""
-        _check(isinstance(self.plugins, list), "plugins", self.plugins,
-               "a list of method names or {name: ..., option: value} mappings")
+        run_options()["plugins"].validate(self.plugins)
         names = split_methods(self.method)
         for item in self.plugins:
             if isinstance(item, dict):
                 more = [parse_mapping(item)[0].name]  # its own options checked too
-            else:
-                _check(isinstance(item, str), "plugins", item, "a method name or a mapping")
+            elif isinstance(item, str):
                 more = split_methods(item)
+            else:
+                raise ValueError(f"plugins: {item!r} is not allowed; expected a method name or "
+                                 "a mapping")
             names += [name for name in more if name not in names]
         return names
-
-    def _check_method_options(self, names: list[str]) -> None:
-        """Checks the run's options of the combined methods (a mapping in `plugins` has its own
-        checked by `_method_names`) and that the methods can run together."""
-        # The replay, distillation and projection options are checked whatever the method (a
-        # bad value is bad even where unused), the others where their method runs.
-        checked = {o.name: o for o in _PLUGIN_OPTIONS}
-        checked.update(method_options(names))
-        for name, option in checked.items():
-            if hasattr(self, name) and name not in _OWN_CHECKS:
-                option.validate(getattr(self, name))
-        # The plugins' own check, on the registry's families (no TensorFlow here); `none`
-        # makes no plugin.
-        check_families([(n, method_spec(n).family) for n in names if n != "none"])
 
     def methods(self) -> list[str | dict]:
         """The method specification the manager takes: each method's name, or its mapping in
@@ -283,14 +232,14 @@ class RunConfig:
 
     def _resolve_defaults(self, method: EWCMethod) -> None:
         """Fills the values left as None: the benchmark's own, else the global default."""
-        own = BENCHMARK_DEFAULTS.get(self.benchmark, {})
+        own, fallback = benchmark_defaults(self.benchmark), benchmark_defaults(None)
         used = dict(getattr(self, "defaults_used", {}))
         if self.num_tasks is None and self.angles is not None:
             self.num_tasks = len(self.angles)
             used["num_tasks"] = "angles"
-        for key, fallback in GLOBAL_DEFAULTS.items():
+        for key in RESOLVED:
             if getattr(self, key) is None:
-                setattr(self, key, copy.deepcopy(own.get(key, fallback)))
+                setattr(self, key, own.get(key, fallback[key]))
                 used[key] = f"benchmark {self.benchmark}" if key in own else "default"
         if self.ewc_lambda is None:
             lambdas = own.get("ewc_lambda", {})
@@ -298,37 +247,54 @@ class RunConfig:
                 self.ewc_lambda = float(lambdas[method.value])
                 used["ewc_lambda"] = f"benchmark {self.benchmark}"
             else:
-                self.ewc_lambda = DEFAULT_LAMBDA.get(method, 1.0)
+                self.ewc_lambda = float(fallback["ewc_lambda"].get(method.value, 1.0))
                 used["ewc_lambda"] = f"method {method.value}"
         if self.penalty_mode is None:
-            from sequential_learning.importance import default_penalty_mode
-
             self.penalty_mode = default_penalty_mode(method)
             used["penalty_mode"] = f"method {method.value}"
         #: Where each value that was not set explicitly came from.
         self.defaults_used = used
 
     def method_options(self) -> dict:
-        """The methods' settings beyond the Fisher's (each method takes the ones it knows)."""
-        return {
-            "xi": self.si_xi,
-            "net": self.weight_change_net,
-            "epsilon": self.inverse_magnitude_epsilon,
-            **{key: getattr(self, key) for key in _PLUGIN_KEYS},
-        }
+        """The methods' options beyond the penalty's and the Fisher mode (which the manager
+        takes as arguments of its own); each method takes the ones it knows."""
+        own = {o.name for o in (*PENALTY_OPTIONS, FISHER_MODE)}
+        registered = all_options()
+        out = {o.name: getattr(self, key) for key, o in run_options().items()
+               if key in registered and o.name not in own}
+        out.update({registered[key].name: value for key, value in self.more_options.items()})
+        return out
 
     def to_dict(self) -> dict:
-        """The resolved settings as a JSON-ready dict."""
-        return dataclasses.asdict(self)
+        """The resolved settings as a JSON-ready dict (`more_options` as flat keys)."""
+        out = dataclasses.asdict(self)
+        out.update(out.pop("more_options"))
+        return out
 
 
-#: `RunConfig` fields that are options of the replay, distillation and projection methods.
-_PLUGIN_OPTIONS = (options.MEMORY, options.MEMORY_BATCH, options.REPLAY_POLICY, options.LWF_ALPHA,
-                   options.LWF_TEMPERATURE, options.DERPP_ALPHA, options.DERPP_BETA)
-_PLUGIN_KEYS = tuple(o.name for o in _PLUGIN_OPTIONS)
-#: Options `validate` checks itself (λ and the penalty's settings, resolved from defaults).
-_OWN_CHECKS = ("ewc_lambda", "fisher_samples", "penalty_mode", "gamma", "normalize_importance",
-               "fisher_mode")
+def make_config(values: dict) -> RunConfig:
+    """A `RunConfig` from flat `{key: value}` settings (a config file's, the command line's, a
+    saved run's): options of methods registered elsewhere go to `more_options`, keys that are
+    no setting (`defaults_used`, ...) are left out."""
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    extra = {k: v for k, v in values.items() if k not in fields and k in all_options()}
+    config = RunConfig(**{k: v for k, v in values.items() if k in fields})
+    config.more_options = {**config.more_options, **extra}
+    return config
+
+
+@functools.cache
+def run_options() -> dict[str, Option]:
+    """Every field of `RunConfig` as its `Option`, by key (the methods' options are theirs)."""
+    hints = typing.get_type_hints(RunConfig)
+    out = {}
+    for f in dataclasses.fields(RunConfig):
+        if "option" in f.metadata:
+            out[f.name] = f.metadata["option"]
+        else:
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            out[f.name] = Option(f.name, default, type=hints[f.name], **f.metadata["spec"])
+    return out
 
 
 def importance_method(names: list[str]) -> EWCMethod:
@@ -349,66 +315,73 @@ def importance_method(names: list[str]) -> EWCMethod:
     return EWCMethod.NONE
 
 
-def _check(ok: bool, key: str, value, allowed: str) -> None:
-    if not ok:
-        raise ValueError(f"{key}: {value!r} is not allowed; expected {allowed}")
+# -- tuned defaults: data files ---------------------------------------------------------------------
+@functools.cache
+def _defaults_file(name: str) -> dict:
+    path = _DEFAULTS / f"{name}.yaml"
+    return read_yaml(path, "defaults") if path.is_file() else {}
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def benchmark_defaults(benchmark: str | None) -> dict:
+    """The tuned settings of `benchmark` (`defaults/<benchmark>.yaml`; {} when it has none), or
+    with None the global ones (`defaults/global.yaml`: every key of `RESOLVED`, and `ewc_lambda`
+    as `{method: λ}`). A fresh copy each call.
+
+    Example:
+    ```python
+    benchmark_defaults("split-fashion-mnist")["ewc_lambda"]     # {"fisher": 1000.0}
+    ```
+    """
+    return copy.deepcopy(_defaults_file("global" if benchmark is None else benchmark))
+
+
+def __getattr__(name: str):
+    # The tables as they were when they were code (read from the data files on first use), and
+    # `run_experiment`, which moved to `experiment` (kept here for existing imports).
+    if name == "DEFAULT_LAMBDA":
+        return {EWCMethod(k): float(v) for k, v in benchmark_defaults(None)["ewc_lambda"].items()}
+    if name == "GLOBAL_DEFAULTS":
+        return {k: v for k, v in benchmark_defaults(None).items() if k != "ewc_lambda"}
+    if name == "BENCHMARK_DEFAULTS":
+        return {b: benchmark_defaults(b) for b in BENCHMARKS if benchmark_defaults(b)}
+    if name in ("run_experiment", "default_run_dir"):
+        import importlib
+
+        return getattr(importlib.import_module("sequential_learning.experiment"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- config files ----------------------------------------------------------------------------------
-#: Keys a config file may hold besides `RunConfig`'s fields: options of the command itself.
-COMMAND_KEYS: dict[str, object] = {
-    "out": str | None,
-    "methods": list[str] | str,
-    "verbose": bool,
-    "lambdas": list[float] | None,
-    "lambda_range": list[float] | None,
-    "points": int,
-}
+#: Options of the commands themselves that a config file may hold besides the run's settings.
+COMMAND_OPTIONS = (
+    Option("out", None, "output folder", type=str | None, unset="runs/<timestamp>-<name>"),
+    Option("methods", "none,weight-decay,fisher", "comma-separated methods",
+           type=list[str] | str),
+    Option("verbose", False, "show TensorFlow's log and warnings", type=bool),
+    Option("lambdas", None, "comma-separated lambda values, e.g. 1,10,100,1000",
+           type=list[float] | None, metavar="L1,L2,..."),
+    Option("lambda_range", None, "log-spaced lambdas from LOW to HIGH", type=list[float] | None,
+           metavar=("LOW", "HIGH"), nargs=2),
+    Option("points", 5, "values in --lambda-range", type=int),
+)
+COMMAND_KEYS: dict[str, object] = {o.config_key: o.hint for o in COMMAND_OPTIONS}
 _KEY_ALIASES = {"lambda": "ewc_lambda"}
 
 
-def _type_name(hint) -> str:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(hint))
-    if origin is list:
-        return f"a list of {_type_name(typing.get_args(hint)[0]).removeprefix('a ').removeprefix('an ')}s"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-            type(None): "null"}.get(hint, str(hint))
-
-
-def _matches(value, hint) -> bool:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, a) for a in typing.get_args(hint))
-    if origin is list:
-        return isinstance(value, list) and all(_matches(v, typing.get_args(hint)[0]) for v in value)
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return _is_int(value)
-    if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return isinstance(value, hint)
-
-
 def config_keys() -> dict[str, object]:
-    """Every key a config file may hold, with its type: `RunConfig`'s fields and `COMMAND_KEYS`."""
-    hints = typing.get_type_hints(RunConfig)
-    return {**{f.name: hints[f.name] for f in dataclasses.fields(RunConfig)}, **COMMAND_KEYS}
+    """Every key a config file may hold, with its type: the run's settings, the options of
+    methods registered elsewhere, and `COMMAND_KEYS`."""
+    keys = {k: o.hint for k, o in all_options().items()}
+    keys.update({k: o.hint for k, o in run_options().items() if k != "more_options"})
+    return {**keys, **COMMAND_KEYS}
 
 
 def load_config_file(path: str | os.PathLike) -> dict:
     """Reads a YAML experiment config (with `yaml.safe_load`) and checks its keys and types.
 
-    Keys are `RunConfig`'s fields (`batch_size` or `batch-size`; `lambda` for `ewc_lambda`) and
-    the command's own options (`out`, `methods`, ...). Ranges are checked by `RunConfig.validate`.
+    Keys are `RunConfig`'s fields (`batch_size` or `batch-size`; `lambda` for `ewc_lambda`), the
+    options of registered methods and the command's own options (`out`, `methods`, ...). Ranges
+    are checked by `RunConfig.validate`.
 
     Args:
         path: the YAML file.
@@ -424,33 +397,11 @@ def load_config_file(path: str | os.PathLike) -> dict:
     Example:
     ```python
     values = load_config_file("examples/permuted_fashion_mnist.yaml")
-    config = RunConfig(**{k: v for k, v in values.items() if k not in COMMAND_KEYS})
+    config = make_config({k: v for k, v in values.items() if k not in COMMAND_KEYS})
     ```
     """
-    import yaml
-
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"config: {path} does not exist") from None
-    except UnicodeDecodeError as error:
-        raise ValueError(f"config: {path} is not UTF-8 text (byte {error.start}); expected a "
-                         "YAML file") from None
-    except OSError as error:
-        raise ValueError(f"config: {path} could not be read: {error}") from None
-    try:
-        doc = yaml.load(text, Loader=_loader())  # a SafeLoader: no tags that run code
-    except yaml.YAMLError as error:
-        raise ValueError(f"config: {path} is not valid YAML: {' '.join(str(error).split())}") from None
-    except RecursionError:
-        raise ValueError(f"config: {path} is nested too deeply; expected a flat mapping of "
-                         "keys to values") from None
-    if doc is None:
-        return {}
-    if not isinstance(doc, dict):
-        raise ValueError(f"config: {path} must hold a mapping of keys to values, got "
-                         f"{type(doc).__name__}")
+    doc = read_yaml(path, "config")
     allowed = config_keys()
     values = {}
     for raw_key, value in doc.items():
@@ -458,15 +409,47 @@ def load_config_file(path: str | os.PathLike) -> dict:
         if key not in allowed:
             raise ValueError(f"config {path}: unknown key {raw_key!r}; allowed keys: "
                              + ", ".join(sorted(allowed)))
-        if not _matches(value, allowed[key]):
+        if not matches(value, allowed[key]):
             raise ValueError(f"config {path}: {key}: {value!r} is not allowed; expected "
-                             f"{_type_name(allowed[key])}")
-        if allowed[key] in (float, float | None) and _is_int(value):
-            value = float(value)
-        values[key] = value
+                             f"{type_name(allowed[key])}")
+        values[key] = float(value) if is_float_hint(allowed[key]) and is_int(value) else value
     return values
 
 
+def read_yaml(path: Path, what: str) -> dict:
+    """A YAML mapping read safely, numbers as YAML 1.2 reads them ({} for an empty file).
+
+    Raises:
+        ValueError: one line naming `what` and the file: missing, unreadable, not UTF-8, not
+            YAML, nested too deeply or not a mapping.
+    """
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"{what}: {path} does not exist") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{what}: {path} is not UTF-8 text (byte {error.start}); expected a "
+                         "YAML file") from None
+    except OSError as error:
+        raise ValueError(f"{what}: {path} could not be read: {error}") from None
+    try:
+        doc = yaml.load(text, Loader=_loader())  # a SafeLoader: no tags that run code
+    except yaml.YAMLError as error:
+        raise ValueError(f"{what}: {path} is not valid YAML: {' '.join(str(error).split())}") from None
+    except RecursionError:
+        raise ValueError(f"{what}: {path} is nested too deeply; expected a flat mapping of "
+                         "keys to values") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ValueError(f"{what}: {path} must hold a mapping of keys to values, got "
+                         f"{type(doc).__name__}")
+    return doc
+
+
+@functools.cache
 def _loader() -> type:
     """`yaml.SafeLoader` that reads numbers as YAML 1.2 does: `1.0e6`, `1e-3` and `1e6` are
     floats (YAML 1.1, PyYAML's default, wants a dot and a sign: `1.0e+6`)."""
@@ -491,133 +474,5 @@ def _loader() -> type:
     return Loader
 
 
-def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
-    """`runs/<timestamp>-<benchmark>-<method>` (a fresh, not yet existing folder)."""
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{config.benchmark}-{config.method}")
-    path = Path(root) / f"{stamp}-{name}"
-    k = 1
-    while path.exists():
-        k += 1
-        path = Path(root) / f"{stamp}-{name}-{k}"
-    return path
-
-
-def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
-                   progress: bool | str = False, resume: bool = False,
-                   overwrite: bool = False):
-    """Builds the benchmark, model and tasks of `config`, trains them and writes the outputs.
-
-    Models, optimizers and consolidation state are created under the strategy's scope
-    (`config.strategy`); under `multi-worker` only the chief (worker 0) writes `out_dir`, the
-    others write `out_dir/worker_K`.
-
-    Args:
-        config: the run's settings (validated here).
-        out_dir: where results, models and figures go (None: nothing is written).
-        progress: show a progress line (a string is used as its prefix).
-        resume: continue the run in `out_dir` from its last finished task.
-        overwrite: replace a run already in `out_dir` (without it, a folder that holds files is
-            refused: a run folder never mixes two runs; see `rundir.claim_run_dir`).
-
-    Returns:
-        The run's `Results`.
-
-    Example:
-    ```python
-    results = run_experiment(RunConfig(benchmark="split-digits", method="fisher"), "runs/x")
-    ```
-    """
-    import keras
-
-    from sequential_learning import plots
-    from sequential_learning.data.benchmarks import make_benchmark
-    from sequential_learning.manager import SequentialLearningManager
-    from sequential_learning.models import cnn_base, mlp_base
-    from sequential_learning.tasks import tasks_from_benchmark
-
-    config.validate()
-    from sequential_learning.distribute import make_strategy, worker_index
-
-    strategy = make_strategy(config.strategy)
-    if config.deterministic:
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
-    if out_dir is not None and worker_index(strategy) > 0:
-        out_dir = Path(out_dir) / f"worker_{worker_index(strategy)}"
-        progress = False
-    if config.tensorboard and out_dir is None:
-        raise ValueError("tensorboard: true needs an output directory for the logs")
-    if out_dir is not None and not resume:
-        from sequential_learning.rundir import claim_run_dir
-
-        # Under multi-worker the other workers write their own worker_K folders inside the
-        # chief's, each claiming its own.
-        claim_run_dir(out_dir, overwrite=overwrite, others=r"worker_\d+")
-    stream = make_benchmark(
-        config.benchmark, config.scenario, config.seed, config.num_tasks, config.classes_per_task,
-        data=config.data, data_dir=config.data_dir, limit=config.limit,
-        class_order=config.class_order, angles=config.angles,
-    )
-    if config.model == "cnn" and len(stream.input_shape) != 3:
-        raise ValueError(f"model: cnn needs images shaped (H, W, C); {config.benchmark} has inputs "
-                         f"shaped {tuple(stream.input_shape)}; use model mlp")
-    # The same seed gives the same initial weights for every method.
-    keras.utils.set_random_seed(config.seed)
-    with strategy.scope():
-        if config.model == "cnn":
-            base = cnn_base(stream.input_shape, config.filters)
-        else:
-            base = mlp_base(stream.input_shape, config.hidden)
-        tasks = tasks_from_benchmark(stream, base, config.batch_size, config.seed,
-                                     mask_classes=config.class_masking)
-    if out_dir is not None and not resume:
-        import yaml
-
-        from sequential_learning.results import atomic_write_text
-
-        # The resolved settings: `seql run --config <run>/config.yaml` repeats the run.
-        atomic_write_text(Path(out_dir) / "config.yaml",
-                          yaml.safe_dump(config.to_dict(), sort_keys=False))
-    manager = SequentialLearningManager(
-        base,
-        tasks,
-        method=config.methods(),
-        ewc_lambda=float(config.ewc_lambda),
-        epochs=config.epochs,
-        seed=config.seed,
-        learning_rate=config.learning_rate,
-        fisher_mode=config.fisher_mode,
-        fisher_samples=config.fisher_samples,
-        penalty_mode=config.penalty_mode,
-        gamma=config.gamma,
-        normalize_importance=config.normalize_importance,
-        method_options=config.method_options(),
-        out_dir=out_dir,
-        progress=progress,
-        config={**config.to_dict(), "defaults_used": getattr(config, "defaults_used", {}),
-                "benchmark_info": stream.describe()},
-        eval_every=config.eval_every,
-        eval_subset=config.eval_subset,
-        tensorboard_dir=Path(out_dir) / "tensorboard" if config.tensorboard else None,
-        strategy=strategy,
-        scenario=stream.scenario,
-    )
-    results = manager.train_all(resume=resume)
-    if out_dir is not None:
-        plots.task_curves(results, Path(out_dir) / "task_curves.png")
-        plots.accuracy_matrix(results, Path(out_dir) / "accuracy_matrix.png")
-        if manager.penalty is not None:
-            plots.importance_histogram(
-                {
-                    getattr(v, "path", f"variable_{i}"): o.numpy()
-                    for i, (v, o) in enumerate(zip(manager.covered, manager.penalty.importance))
-                },
-                Path(out_dir) / "importance.png",
-                title=f"{config.method}: Ω held by the penalty after the last task",
-            )
-        from sequential_learning.report import write_report
-
-        write_report(out_dir)  # report.html: everything above in one self-contained file
-    return results
+__all__ = ["COMMAND_KEYS", "COMMAND_OPTIONS", "RunConfig", "benchmark_defaults", "config_keys",
+           "importance_method", "load_config_file", "make_config", "run_options"]

@@ -14,11 +14,18 @@ from __future__ import annotations
 
 import enum
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sequential_learning.importance.modes import FISHER_MODES, PENALTY_MODES
+from sequential_learning.options import (
+    Option,
+    bool_option,
+    choice_option,
+    float_option,
+    int_option,
+)
 
 if TYPE_CHECKING:
     from sequential_learning.importance.base import ImportanceEstimator
@@ -68,16 +75,6 @@ def _load(name: str):
     return __getattr__(name)
 
 
-def _lazy_class(name: str) -> Callable[..., ImportanceEstimator]:
-    """A factory that imports the estimator class `name` when called, then builds it."""
-
-    def factory(**options) -> ImportanceEstimator:
-        return _load(name)(**options)
-
-    factory.__name__ = factory.__qualname__ = name
-    return factory
-
-
 class EWCMethod(enum.Enum):
     """The weight-importance methods. Values are the command line's kebab-case names."""
 
@@ -94,11 +91,36 @@ class EWCMethod(enum.Enum):
     RANDOM = "random"
 
 
+# -- the options, each declared once (the EWC family's plugins and `seql` take them from here) --
+#: Options of the consolidation penalty, shared by every method of the family.
+EWC_LAMBDA = float_option("ewc_lambda", None, "penalty strength lambda", flag="--lambda",
+                          unset="the method's own")
+FISHER_SAMPLES = int_option("fisher_samples", 1000, "training inputs used to estimate importance")
+PENALTY_MODE = choice_option("penalty_mode", None, "separate terms per task, or online",
+                             PENALTY_MODES, unset="the method's own: online for mas and si, as "
+                             "their papers define them; separate otherwise")
+GAMMA = float_option("gamma", 1.0, "online decay", strict=True, high=1.0)
+NORMALIZE_IMPORTANCE = bool_option("normalize_importance", False,
+                                   "divide each task's importance by its maximum")
+PENALTY_OPTIONS = (EWC_LAMBDA, FISHER_SAMPLES, PENALTY_MODE, GAMMA, NORMALIZE_IMPORTANCE)
+#: Options of single estimators.
+FISHER_MODE = choice_option("fisher_mode", "exact", "exact, sampled, empirical, batch (the "
+                            "Fisher information)", FISHER_MODES)
+SI_XI = float_option("xi", 0.1, "synaptic intelligence's damping xi", strict=True, flag="--xi",
+                     key="si_xi")
+WEIGHT_CHANGE_NET = bool_option("net", False, "|theta_end - theta_start| instead of the path "
+                                "length", flag="--net-change", key="weight_change_net")
+INVERSE_MAGNITUDE_EPSILON = float_option("epsilon", 1e-2, "epsilon in 1/(|theta| + epsilon)", strict=True, flag="--epsilon",
+                                         key="inverse_magnitude_epsilon")
+RANDOM_SEED = int_option("seed", None, "seed of the random importance", low=0, none=True,
+                         flag="", unset="the run's")
+
+
 @dataclass(frozen=True)
 class _Entry:
     factory: Callable[..., ImportanceEstimator]
     description: str
-    options: tuple[str, ...]
+    options: tuple[Option, ...]
     penalty_mode: str = "separate"
 
 
@@ -109,7 +131,7 @@ def register(
     method: EWCMethod,
     factory: Callable[..., ImportanceEstimator],
     description: str,
-    options: tuple[str, ...] = (),
+    options: Sequence[Option | str] = (),
     penalty_mode: str = "separate",
 ) -> None:
     """Registers the estimator factory of `method`.
@@ -117,94 +139,74 @@ def register(
     Args:
         method: the enum member.
         factory: an estimator class or any callable returning an estimator; called with the
-            options named in `options` (keyword arguments). The built-in methods register
-            factories that import their (TensorFlow) class only when called, so that the
-            registry stays cheap to import; a plug-in may do the same.
+            options of `options` that are given (keyword arguments). The built-in methods
+            register factories that import their (TensorFlow) class only when called, so that
+            the registry stays cheap to import; a plug-in may do the same.
         description: one line, shown by `seql list methods`.
-        options: the keyword settings the factory accepts.
+        options: the `Option`s the factory accepts (a plain name: an option without a check).
         penalty_mode: the penalty the method's paper defines, used when a run does not choose
             one: `separate` (a term per task, EWC) or `online` (one cumulative Ω anchored at the
             latest weights: MAS and SI, with γ = 1).
 
     Example:
     ```python
-    register(EWCMethod.RANDOM, lambda seed=None, **_: MyRandomImportance(seed),
-             "Omega ~ U(0, 1) per weight, seeded", ("seed",))
+    register(EWCMethod.RANDOM, lambda seed=None: MyRandomImportance(seed),
+             "Omega ~ U(0, 1) per weight, seeded", (RANDOM_SEED,))
     ```
     """
     if penalty_mode not in PENALTY_MODES:
         raise ValueError(f"Unknown penalty mode {penalty_mode!r}; expected one of {PENALTY_MODES}")
-    _REGISTRY[method] = _Entry(factory, description, tuple(options), penalty_mode)
+    declared = tuple(o if isinstance(o, Option) else Option(o, None, o) for o in options)
+    _REGISTRY[method] = _Entry(factory, description, declared, penalty_mode)
 
 
-register(EWCMethod.NONE, _lazy_class("NoImportance"), "no consolidation: plain fine-tuning")
-register(
-    EWCMethod.WEIGHT_DECAY,
-    _lazy_class("WeightDecayImportance"),
-    "Omega = 1: L2 pull towards the last anchor",
-)
-register(
-    EWCMethod.FISHER_MATRIX,
-    lambda fisher_mode="exact", fisher_samples=1000, **_: _load("FisherImportance")(
-        fisher_mode, fisher_samples
-    ),
-    "diagonal Fisher information (EWC); modes exact, sampled, empirical, batch",
-    ("fisher_mode", "fisher_samples"),
-)
-register(
-    EWCMethod.SIGN_FLIPPING,
-    _lazy_class("SignFlipImportance"),
-    "Omega = 1 / (1 + sign flips of the weight between training steps)",
-)
-register(
-    EWCMethod.MOMENTUM_BASED,
-    _lazy_class("MomentumImportance"),
-    "Omega = 1 / (1 + reversals of the weight's update direction between steps)",
-)
-register(
-    EWCMethod.WEIGHT_CHANGE,
-    lambda net=False, **_: _load("WeightChangeImportance")(net),
-    "Omega = 1 / (1 + path length sum |dtheta|); option net: |theta_end - theta_start|",
-    ("net",),
-)
-register(
-    EWCMethod.MAS,
-    lambda fisher_samples=1000, **_: _load("MASImportance")(fisher_samples),
-    "memory aware synapses: mean per-sample |d ||f(x)||^2 / dtheta| (no labels); "
-    "penalty online",
-    ("fisher_samples",),
-    penalty_mode="online",
-)
-register(
-    EWCMethod.SYNAPTIC_INTELLIGENCE,
-    lambda xi=0.1, **_: _load("SynapticIntelligenceImportance")(xi),
-    "synaptic intelligence: path integral max(0, -sum g dtheta) / (dtheta_task^2 + xi); "
-    "penalty online",
-    ("xi",),
-    penalty_mode="online",
-)
-register(
-    EWCMethod.WEIGHT_MAGNITUDE,
-    _lazy_class("WeightMagnitudeImportance"),
-    "Omega = |theta| (a control)",
-)
-register(
-    EWCMethod.INVERSE_WEIGHT_MAGNITUDE,
-    lambda epsilon=1e-2, **_: _load("InverseWeightMagnitudeImportance")(epsilon),
-    "Omega = 1 / (|theta| + epsilon) (a control)",
-    ("epsilon",),
-)
-register(
-    EWCMethod.RANDOM,
-    lambda seed=None, **_: _load("RandomImportance")(seed),
-    "Omega ~ U(0, 1) per weight, seeded (a control)",
-    ("seed",),
-)
+def _built_in(name: str, *options: Option) -> Callable[..., ImportanceEstimator]:
+    """A factory that imports the estimator class `name` when called and passes it `options`
+    in order, each given value or the option's default."""
+
+    def factory(**values) -> ImportanceEstimator:
+        return _load(name)(*(values.get(o.name, o.default) for o in options))
+
+    factory.__name__ = factory.__qualname__ = name
+    return factory
+
+
+for _method, _class, _options, _mode, _description in (
+    (EWCMethod.NONE, "NoImportance", (), "separate", "no consolidation: plain fine-tuning"),
+    (EWCMethod.WEIGHT_DECAY, "WeightDecayImportance", (), "separate",
+     "Omega = 1: L2 pull towards the last anchor"),
+    (EWCMethod.SIGN_FLIPPING, "SignFlipImportance", (), "separate",
+     "Omega = 1 / (1 + sign flips of the weight between training steps)"),
+    (EWCMethod.MOMENTUM_BASED, "MomentumImportance", (), "separate",
+     "Omega = 1 / (1 + reversals of the weight's update direction between steps)"),
+    (EWCMethod.WEIGHT_CHANGE, "WeightChangeImportance", (WEIGHT_CHANGE_NET,), "separate",
+     "Omega = 1 / (1 + path length sum |dtheta|); option net: |theta_end - theta_start|"),
+    (EWCMethod.FISHER_MATRIX, "FisherImportance", (FISHER_MODE, FISHER_SAMPLES), "separate",
+     "diagonal Fisher information (EWC); modes exact, sampled, empirical, batch"),
+    (EWCMethod.MAS, "MASImportance", (FISHER_SAMPLES,), "online",
+     "memory aware synapses: mean per-sample |d ||f(x)||^2 / dtheta| (no labels); "
+     "penalty online"),
+    (EWCMethod.SYNAPTIC_INTELLIGENCE, "SynapticIntelligenceImportance", (SI_XI,), "online",
+     "synaptic intelligence: path integral max(0, -sum g dtheta) / (dtheta_task^2 + xi); "
+     "penalty online"),
+    (EWCMethod.WEIGHT_MAGNITUDE, "WeightMagnitudeImportance", (), "separate",
+     "Omega = |theta| (a control)"),
+    (EWCMethod.INVERSE_WEIGHT_MAGNITUDE, "InverseWeightMagnitudeImportance",
+     (INVERSE_MAGNITUDE_EPSILON,), "separate", "Omega = 1 / (|theta| + epsilon) (a control)"),
+    (EWCMethod.RANDOM, "RandomImportance", (RANDOM_SEED,), "separate",
+     "Omega ~ U(0, 1) per weight, seeded (a control)"),
+):
+    register(_method, _built_in(_class, *_options), _description, _options, _mode)
 
 
 def available_methods() -> list[EWCMethod]:
     """The methods that have an estimator registered, in enum order."""
     return [m for m in EWCMethod if m in _REGISTRY]
+
+
+def method_options(method: EWCMethod | str) -> tuple[Option, ...]:
+    """The estimator's own options (the penalty's, `PENALTY_OPTIONS`, are shared)."""
+    return _REGISTRY[parse_method(method)].options
 
 
 def method_description(method: EWCMethod) -> str:
@@ -255,7 +257,7 @@ def create_estimator(method: EWCMethod | str, **options) -> ImportanceEstimator:
     ```
     """
     entry = _REGISTRY[parse_method(method)]
-    return entry.factory(**{k: v for k, v in options.items() if k in entry.options})
+    return entry.factory(**{o.name: options[o.name] for o in entry.options if o.name in options})
 
 
 __all__ = [
@@ -276,12 +278,14 @@ __all__ = [
     "WeightMagnitudeImportance",
     "FISHER_MODES",
     "PENALTY_MODES",
+    "PENALTY_OPTIONS",
     "available_methods",
     "create_estimator",
     "default_penalty_mode",
     "fisher_information",
     "mas_importance",
     "method_description",
+    "method_options",
     "parse_method",
     "register",
 ]

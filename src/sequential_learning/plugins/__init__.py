@@ -20,7 +20,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from sequential_learning import importance
 from sequential_learning.plugins.registry import (
+    DERPP_ALPHA,
+    DERPP_BETA,
+    LWF_ALPHA,
+    LWF_TEMPERATURE,
+    MEMORY,
+    MEMORY_BATCH,
+    REPLAY_POLICY,
     MethodSpec,
     Option,
     available_methods,
@@ -57,6 +65,62 @@ def __getattr__(name: str):
         module = importlib.import_module(f"sequential_learning.plugins.{_EXPORTS[name]}")
         return getattr(module, name)
     raise AttributeError(f"module 'sequential_learning.plugins' has no attribute {name!r}")
+
+
+# -- the built-in methods (their options: `importance` for the EWC family, `registry` for the rest;
+# each factory imports its TensorFlow class only when called) -------------------------------------
+def _consolidation(member: importance.EWCMethod):
+    """The factory of an EWC-family method: its estimator and the penalty, as one plugin."""
+
+    def make(**values):
+        from sequential_learning.plugins.consolidation import Consolidation
+
+        lam, samples, mode, gamma, normalize = (values.get(o.name, o.default)
+                                                for o in importance.PENALTY_OPTIONS)
+        estimator = importance.create_estimator(member, **{**values, "fisher_samples": samples})
+        return Consolidation(estimator, None, 0.0 if lam is None else lam, mode, gamma,
+                             normalize, samples)
+
+    return make
+
+
+def _lazy(module: str, attribute: str):
+    def make(**options):
+        cls = getattr(importlib.import_module(f"sequential_learning.plugins.{module}"), attribute)
+        return cls(**options)
+
+    return make
+
+
+for _member in importance.EWCMethod:
+    if _member is importance.EWCMethod.NONE:
+        register_method("none", lambda: None, importance.method_description(_member),
+                        family="none")
+        continue
+    _own = [o for o in importance.method_options(_member) if o not in importance.PENALTY_OPTIONS]
+    register_method(_member.value, _consolidation(_member), importance.method_description(_member),
+                    (*importance.PENALTY_OPTIONS, *_own), family="importance")
+register_method(
+    "replay", _lazy("replay", "ExperienceReplay"),
+    "experience replay: a buffer of past samples (reservoir, or class-balanced), a buffer "
+    "batch's loss added to every step", (MEMORY, MEMORY_BATCH, REPLAY_POLICY), family="replay")
+register_method(
+    "derpp", _lazy("derpp", "DERPlusPlus"),
+    "dark experience replay++: buffer logits matched (alpha) and labels replayed (beta)",
+    (MEMORY, MEMORY_BATCH, DERPP_ALPHA, DERPP_BETA), family="replay")
+register_method(
+    "a-gem", _lazy("agem", "AGEM"),
+    "averaged gradient episodic memory: the step's gradient projected so the loss on a "
+    "memory batch does not rise", (MEMORY, MEMORY_BATCH), family="projection")
+register_method(
+    "lwf", _lazy("lwf", "LearningWithoutForgetting"),
+    "learning without forgetting: the previous model's outputs on the new data distilled "
+    "into the old heads / classes", (LWF_ALPHA, LWF_TEMPERATURE), family="distillation")
+register_method("joint", _lazy("reference", "Joint"),
+                "upper bound: every task trains on the data of every task (all at once)",
+                family="reference")
+register_method("cumulative", _lazy("reference", "Cumulative"),
+                "trains each task on the data of every task so far", family="reference")
 
 
 def make_plugins(method: Any, **options) -> list:

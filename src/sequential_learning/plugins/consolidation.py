@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from sequential_learning.checkpoint import CheckpointError
+from sequential_learning.importance import FISHER_SAMPLES
 from sequential_learning.importance.base import ImportanceEstimator, TaskContext
 from sequential_learning.importance.penalty import ConsolidationPenalty
 from sequential_learning.plugins.base import Experience, Plugin, Run, Step
@@ -54,7 +55,7 @@ class Consolidation(Plugin):
         penalty_mode: str | None = None,
         gamma: float = 1.0,
         normalize: bool = False,
-        samples: int = 1000,
+        samples: int = FISHER_SAMPLES.default,
     ) -> None:
         self.estimator = estimator
         self.penalty = penalty

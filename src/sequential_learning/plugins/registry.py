@@ -20,49 +20,24 @@ This module imports no TensorFlow: `seql list methods` and argument checks answe
 
 from __future__ import annotations
 
-import math
-import numbers
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sequential_learning.options import (
+    Option,
+    bool_option,
+    choice_option,
+    float_option,
+    int_option,
+)
+
+__all__ = ["ENTRY_POINT_GROUP", "MethodSpec", "Option", "all_options", "available_methods",
+           "bool_option", "check_families", "choice_option", "float_option", "int_option",
+           "method_options", "method_spec", "parse_mapping", "register_method", "split_methods"]
+
 ENTRY_POINT_GROUP = "sequential_learning.methods"
-
-
-@dataclass(frozen=True)
-class Option:
-    """One keyword option of a method, with its default and its check.
-
-    Attributes:
-        name: the keyword (snake case); the config key and, in kebab case, the CLI flag.
-        default: its value when not given.
-        help: one line.
-        check: returns whether a value is allowed.
-        expected: what is allowed, for the error message ("an integer >= 1").
-        flag: its `seql` option when that is not `--` + the name in kebab case; "" when the
-            command line has none (Python and config files only).
-        unset: what a default of None means, for listings ("the batch size").
-    """
-
-    name: str
-    default: Any
-    help: str
-    check: Callable[[Any], bool]
-    expected: str
-    flag: str | None = None
-    unset: str = "none"
-
-    @property
-    def cli_flag(self) -> str:
-        """The `seql` option that sets it ("" for none)."""
-        return self.flag if self.flag is not None else "--" + self.name.replace("_", "-")
-
-    def validate(self, value: Any) -> Any:
-        """Returns `value` if allowed, else raises ValueError naming the option."""
-        if not self.check(value):
-            raise ValueError(f"{self.name}: {value!r} is not allowed; expected {self.expected}")
-        return value
 
 
 @dataclass(frozen=True)
@@ -87,7 +62,8 @@ class MethodSpec:
     def make(self, **options) -> list:
         """The method's plugins, made with the options it declares (others are ignored)."""
         own = {o.name: o for o in self.options}
-        kwargs = {k: own[k].validate(v) for k, v in options.items() if k in own and v is not None}
+        kwargs = {k: own[k].validate(v, k) for k, v in options.items()
+                  if k in own and v is not None}
         made = self.factory(**kwargs)
         if made is None:
             return []
@@ -131,6 +107,12 @@ def register_method(
         raise ValueError(f"method name {name!r}: use letters, digits and '-' (no '+', ',' or space)")
     if name in _METHODS and not replace:
         raise ValueError(f"method {name!r} is already registered (pass replace=True to replace it)")
+    declared = {o.config_key: o for n, s in _METHODS.items() if n != name for o in s.options}
+    for option in options:
+        other = declared.get(option.config_key)
+        if other is not None and other != option:
+            raise ValueError(f"method {name!r}: option {option.config_key!r} is declared by another "
+                             "method with other settings; reuse that Option or choose a new name")
     spec = MethodSpec(name, factory, description, tuple(options), family)
     _METHODS[name] = spec
     return spec
@@ -149,7 +131,6 @@ def _load_entry_points() -> None:
 
 def available_methods() -> list[MethodSpec]:
     """Every registered method (built-in first, in registration order)."""
-    _builtins()
     _load_entry_points()
     return list(_METHODS.values())
 
@@ -160,7 +141,6 @@ def method_spec(name: str) -> MethodSpec:
     Raises:
         ValueError: for an unknown name; the message lists the known ones.
     """
-    _builtins()
     key = _ALIASES.get(str(name).strip().lower(), str(name).strip().lower().replace("_", "-"))
     if key not in _METHODS:
         _load_entry_points()
@@ -195,7 +175,7 @@ def parse_mapping(item: dict) -> tuple[MethodSpec, dict]:
         if key not in own:
             raise ValueError(f"plugins: {spec.name} has no option {key!r}; its options: "
                              f"{', '.join(sorted(own)) or 'none'}")
-        own[key].validate(value)
+        own[key].validate(value, key)
     return spec, values
 
 
@@ -222,6 +202,16 @@ def check_families(members: Sequence[tuple[str, str]]) -> None:
         )
 
 
+def all_options() -> dict[str, Option]:
+    """Every option of every registered method, by config key (an option shared by several
+    methods once), in registration order."""
+    out: dict[str, Option] = {}
+    for spec in available_methods():
+        for option in spec.options:
+            out.setdefault(option.config_key, option)
+    return out
+
+
 def method_options(names: Sequence[str]) -> dict[str, Option]:
     """The options of the named methods (one entry per option name)."""
     out: dict[str, Option] = {}
@@ -231,48 +221,9 @@ def method_options(names: Sequence[str]) -> dict[str, Option]:
     return out
 
 
-# -- built-in methods ------------------------------------------------------------------------------
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and math.isfinite(value))
-
-
-def int_option(name: str, default, help: str, low: int = 1, none: bool = False,
-               flag: str | None = None, unset: str = "none") -> Option:
-    """An integer option >= `low` (None allowed when `none`)."""
-    expected = f"an integer >= {low}" + (", or null" if none else "")
-    return Option(name, default, help,
-                  lambda v: (none and v is None) or (_is_int(v) and v >= low), expected, flag,
-                  unset)
-
-
-def float_option(name: str, default, help: str, low: float = 0.0, strict: bool = False,
-                 flag: str | None = None, unset: str = "none") -> Option:
-    """A finite number >= `low` (> `low` when `strict`)."""
-    expected = f"a finite number {'>' if strict else '>='} {low:g}"
-    return Option(name, default, help,
-                  lambda v: _is_number(v) and (v > low if strict else v >= low), expected, flag,
-                  unset)
-
-
-def choice_option(name: str, default, help: str, choices: Sequence[str],
-                  flag: str | None = None, unset: str = "none") -> Option:
-    """One of `choices`."""
-    return Option(name, default, help, lambda v: v in choices, f"one of {', '.join(choices)}",
-                  flag, unset)
-
-
-def bool_option(name: str, default: bool, help: str, flag: str | None = None) -> Option:
-    """true or false."""
-    return Option(name, default, help, lambda v: isinstance(v, bool), "true or false", flag)
-
-
-# The options of the replay, distillation and projection methods: one definition each, whose
-# defaults `RunConfig` and the plugin classes take too.
+# -- the options of the replay, distillation and projection methods -----------------------------
+# One definition each: the plugin classes (which import TensorFlow) take their defaults and checks
+# from here, and `plugins/__init__.py` registers the methods with them.
 REPLAY_POLICIES = ("reservoir", "balanced")
 MEMORY = int_option("memory", 500, "samples the buffer holds (all tasks together)")
 MEMORY_BATCH = int_option("memory_batch", None, "samples drawn from the buffer per step",
@@ -295,94 +246,3 @@ _ALIASES = {
     "inverse_weight_magnitude": "inverse-magnitude",
     "er": "replay", "agem": "a-gem", "der++": "derpp",
 }
-
-_builtins_done = False
-
-
-def _builtins() -> None:
-    """Registers the built-in methods (once; the factories import TensorFlow only when called)."""
-    global _builtins_done
-    if _builtins_done:
-        return
-    _builtins_done = True
-    from sequential_learning.importance import (
-        FISHER_MODES,
-        PENALTY_MODES,
-        EWCMethod,
-        method_description,
-    )
-
-    ewc_options = (
-        float_option("ewc_lambda", None, "penalty strength lambda", flag="--lambda",
-                     unset="the method's own"),
-        int_option("fisher_samples", 1000, "training inputs used to estimate importance"),
-        choice_option("penalty_mode", None, "separate terms per task, or online",
-                      PENALTY_MODES, unset="the method's own"),
-        Option("gamma", 1.0, "online decay", lambda v: _is_number(v) and 0 < v <= 1,
-               "a number in (0, 1]"),
-        bool_option("normalize_importance", False, "divide each task's importance by its maximum"),
-    )
-    extra = {
-        EWCMethod.FISHER_MATRIX: (choice_option("fisher_mode", "exact", "Fisher information "
-                                                "exact, sampled, empirical or batch",
-                                                FISHER_MODES),),
-        EWCMethod.SYNAPTIC_INTELLIGENCE: (float_option("xi", 0.1, "damping xi", strict=True),),
-        EWCMethod.WEIGHT_CHANGE: (bool_option("net", False, "|theta_end - theta_start| instead "
-                                              "of the path length", flag="--net-change"),),
-        EWCMethod.INVERSE_WEIGHT_MAGNITUDE: (float_option("epsilon", 1e-2, "epsilon in "
-                                                          "1/(|theta| + epsilon)", strict=True),),
-        EWCMethod.RANDOM: (int_option("seed", None, "seed of the random importance", low=0,
-                                      none=True, flag="", unset="the run's"),),
-    }
-    for member in EWCMethod:
-        if member is EWCMethod.NONE:
-            register_method("none", lambda: None, method_description(member), family="none")
-            continue
-        register_method(member.value, _consolidation_factory(member), method_description(member),
-                        ewc_options + extra.get(member, ()), family="importance")
-    register_method(
-        "replay", _lazy("replay", "ExperienceReplay"),
-        "experience replay: a buffer of past samples (reservoir, or class-balanced), a buffer "
-        "batch's loss added to every step", (MEMORY, MEMORY_BATCH, REPLAY_POLICY),
-        family="replay")
-    register_method(
-        "derpp", _lazy("derpp", "DERPlusPlus"),
-        "dark experience replay++: buffer logits matched (alpha) and labels replayed (beta)",
-        (MEMORY, MEMORY_BATCH, DERPP_ALPHA, DERPP_BETA), family="replay")
-    register_method(
-        "a-gem", _lazy("agem", "AGEM"),
-        "averaged gradient episodic memory: the step's gradient projected so the loss on a "
-        "memory batch does not rise", (MEMORY, MEMORY_BATCH), family="projection")
-    register_method(
-        "lwf", _lazy("lwf", "LearningWithoutForgetting"),
-        "learning without forgetting: the previous model's outputs on the new data distilled "
-        "into the old heads / classes",
-        (LWF_ALPHA, LWF_TEMPERATURE), family="distillation")
-    register_method("joint", _lazy("reference", "Joint"),
-                    "upper bound: every task trains on the data of every task (all at once)",
-                    family="reference")
-    register_method("cumulative", _lazy("reference", "Cumulative"),
-                    "trains each task on the data of every task so far", family="reference")
-
-
-def _consolidation_factory(member):
-    def make(ewc_lambda=None, fisher_samples=1000, penalty_mode=None, gamma=1.0,
-             normalize_importance=False, **estimator_options):
-        from sequential_learning.importance import create_estimator
-        from sequential_learning.plugins.consolidation import Consolidation
-
-        estimator = create_estimator(member, fisher_samples=fisher_samples, **estimator_options)
-        return Consolidation(estimator, None, 0.0 if ewc_lambda is None else ewc_lambda,
-                             penalty_mode, gamma, normalize_importance, fisher_samples)
-
-    return make
-
-
-def _lazy(module: str, attribute: str):
-    def make(**options):
-        import importlib
-
-        cls = getattr(importlib.import_module(f"sequential_learning.plugins.{module}"), attribute)
-        return cls(**options)
-
-    return make

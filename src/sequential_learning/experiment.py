@@ -1,0 +1,141 @@
+"""`run_experiment`: a validated config -> stream -> models -> manager -> results and report."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from pathlib import Path
+
+from sequential_learning.config import RunConfig
+
+
+def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
+    """`runs/<timestamp>-<benchmark>-<method>` (a fresh, not yet existing folder)."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{config.benchmark}-{config.method}")
+    path = Path(root) / f"{stamp}-{name}"
+    k = 1
+    while path.exists():
+        k += 1
+        path = Path(root) / f"{stamp}-{name}-{k}"
+    return path
+
+
+def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
+                   progress: bool | str = False, resume: bool = False,
+                   overwrite: bool = False):
+    """Builds the benchmark, model and tasks of `config`, trains them and writes the outputs.
+
+    Models, optimizers and consolidation state are created under the strategy's scope
+    (`config.strategy`); under `multi-worker` only the chief (worker 0) writes `out_dir`, the
+    others write `out_dir/worker_K`.
+
+    Args:
+        config: the run's settings (validated here).
+        out_dir: where results, models and figures go (None: nothing is written).
+        progress: show a progress line (a string is used as its prefix).
+        resume: continue the run in `out_dir` from its last finished task.
+        overwrite: replace a run already in `out_dir` (without it, a folder that holds files is
+            refused: a run folder never mixes two runs; see `rundir.claim_run_dir`).
+
+    Returns:
+        The run's `Results`.
+
+    Example:
+    ```python
+    results = run_experiment(RunConfig(benchmark="split-digits", method="fisher"), "runs/x")
+    ```
+    """
+    import keras
+
+    from sequential_learning import plots
+    from sequential_learning.data.benchmarks import make_benchmark
+    from sequential_learning.manager import SequentialLearningManager
+    from sequential_learning.models import cnn_base, mlp_base
+    from sequential_learning.tasks import tasks_from_benchmark
+
+    config.validate()
+    from sequential_learning.distribute import make_strategy, worker_index
+
+    strategy = make_strategy(config.strategy)
+    if config.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    if out_dir is not None and worker_index(strategy) > 0:
+        out_dir = Path(out_dir) / f"worker_{worker_index(strategy)}"
+        progress = False
+    if config.tensorboard and out_dir is None:
+        raise ValueError("tensorboard: true needs an output directory for the logs")
+    if out_dir is not None and not resume:
+        from sequential_learning.rundir import claim_run_dir
+
+        # Under multi-worker the other workers write their own worker_K folders inside the
+        # chief's, each claiming its own.
+        claim_run_dir(out_dir, overwrite=overwrite, others=r"worker_\d+")
+    stream = make_benchmark(
+        config.benchmark, config.scenario, config.seed, config.num_tasks, config.classes_per_task,
+        data=config.data, data_dir=config.data_dir, limit=config.limit,
+        class_order=config.class_order, angles=config.angles,
+    )
+    if config.model == "cnn" and len(stream.input_shape) != 3:
+        raise ValueError(f"model: cnn needs images shaped (H, W, C); {config.benchmark} has inputs "
+                         f"shaped {tuple(stream.input_shape)}; use model mlp")
+    # The same seed gives the same initial weights for every method.
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():
+        if config.model == "cnn":
+            base = cnn_base(stream.input_shape, config.filters)
+        else:
+            base = mlp_base(stream.input_shape, config.hidden)
+        tasks = tasks_from_benchmark(stream, base, config.batch_size, config.seed,
+                                     mask_classes=config.class_masking)
+    if out_dir is not None and not resume:
+        import yaml
+
+        from sequential_learning.results import atomic_write_text
+
+        # The resolved settings: `seql run --config <run>/config.yaml` repeats the run.
+        atomic_write_text(Path(out_dir) / "config.yaml",
+                          yaml.safe_dump(config.to_dict(), sort_keys=False))
+    manager = SequentialLearningManager(
+        base,
+        tasks,
+        method=config.methods(),
+        ewc_lambda=float(config.ewc_lambda),
+        epochs=config.epochs,
+        seed=config.seed,
+        learning_rate=config.learning_rate,
+        fisher_mode=config.fisher_mode,
+        fisher_samples=config.fisher_samples,
+        penalty_mode=config.penalty_mode,
+        gamma=config.gamma,
+        normalize_importance=config.normalize_importance,
+        method_options=config.method_options(),
+        out_dir=out_dir,
+        progress=progress,
+        config={**config.to_dict(), "defaults_used": getattr(config, "defaults_used", {}),
+                "benchmark_info": stream.describe()},
+        eval_every=config.eval_every,
+        eval_subset=config.eval_subset,
+        tensorboard_dir=Path(out_dir) / "tensorboard" if config.tensorboard else None,
+        strategy=strategy,
+        scenario=stream.scenario,
+    )
+    results = manager.train_all(resume=resume)
+    if out_dir is not None:
+        plots.task_curves(results, Path(out_dir) / "task_curves.png")
+        plots.accuracy_matrix(results, Path(out_dir) / "accuracy_matrix.png")
+        if manager.penalty is not None:
+            plots.importance_histogram(
+                {
+                    getattr(v, "path", f"variable_{i}"): o.numpy()
+                    for i, (v, o) in enumerate(zip(manager.covered, manager.penalty.importance))
+                },
+                Path(out_dir) / "importance.png",
+                title=f"{config.method}: Ω held by the penalty after the last task",
+            )
+        from sequential_learning.report import write_report
+
+        write_report(out_dir)  # report.html: everything above in one self-contained file
+    return results

@@ -1,0 +1,173 @@
+"""`Option`: one setting declared once, with its default, type, check and help.
+
+A method's options (`plugins.registry`, `importance`) and a run's settings (`config.RunConfig`)
+are `Option`s; the `seql` flags, the config-file checks and `seql list methods` are generated from
+them. This module imports nothing of the package (and no TensorFlow).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+def is_int(value: Any) -> bool:
+    """An integer that is not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """A finite real number that is not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _anything(value: Any) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Option:
+    """One keyword option of a method (or one setting of a run), with its default and its check.
+
+    Attributes:
+        name: the keyword (snake case) the method's factory takes.
+        default: its value when not given.
+        help: one line.
+        check: returns whether a value is allowed.
+        expected: what is allowed, for the error message ("an integer >= 1").
+        flag: its `seql` option when that is not `--` + the key in kebab case; "" when the
+            command line has none (Python and config files only).
+        unset: what a default of None means, for listings ("the batch size").
+        key: its config key (and `RunConfig` field) when that is not `name` (`si_xi` for `xi`).
+        type: its type as a hint (`int`, `float | None`, `list[int]`): the config-file check
+            and the flag's parser; None: the default's type.
+        choices: the values allowed, shown by `--help` and checked by the parser.
+        metavar: the flag's value in `--help`.
+        nargs: values the flag takes when more than one.
+    """
+
+    name: str
+    default: Any
+    help: str
+    check: Callable[[Any], bool] = _anything
+    expected: str = "any value"
+    flag: str | None = None
+    unset: str = "none"
+    key: str | None = None
+    type: Any = None
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+    nargs: int | None = None
+
+    @property
+    def config_key(self) -> str:
+        """The key in config files and `RunConfig` (`key`, else `name`)."""
+        return self.key or self.name
+
+    @property
+    def cli_flag(self) -> str:
+        """The `seql` option that sets it ("" for none)."""
+        return self.flag if self.flag is not None else "--" + self.config_key.replace("_", "-")
+
+    @property
+    def hint(self) -> Any:
+        """`type`, else the type of the default (`str` for None)."""
+        if self.type is not None:
+            return self.type
+        return str if self.default is None else type(self.default)
+
+    def validate(self, value: Any, label: str | None = None) -> Any:
+        """Returns `value` if allowed, else raises ValueError naming the option (or `label`)."""
+        if not self.check(value):
+            raise ValueError(f"{label or self.config_key}: {value!r} is not allowed; expected "
+                             f"{self.expected}")
+        return value
+
+
+def int_option(name: str, default, help: str, low: int = 1, none: bool = False,
+               flag: str | None = None, unset: str = "none", key: str | None = None) -> Option:
+    """An integer option >= `low` (None allowed when `none`)."""
+    expected = f"an integer >= {low}" + (", or null" if none else "")
+    return Option(name, default, help,
+                  lambda v: (none and v is None) or (is_int(v) and v >= low), expected, flag,
+                  unset, key, int | None if none else int)
+
+
+def float_option(name: str, default, help: str, low: float = 0.0, strict: bool = False,
+                 flag: str | None = None, unset: str = "none", key: str | None = None,
+                 high: float | None = None) -> Option:
+    """A finite number >= `low` (> `low` when `strict`), <= `high` when given."""
+    if high is None:
+        expected = f"a finite number {'>' if strict else '>='} {low:g}"
+    else:
+        expected = f"a number in {'(' if strict else '['}{low:g}, {high:g}]"
+    return Option(name, default, help,
+                  lambda v: is_number(v) and (v > low if strict else v >= low)
+                  and (high is None or v <= high), expected, flag, unset, key, float)
+
+
+def choice_option(name: str, default, help: str, choices: Sequence[str],
+                  flag: str | None = None, unset: str = "none", key: str | None = None) -> Option:
+    """One of `choices` (None allowed when the default is None: the run resolves it)."""
+    return Option(name, default, help, lambda v: v in choices, f"one of {', '.join(choices)}",
+                  flag, unset, key, str | None if default is None else str, tuple(choices))
+
+
+def bool_option(name: str, default: bool, help: str, flag: str | None = None,
+                key: str | None = None) -> Option:
+    """true or false."""
+    return Option(name, default, help, lambda v: isinstance(v, bool), "true or false", flag,
+                  key=key, type=bool)
+
+
+# -- type hints: config-file checks --------------------------------------------------------------
+def _is_union(hint) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+def type_name(hint) -> str:
+    """`int | None` -> "an integer or null" (for messages)."""
+    if _is_union(hint):
+        return " or ".join(type_name(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) is list:
+        inner = type_name(typing.get_args(hint)[0]).removeprefix("a ").removeprefix("an ")
+        return f"a list of {inner}s"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+            type(None): "null"}.get(hint, str(hint))
+
+
+def matches(value, hint) -> bool:
+    """Whether a value read from YAML has the type `hint` (an integer is a number too)."""
+    if _is_union(hint):
+        return any(matches(value, a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) is list:
+        return isinstance(value, list) and all(matches(v, typing.get_args(hint)[0])
+                                               for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return is_int(value)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def is_float_hint(hint) -> bool:
+    """`float` or `float | None`: integers given for it become floats."""
+    return hint is float or (_is_union(hint) and float in typing.get_args(hint))
+
+
+def scalar(hint) -> Any:
+    """The non-None member of `X | None` (else `hint`)."""
+    if _is_union(hint):
+        rest = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(rest) == 1:
+            return rest[0]
+    return hint
