@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import shutil
 
 import numpy as np
@@ -149,3 +150,30 @@ def test_remove_temporary_files(tmp_path):
         path.write_text("x")
     assert sorted(remove_temporary_files(tmp_path)) == sorted(drop)
     assert all(p.exists() for p in keep) and not any(p.exists() for p in drop)
+
+
+def test_run_dir_spells_every_path_of_a_run_folder(tmp_path):
+    from sequential_learning.rundir import RunDir
+
+    run = RunDir(tmp_path)
+    assert run.results == tmp_path / "results.json"
+    assert run.history == tmp_path / "history.csv"
+    assert run.config == tmp_path / "config.yaml"
+    assert run.tensorboard == tmp_path / "tensorboard"
+    assert run.model(3) == tmp_path / "models" / "task_3.keras"
+    assert run.model_temporary(3) == tmp_path / "models" / ".task_3.tmp.keras"
+    assert run.sample(2) == tmp_path / "samples" / "task_2.npz"
+    assert run.importance_file(1) == tmp_path / "importance" / "task_1.npz"
+    assert run.checkpoint_state == tmp_path / "checkpoint" / "state.json"
+    assert run.checkpoint_weights(2) == tmp_path / "checkpoint" / "weights_after_task_2.npz"
+    assert run.checkpoint_plugins(2) == tmp_path / "checkpoint" / "consolidation_after_task_2.npz"
+    assert run.checkpoint_results(2) == tmp_path / "checkpoint" / "results_after_task_2.json"
+    assert os.fspath(run) == str(tmp_path)
+    # Task files come back in task order (task_10 after task_9), not in the names' order.
+    run.models.mkdir()
+    for k in (10, 9, 1):
+        run.model(k).touch()
+    assert run.task_models() == [run.model(1), run.model(9), run.model(10)]
+    # A model being saved is a temporary file that resume removes.
+    run.model_temporary(4).touch()
+    assert remove_temporary_files(tmp_path) == [run.model_temporary(4)]

@@ -27,9 +27,10 @@ import numpy as np
 
 from sequential_learning.errors import SeqlError
 from sequential_learning.results import atomic_write_bytes, atomic_write_text, to_jsonable
-from sequential_learning.rundir import inside
+from sequential_learning.rundir import RunDir, inside
 
-CHECKPOINT_DIR = "checkpoint"
+#: The checkpoint folder's name in a run folder (see `RunDir.checkpoint`).
+CHECKPOINT_DIR = RunDir(".").checkpoint.name
 # Settings that may differ on resume without changing what is computed.
 _VOLATILE_KEYS = {"out", "resume", "tensorboard", "verbose", "progress", "strategy",
                   "deterministic", "data_dir", "defaults_used"}
@@ -77,20 +78,21 @@ def save_checkpoint(run_dir: str | Path, models: Sequence, completed: int, plugi
     Returns:
         The path of `state.json`.
     """
-    folder = Path(run_dir) / CHECKPOINT_DIR
+    run = RunDir(run_dir)
+    folder = run.checkpoint
     unique, indices = _unique_variables(models)
     weights = {f"v{i}": np.asarray(v.numpy()) for i, v in enumerate(unique)}
     weights.update({f"index_task_{k + 1}": idx for k, idx in enumerate(indices)})
-    weights_name = f"weights_after_task_{completed}.npz"
+    weights_name = run.checkpoint_weights(completed).name
     atomic_write_bytes(folder / weights_name, _npz_bytes(weights))
     consolidation = {}
     for prefix, plugin in _prefixed(plugins):
         consolidation.update({f"{prefix}{k}": np.asarray(v) for k, v in plugin.state().items()})
-    consolidation_name = f"consolidation_after_task_{completed}.npz"
+    consolidation_name = run.checkpoint_plugins(completed).name
     atomic_write_bytes(folder / consolidation_name, _npz_bytes(consolidation))
     results_name = None
     if results is not None:
-        results_name = f"results_after_task_{completed}.json"
+        results_name = run.checkpoint_results(completed).name
         atomic_write_text(folder / results_name, json.dumps(results.to_dict(), allow_nan=False))
     state = {
         "completed_tasks": completed,
@@ -100,14 +102,14 @@ def save_checkpoint(run_dir: str | Path, models: Sequence, completed: int, plugi
         "weights": weights_name,
         "consolidation": consolidation_name,
     }
-    path = folder / "state.json"
+    path = run.checkpoint_state
     atomic_write_text(path, json.dumps(to_jsonable(state), indent=1))
     return path
 
 
 def read_state(run_dir: str | Path) -> dict:
     """The checkpoint's `state.json`, or a `CheckpointError` saying what is missing."""
-    path = Path(run_dir) / CHECKPOINT_DIR / "state.json"
+    path = RunDir(run_dir).checkpoint_state
     if not Path(run_dir).is_dir():
         raise CheckpointError(f"{run_dir} is not a directory: cannot resume from it")
     if not path.exists():
@@ -181,7 +183,7 @@ def load_checkpoint(run_dir: str | Path, models: Sequence, plugins: Sequence,
             config or model (the message names what differs).
     """
     state = read_state(run_dir)
-    folder = Path(run_dir) / CHECKPOINT_DIR
+    folder = RunDir(run_dir).checkpoint
     saved, now = state["config"], _comparable(config)
     differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if differ:
@@ -214,7 +216,7 @@ def load_checkpoint(run_dir: str | Path, models: Sequence, plugins: Sequence,
 def checkpoint_results_path(run_dir: str | Path) -> Path | None:
     """The results file kept with the checkpoint (None when it has none)."""
     name = read_state(run_dir).get("results")
-    return inside(Path(run_dir) / CHECKPOINT_DIR, name, "checkpoint results") if name else None
+    return inside(RunDir(run_dir).checkpoint, name, "checkpoint results") if name else None
 
 
 def load_task_models(run_dir: str | Path, after_task: int | None = None) -> list:
@@ -233,15 +235,14 @@ def load_task_models(run_dir: str | Path, after_task: int | None = None) -> list
     ```
     """
 
-    run_dir = Path(run_dir)
-    paths = sorted((run_dir / "models").glob("task_*.keras"),
-                   key=lambda p: int(p.stem.split("_")[1]))
+    run = RunDir(run_dir)
+    paths = run.task_models()
     if not paths:
-        raise CheckpointError(f"No saved task models in {run_dir / 'models'}")
+        raise CheckpointError(f"No saved task models in {run.models}")
     models = [load_model(p) for p in paths]
     if after_task is None:
         return models
-    weights = read_npz(run_dir / CHECKPOINT_DIR / f"weights_after_task_{after_task}.npz")
+    weights = read_npz(run.checkpoint_weights(after_task))
     for k, model in enumerate(models, start=1):
         index = weights.get(f"index_task_{k}")
         if index is None or len(index) != len(model.weights):
@@ -281,7 +282,7 @@ def save_importance(run_dir: str | Path, task: int, importance: Sequence, variab
     """Writes task `task`'s Ω to `RUN_DIR/importance/task_K.npz` (`v0, v1, ...` and `paths`)."""
     arrays = {f"v{i}": np.asarray(o, np.float32) for i, o in enumerate(importance)}
     arrays["paths"] = np.array([getattr(v, "path", f"variable_{i}") for i, v in enumerate(variables)])
-    path = Path(run_dir) / "importance" / f"task_{task}.npz"
+    path = RunDir(run_dir).importance_file(task)
     atomic_write_bytes(path, _npz_bytes(arrays))
     return path
 
@@ -300,8 +301,9 @@ def load_importance(run_dir: str | Path, task: int | None = None) -> tuple[list[
     Raises:
         CheckpointError: when the run saved no importance (e.g. method `none`).
     """
-    folder = Path(run_dir) / "importance"
-    files = sorted(folder.glob("task_*.npz"), key=lambda p: int(p.stem.split("_")[1]))
+    run = RunDir(run_dir)
+    folder = run.importance
+    files = run.importance_files()
     if task is not None:
         files = [f for f in files if f.stem == f"task_{task}"]
     if not files:

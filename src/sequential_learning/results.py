@@ -16,6 +16,7 @@ import numpy as np
 
 from sequential_learning.errors import SeqlError
 from sequential_learning.metrics import compute_metrics
+from sequential_learning.rundir import RunDir
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -219,10 +220,10 @@ class Results:
         Returns:
             The path of `results.json`.
         """
-        directory = Path(directory)
-        path = directory / "results.json"
+        run = RunDir(directory)
+        path = run.results
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, allow_nan=False))
-        atomic_write_text(directory / "history.csv", self.history_csv())
+        atomic_write_text(run.history, self.history_csv())
         return path
 
     @classmethod
@@ -230,7 +231,7 @@ class Results:
         """Reads a run's `results.json` (a directory or the file itself)."""
         path = Path(directory)
         if path.is_dir():
-            path = path / "results.json"
+            path = RunDir(path).results
         if not path.exists():
             raise SeqlError(f"No results.json at {path}: is this a run directory?")
         try:

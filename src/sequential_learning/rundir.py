@@ -140,3 +140,124 @@ def remove_temporary_files(run_dir: str | os.PathLike) -> list[Path]:
                 path.unlink(missing_ok=True)
                 removed.append(path)
     return removed
+
+
+class RunDir:
+    """The layout of a run folder: the one place that spells its paths.
+
+    ```
+    RUN_DIR/results.json  history.csv  config.yaml
+            models/task_K.keras          the task models at the end (K counted from 1)
+            samples/task_K.npz           64 validation samples of each task (x, y)
+            importance/task_K.npz        each task's Ω (weight-importance methods)
+            checkpoint/state.json        the commit point of the checkpoint after each task,
+                       weights_after_task_K.npz, consolidation_after_task_K.npz,
+                       results_after_task_K.json
+            tensorboard/                 TensorBoard logs (`tensorboard: true`)
+    ```
+
+    Args:
+        root: the run folder.
+
+    Example:
+    ```python
+    run = RunDir("runs/mine")
+    run.results          # runs/mine/results.json
+    run.model(2)         # runs/mine/models/task_2.keras
+    run.checkpoint_weights(2)
+    ```
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.root)!r})"
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.root)
+
+    # -- files at the top --------------------------------------------------------------------------
+    @property
+    def results(self) -> Path:
+        """`results.json`: the accuracy matrix, curves, metrics and timing."""
+        return self.root / "results.json"
+
+    @property
+    def history(self) -> Path:
+        """`history.csv`: the per-epoch curves as a table."""
+        return self.root / "history.csv"
+
+    @property
+    def config(self) -> Path:
+        """`config.yaml`: the resolved settings (`seql run --config` repeats the run)."""
+        return self.root / "config.yaml"
+
+    @property
+    def tensorboard(self) -> Path:
+        """`tensorboard/`: the TensorBoard logs."""
+        return self.root / "tensorboard"
+
+    # -- one file per task -------------------------------------------------------------------------
+    @property
+    def models(self) -> Path:
+        """`models/`: the task models."""
+        return self.root / "models"
+
+    def model(self, task: int) -> Path:
+        """`models/task_K.keras`: task `task`'s model (counted from 1)."""
+        return self.models / f"task_{task}.keras"
+
+    def model_temporary(self, task: int) -> Path:
+        """Where task `task`'s model is saved before it replaces `model(task)` (Keras needs the
+        `.keras` suffix; `remove_temporary_files` knows the name)."""
+        return self.models / f".task_{task}.tmp.keras"
+
+    def task_models(self) -> list[Path]:
+        """The saved task models, `models/task_K.keras`, in task order."""
+        return sorted(self.models.glob("task_*.keras"), key=lambda p: int(p.stem.split("_")[1]))
+
+    @property
+    def samples(self) -> Path:
+        """`samples/`: validation samples of each task."""
+        return self.root / "samples"
+
+    def sample(self, task: int) -> Path:
+        """`samples/task_K.npz`: task `task`'s validation samples (`x`, `y`)."""
+        return self.samples / f"task_{task}.npz"
+
+    @property
+    def importance(self) -> Path:
+        """`importance/`: each task's Ω."""
+        return self.root / "importance"
+
+    def importance_file(self, task: int) -> Path:
+        """`importance/task_K.npz`: task `task`'s Ω."""
+        return self.importance / f"task_{task}.npz"
+
+    def importance_files(self) -> list[Path]:
+        """The saved `importance/task_K.npz` files, in task order."""
+        return sorted(self.importance.glob("task_*.npz"), key=lambda p: int(p.stem.split("_")[1]))
+
+    # -- the checkpoint ----------------------------------------------------------------------------
+    @property
+    def checkpoint(self) -> Path:
+        """`checkpoint/`: the checkpoint after the last finished task."""
+        return self.root / "checkpoint"
+
+    @property
+    def checkpoint_state(self) -> Path:
+        """`checkpoint/state.json`: the checkpoint's commit point, written last."""
+        return self.checkpoint / "state.json"
+
+    def checkpoint_weights(self, task: int) -> Path:
+        """`checkpoint/weights_after_task_K.npz`: every variable after task `task`."""
+        return self.checkpoint / f"weights_after_task_{task}.npz"
+
+    def checkpoint_plugins(self, task: int) -> Path:
+        """`checkpoint/consolidation_after_task_K.npz`: the plugins' state after task `task`."""
+        return self.checkpoint / f"consolidation_after_task_{task}.npz"
+
+    def checkpoint_results(self, task: int) -> Path:
+        """`checkpoint/results_after_task_K.json`: the results after task `task`."""
+        return self.checkpoint / f"results_after_task_{task}.json"
