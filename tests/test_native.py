@@ -254,6 +254,12 @@ def _key() -> str:
     return native._toolchain(native.compiler(), tf)[0]
 
 
+def _as_if_no_kernel_was_loaded(monkeypatch) -> None:
+    """The process as before its first kernel: a loaded op serves every later request (one
+    registration per process), so a test of what happens at the first load starts here."""
+    monkeypatch.setattr(native, "_kernel", None)
+
+
 def _fake_compiler(monkeypatch, data: bytes) -> list[str]:
     """Makes the build write `data` instead of compiling; returns the outputs it wrote."""
     monkeypatch.setenv("CXX", sys.executable)  # any program that answers --version
@@ -332,6 +338,7 @@ def test_a_library_its_manifest_does_not_vouch_for_is_never_loaded(kernel, plant
 
 
 def test_a_library_without_the_op_falls_back_with_a_warning(cache, monkeypatch, tmp_path):
+    _as_if_no_kernel_was_loaded(monkeypatch)
     empty = _c_library(tmp_path, "empty", "int seql_not_a_kernel(void) { return 1; }\n")
     built = _fake_compiler(monkeypatch, empty.read_bytes())
     with pytest.warns(RuntimeWarning, match="loaded but has no op seql_penalty_add_to_gradient"):
@@ -351,6 +358,7 @@ def test_a_library_without_the_op_falls_back_with_a_warning(cache, monkeypatch, 
 
 
 def test_a_library_tensorflow_cannot_load_falls_back_with_a_warning(cache, monkeypatch):
+    _as_if_no_kernel_was_loaded(monkeypatch)
     _fake_compiler(monkeypatch, os.urandom(4096))
     with pytest.warns(RuntimeWarning, match="tf.load_op_library could not load"):
         assert native.penalty_kernel() is None
@@ -358,6 +366,7 @@ def test_a_library_tensorflow_cannot_load_falls_back_with_a_warning(cache, monke
 
 
 def test_the_cache_folder_is_created_private(cache, monkeypatch):
+    _as_if_no_kernel_was_loaded(monkeypatch)
     nested = cache / "a" / "b"
     monkeypatch.setenv("SEQL_CACHE_DIR", str(nested))
     _fake_compiler(monkeypatch, os.urandom(64))
@@ -403,3 +412,23 @@ def test_a_folder_of_another_user_is_not_used(cache, planted, monkeypatch):
     with pytest.warns(RuntimeWarning, match="belongs to uid 65534"):
         assert native.penalty_kernel() is None
     assert not (cache.parent / "marker").exists()
+
+
+def test_a_second_build_in_the_same_process_is_cached_but_not_loaded(kernel, cache, monkeypatch):
+    # Another build of the same source (another folder, another compiler: other bytes) would
+    # register the op a second time, which TensorFlow refuses at the op's first use.
+    genuine = Path(str(native._state["path"])).read_bytes()
+    built = _fake_compiler(monkeypatch, genuine + b"\0" * 64)
+    loaded = native._kernel
+    assert loaded is not None
+    op = native.penalty_kernel()
+    assert len(built) == 1 and op is not None, native.status()
+    assert native._kernel is loaded and native._state["library"] is loaded
+    _small_penalty_step(op)
+    variable = tf.Variable(np.ones(3, np.float32))  # through a compiled function, as in training
+    penalty = ConsolidationPenalty([variable], ewc_lambda=2.0)
+    penalty.consolidate([np.ones(3)])
+    variable.assign_add(np.ones(3, np.float32))
+    value, (summed,) = tf.function(penalty.add_to_gradients)([tf.zeros(3)])
+    np.testing.assert_allclose(float(value), 3.0, rtol=1e-6)
+    np.testing.assert_allclose(summed.numpy(), np.full(3, 2.0), rtol=1e-6)

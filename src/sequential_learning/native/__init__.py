@@ -69,6 +69,11 @@ _lock = threading.Lock()
 _state: dict[str, object] = {}
 # Libraries loaded into this process, by SHA-256: loading the same bytes again returns these.
 _loaded: dict[str, object] = {}
+# The first loaded library that registers the op. TensorFlow refuses a kernel registered twice
+# ("Multiple OpKernel registrations" at the op's first use), and two builds of the one source
+# differ in their bytes (another folder, another compiler), so once the op is registered every
+# later build is verified and cached but not loaded: this library serves.
+_kernel: object | None = None
 # Descriptors handed to tf.load_op_library as /proc/self/fd/<n>, kept open for the process's
 # life: the dynamic loader and TensorFlow both remember a library by that name, so the number
 # must never come back for another file.
@@ -188,10 +193,11 @@ def _load() -> tuple[Callable | None, str]:
 
 def _load_verified(cxx: str, tf) -> tuple[object, Path]:
     """Builds the kernel if need be and loads the library its manifest vouches for."""
+    global _kernel
     fd, digest, path = _ensure_in_cache(cxx, tf)
-    if digest in _loaded:  # these bytes are in the process already
+    if digest in _loaded or _kernel is not None:  # these bytes, or the op, are loaded already
         os.close(fd)
-        return _loaded[digest], path
+        return _loaded.get(digest, _kernel), path
     if os.path.isdir("/proc/self/fd"):
         # The very file that was hashed, whatever happens to its name afterwards.
         name = f"/proc/self/fd/{fd}"
@@ -205,6 +211,8 @@ def _load_verified(cxx: str, tf) -> tuple[object, Path]:
         reason = " ".join(str(err).strip().splitlines()[:2])
         raise _NotUsable(f"tf.load_op_library could not load {path}: {reason}") from err
     _loaded[digest] = library
+    if hasattr(library, OP_NAME):
+        _kernel = library
     return library, path
 
 
