@@ -13,14 +13,11 @@ settings are checked (`_load_tensorflow`; `--verbose` shows its log).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
-import shutil
 import sys
 import time
-import typing
 import warnings
 from pathlib import Path
 
@@ -29,63 +26,19 @@ EXIT_USAGE = 2
 GENERATED = ("run", "compare", "sweep")
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _float_list(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _class_order(text: str) -> list[int] | str:
-    if text.strip() in ("sorted", "random"):
-        return text.strip()
-    return _int_list(text)
-
-
-
 def _flag_arguments(option, methods: dict[int, list[str]], shared: set[int]) -> dict:
-    """argparse's keywords for `option`'s flag: no default (only given flags are set), the
-    parser of its type, its choices, and help naming the methods it belongs to and its default."""
+    """`options.flag_arguments` of `option`, its help naming the methods it belongs to (unless
+    every weight-importance method has it) and its default (a resolved one: the global value)."""
     from sequential_learning.config import RESOLVED, benchmark_defaults
-    from sequential_learning.options import scalar
+    from sequential_learning.options import flag_arguments, value_text
 
-    hint = scalar(option.hint)
     users = methods.get(id(option), [])
-    text = option.help if not users or id(option) in shared else \
-        f"{', '.join(users)}: {option.help}"
-    kwargs = {"dest": option.config_key, "default": argparse.SUPPRESS}
-    if hint is bool:
-        kwargs["action"] = "store_false" if option.default else "store_true"
-        kwargs["help"] = (text + ("" if option.default else " (off by default)")).replace("%", "%%")
-        return kwargs
+    prefix = "" if not users or id(option) in shared else f"{', '.join(users)}: "
+    shown = None
     if option.config_key in RESOLVED:
-        shown = (_text(benchmark_defaults(None)[option.config_key])
+        shown = (value_text(benchmark_defaults(None)[option.config_key])
                  + ", or the benchmark's own, see `seql list benchmarks`")
-    else:
-        shown = option.unset if option.default is None else _text(option.default)
-    shown = "" if shown == "none" else f" (default: {shown})"
-    kwargs["help"] = f"{text}{shown}".replace("%", "%%")
-    parse = {str(list[int]): _int_list, str(list[float]): _float_list}.get(str(hint))
-    if {list[int], str} <= set(typing.get_args(option.hint)):
-        parse = _class_order  # ids, or a word
-    kwargs["type"] = float if option.nargs else parse or (hint if hint in (int, float) else str)
-    for key in ("choices", "metavar", "nargs"):
-        if getattr(option, key) is not None:
-            kwargs[key] = list(option.choices) if key == "choices" else getattr(option, key)
-    return kwargs
-
-
-def _text(value) -> str:
-    if isinstance(value, list):
-        return ",".join(map(str, value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return flag_arguments(option, prefix, shown)
 
 
 #: Options of the commands that config files do not hold.
@@ -305,18 +258,27 @@ def _table(rows: list[dict]) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sequential_learning.experiment import default_run_dir, run_experiment
+    from sequential_learning.experiment import (
+        claim_out_dir,
+        default_run_dir,
+        removed_if_unfinished,
+        resume_config,
+        run_experiment,
+    )
 
-    if args.resume:
-        config, out = _resume_config(args), Path(args.resume)
+    if args.resume:  # settings given must repeat the saved ones, but how it runs may change
+        given = {k: getattr(args, k) for k in args.explicit if k not in ("resume", "verbose")}
+        flags = {k: o.cli_flag for k, o in command_options("run").items()}
+        config, out = resume_config(Path(args.resume), given, flags), Path(args.resume)
     else:
         config = _config_from(args)
-        out = _claim(Path(args.out) if args.out else default_run_dir(config), args, config)
+        out = Path(args.out) if args.out else default_run_dir(config)
+        args.created_out = claim_out_dir(out, bool(args.overwrite), config.strategy)
     _load_tensorflow(args.verbose)
     start = time.perf_counter()
-    with _removed_if_unfinished(out, getattr(args, "created_out", False)):
+    with removed_if_unfinished(out, getattr(args, "created_out", False)):
         results = run_experiment(config, out, progress=True, resume=bool(args.resume),
-                                 overwrite=bool(getattr(args, "overwrite", False)))
+                                 overwrite=bool(args.overwrite))
     row = {"method": config.method, "metrics": results.metrics, "seconds": time.perf_counter() - start}
     print(_table([row]))
     print(f"results: {out / 'results.json'}\nplots:   {out / 'task_curves.png'}, "
@@ -324,124 +286,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Options `--resume` accepts: they change how a run is carried out or shown, not its numbers.
-_RESUME_OPTIONS = ("resume", "tensorboard", "verbose", "strategy", "deterministic")
-
-
-
-
-def _claim(out: Path, args: argparse.Namespace, config) -> Path:
-    """`out`, checked to take a new run (see `rundir.claim_run_dir`) before TensorFlow loads;
-    `args.created_out` says whether this command made the folder.
-
-    Under `multi-worker` every worker runs this command with the same `--out`, and only
-    `run_experiment` knows which worker it is (the chief writes `out`, the others
-    `out/worker_K`): it claims the folder there."""
-    from sequential_learning.rundir import claim_run_dir
-
-    args.created_out = not out.exists()
-    if config.strategy == "multi-worker":
-        args.created_out = False
-        return out
-    return claim_run_dir(out, overwrite=bool(args.overwrite))
-
-
-@contextlib.contextmanager
-def _removed_if_unfinished(out: Path, created: bool):
-    """Removes the run folder this command made when it fails before any task finished (the
-    folder holds no results.json: nothing computed is lost, and no half run is left behind)."""
-    try:
-        yield
-    except BaseException:
-        if created and out.is_dir() and not any(out.rglob("results.json")):
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-
-
-def _saved_config(run_dir: Path) -> dict:
-    """The config a run folder records: its results.json's, else the checkpoint's copy of the
-    results (a note says so), else a one-line error."""
-    from sequential_learning.checkpoint import checkpoint_results_path
-    from sequential_learning.errors import SeqlError
-
-    path = run_dir / "results.json"
-    if not run_dir.is_dir():
-        raise SeqlError(f"--resume {run_dir}: not a folder; give the folder of an interrupted run")
-    problem = None
-    try:
-        saved = json.loads(path.read_text())["config"]
-        if isinstance(saved, dict):
-            return saved
-        problem = "its config is not a mapping"
-    except FileNotFoundError:
-        problem = "it does not exist"
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        problem = f"{type(error).__name__}: {error}"
-    try:
-        copy = checkpoint_results_path(run_dir)
-    except ValueError:
-        copy = None
-    if copy is None:
-        raise SeqlError(f"--resume {run_dir}: not a run directory: unreadable results.json "
-                        f"({problem}) and no checkpoint; give the folder of a run with at least "
-                        "one finished task")
-    try:
-        saved = json.loads(copy.read_text())["config"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise SeqlError(f"--resume {run_dir}: neither {path} ({problem}) nor the checkpoint's "
-                        f"copy {copy} ({type(error).__name__}) can be read") from None
-    sys.stderr.write(f"seql: note: {path} cannot be read ({' '.join(problem.split())}); "
-                     f"resuming from the checkpoint's copy {copy.name}\n")
-    return saved
-
-
-def _resume_config(args: argparse.Namespace):
-    """The config of the run in `--resume RUN_DIR`, or a clear error.
-
-    Options that would change the run's results are refused unless they repeat the saved
-    value; `_RESUME_OPTIONS` may differ.
-    """
-    from sequential_learning.config import make_config
-    from sequential_learning.errors import SeqlError
-    from sequential_learning.results import to_jsonable
-
-    values = _saved_config(Path(args.resume))
-    options = command_options("run")
-    changed = []
-    for dest in sorted(args.explicit - set(_RESUME_OPTIONS)):
-        value = to_jsonable(getattr(args, dest))
-        if dest in ("out", "config", "overwrite") or dest not in values \
-                or _normal(dest, value) != _normal(dest, values[dest]):
-            changed.append(options[dest].cli_flag)
-    if changed:
-        raise SeqlError(f"--resume {args.resume}: {', '.join(changed)} would change the run; a "
-                        "resumed run keeps its own settings (allowed with --resume: "
-                        "--tensorboard, --strategy, --deterministic, --verbose)")
-    for key in ("strategy", "deterministic", "tensorboard"):  # how to run may change, not what
-        if getattr(args, key, None) is not None:
-            values[key] = getattr(args, key)
-    return make_config(values).validate()
-
-
-def _normal(dest: str, value):
-    """A value as the saved config holds it (`fisher+replay` for a method, floats for numbers)."""
-    if dest == "method" and isinstance(value, str):
-        from sequential_learning.plugins.registry import split_methods
-
-        try:
-            return "+".join(split_methods(value))
-        except ValueError:
-            return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, list):
-        return [_normal(dest, v) for v in value]
-    return value
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from sequential_learning.config import RunConfig
-    from sequential_learning.experiment import default_run_dir, run_experiment
+    from sequential_learning.experiment import (
+        claim_out_dir,
+        default_run_dir,
+        removed_if_unfinished,
+        run_experiment,
+    )
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
@@ -450,16 +304,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     twice = sorted({c.method for c in configs if [d.method for d in configs].count(c.method) > 1})
     if twice:
         raise ValueError(f"--methods: {', '.join(twice)} given twice; each method once")
-    out = _claim(Path(args.out) if args.out else default_run_dir(
-        RunConfig(benchmark=configs[0].benchmark, method="compare")
-    ), args, configs[0])
+    out = Path(args.out) if args.out else default_run_dir(
+        RunConfig(benchmark=configs[0].benchmark, method="compare"))
+    args.created_out = claim_out_dir(out, bool(args.overwrite), configs[0].strategy)
     _load_tensorflow(args.verbose)
     from sequential_learning import plots
     from sequential_learning.report import write_report
     from sequential_learning.results import atomic_write_text, to_jsonable
 
     rows = []
-    with _removed_if_unfinished(out, args.created_out):
+    with removed_if_unfinished(out, args.created_out):
         for config in configs:
             start = time.perf_counter()
             results = run_experiment(config, out / config.method, progress=f"[{config.method}]")
@@ -480,7 +334,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from sequential_learning.config import RunConfig
     from sequential_learning.errors import SeqlError
-    from sequential_learning.experiment import default_run_dir
+    from sequential_learning.experiment import claim_out_dir, default_run_dir, removed_if_unfinished
     from sequential_learning.sweep import check_lambdas, lambda_sweep, log_spaced, sweep_table
 
     if args.lambdas is not None and args.lambda_range is not None:
@@ -493,11 +347,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise ValueError("sweep: give --lambdas L1,L2,... or --lambda-range LOW HIGH [--points N]")
     args.settings.pop("ewc_lambda", None)
     config = _config_from(args)
-    out = _claim(Path(args.out) if args.out else default_run_dir(
-        RunConfig(benchmark=config.benchmark, method=f"{config.method}-sweep")
-    ), args, config)
+    out = Path(args.out) if args.out else default_run_dir(
+        RunConfig(benchmark=config.benchmark, method=f"{config.method}-sweep"))
+    args.created_out = claim_out_dir(out, bool(args.overwrite), config.strategy)
     _load_tensorflow(args.verbose)
-    with _removed_if_unfinished(out, args.created_out):
+    with removed_if_unfinished(out, args.created_out):
         sweep = lambda_sweep(config, lambdas, out, progress=True)
     print(sweep_table(sweep))
     best = sweep["best"]
@@ -567,7 +421,9 @@ def cmd_drift(args: argparse.Namespace) -> int:
 def _default_text(key: str, value) -> str:
     if isinstance(value, dict):  # ewc_lambda per method
         return ", ".join(f"{key}[{m}]={v:g}" for m, v in value.items())
-    return f"{key}={_text(value)}"
+    from sequential_learning.options import value_text
+
+    return f"{key}={value_text(value)}"
 
 
 

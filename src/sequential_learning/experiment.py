@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import json
 import re
+import shutil
+import sys
 from pathlib import Path
 
 from sequential_learning.config import RunConfig
@@ -139,3 +143,126 @@ def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
 
         write_report(out_dir)  # report.html: everything above in one self-contained file
     return results
+
+
+# -- a command's run folder ---------------------------------------------------------------------
+def claim_out_dir(out: Path, overwrite: bool, strategy: str) -> bool:
+    """Checks that `out` takes a new run (see `rundir.claim_run_dir`) before TensorFlow loads;
+    returns whether this call made the folder.
+
+    Under `multi-worker` every worker runs the command with the same folder, and only
+    `run_experiment` knows which worker it is (the chief writes `out`, the others
+    `out/worker_K`): it claims the folder there.
+    """
+    from sequential_learning.rundir import claim_run_dir
+
+    if strategy == "multi-worker":
+        return False
+    created = not out.exists()
+    claim_run_dir(out, overwrite=overwrite)
+    return created
+
+
+@contextlib.contextmanager
+def removed_if_unfinished(out: Path, created: bool):
+    """Removes the run folder a command made when it fails before any task finished (the
+    folder holds no results.json: nothing computed is lost, and no half run is left behind)."""
+    try:
+        yield
+    except BaseException:
+        if created and out.is_dir() and not any(out.rglob("results.json")):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+# -- resuming a run ---------------------------------------------------------------------------------
+def saved_config(run_dir: Path) -> dict:
+    """The config a run folder records: its results.json's, else the checkpoint's copy of the
+    results (a note says so), else a one-line error."""
+    from sequential_learning.checkpoint import checkpoint_results_path
+    from sequential_learning.errors import SeqlError
+
+    path = run_dir / "results.json"
+    if not run_dir.is_dir():
+        raise SeqlError(f"--resume {run_dir}: not a folder; give the folder of an interrupted run")
+    problem = None
+    try:
+        saved = json.loads(path.read_text())["config"]
+        if isinstance(saved, dict):
+            return saved
+        problem = "its config is not a mapping"
+    except FileNotFoundError:
+        problem = "it does not exist"
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        problem = f"{type(error).__name__}: {error}"
+    try:
+        copy = checkpoint_results_path(run_dir)
+    except ValueError:
+        copy = None
+    if copy is None:
+        raise SeqlError(f"--resume {run_dir}: not a run directory: unreadable results.json "
+                        f"({problem}) and no checkpoint; give the folder of a run with at least "
+                        "one finished task")
+    try:
+        saved = json.loads(copy.read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SeqlError(f"--resume {run_dir}: neither {path} ({problem}) nor the checkpoint's "
+                        f"copy {copy} ({type(error).__name__}) can be read") from None
+    sys.stderr.write(f"seql: note: {path} cannot be read ({' '.join(problem.split())}); "
+                     f"resuming from the checkpoint's copy {copy.name}\n")
+    return saved
+
+
+#: Settings a resumed run may change: how it is carried out, not its numbers.
+RESUME_SETTINGS = ("strategy", "deterministic", "tensorboard")
+
+
+def resume_config(run_dir: Path, given: dict, flags: dict[str, str] | None = None) -> RunConfig:
+    """The validated config of the interrupted run in `run_dir`.
+
+    Args:
+        run_dir: the run's folder.
+        given: settings given for the resumed run; those of `RESUME_SETTINGS` replace the saved
+            ones, any other must repeat its saved value.
+        flags: each key's name in the message (`{"ewc_lambda": "--lambda"}`).
+
+    Returns:
+        The `RunConfig` the run was started with (and the `RESUME_SETTINGS` given).
+
+    Raises:
+        SeqlError: the folder holds no readable config, or `given` would change the run.
+
+    Example:
+    ```python
+    config = resume_config(Path("runs/x"), {"strategy": "mirrored"})
+    ```
+    """
+    from sequential_learning.config import make_config
+    from sequential_learning.errors import SeqlError
+    from sequential_learning.results import to_jsonable
+
+    values, flags = saved_config(run_dir), flags or {}
+    changed = [flags.get(k, k) for k in sorted(set(given) - set(RESUME_SETTINGS))
+               if k not in values or _normal(k, to_jsonable(given[k])) != _normal(k, values[k])]
+    if changed:
+        raise SeqlError(f"--resume {run_dir}: {', '.join(changed)} would change the run; a "
+                        "resumed run keeps its own settings (allowed with --resume: "
+                        "--tensorboard, --strategy, --deterministic, --verbose)")
+    values.update({k: v for k, v in given.items() if k in RESUME_SETTINGS})
+    return make_config(values).validate()
+
+
+def _normal(dest: str, value):
+    """A value as the saved config holds it (`fisher+replay` for a method, floats for numbers)."""
+    if dest == "method" and isinstance(value, str):
+        from sequential_learning.plugins.registry import split_methods
+
+        try:
+            return "+".join(split_methods(value))
+        except ValueError:
+            return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, list):
+        return [_normal(dest, v) for v in value]
+    return value

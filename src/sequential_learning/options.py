@@ -7,6 +7,7 @@ them. This module imports nothing of the package (and no TensorFlow).
 
 from __future__ import annotations
 
+import argparse
 import math
 import numbers
 import types
@@ -171,3 +172,60 @@ def scalar(hint) -> Any:
         if len(rest) == 1:
             return rest[0]
     return hint
+
+
+# -- command-line flags ----------------------------------------------------------------------------
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _ids_or_word(text: str) -> list[int] | str:
+    return text.strip() if text.strip() in ("sorted", "random") else _int_list(text)
+
+
+def value_text(value) -> str:
+    """A value as a flag would take it (`100,100` for a list, `0.001` for a float)."""
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def flag_arguments(option: Option, prefix: str = "", default: str | None = None) -> dict:
+    """`argparse.add_argument`'s keywords for `option`'s flag: no default (only the flags given
+    are set), the parser of its type (a comma-separated list for `list[int]`), its choices and
+    metavar, and its help with its default (`default`: that text instead).
+
+    Example:
+    ```python
+    parser.add_argument(option.cli_flag, **flag_arguments(option))
+    ```
+    """
+    hint = scalar(option.hint)
+    kwargs: dict[str, Any] = {"dest": option.config_key, "default": argparse.SUPPRESS}
+    if hint is bool:
+        kwargs["action"] = "store_false" if option.default else "store_true"
+        off = "" if option.default else " (off by default)"
+        kwargs["help"] = f"{prefix}{option.help}{off}".replace("%", "%%")
+        return kwargs
+    if default is None:
+        default = option.unset if option.default is None else value_text(option.default)
+    shown = "" if default == "none" else f" (default: {default})"
+    kwargs["help"] = f"{prefix}{option.help}{shown}".replace("%", "%%")
+    parse = {str(list[int]): _int_list, str(list[float]): _float_list}.get(str(hint))
+    if {list[int], str} <= set(typing.get_args(option.hint)):
+        parse = _ids_or_word
+    kwargs["type"] = float if option.nargs else parse or (hint if hint in (int, float) else str)
+    for key in ("choices", "metavar", "nargs"):
+        if getattr(option, key) is not None:
+            kwargs[key] = list(option.choices) if key == "choices" else getattr(option, key)
+    return kwargs
