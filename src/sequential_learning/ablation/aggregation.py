@@ -237,9 +237,11 @@ def aggregate_importance(
             the variable and both shapes), or a variable that cannot be grouped.
 
     Example:
+    ```python
     >>> per_filter = aggregate_importance(importance, model, level="filter")
     >>> per_filter["base_conv_1/kernel"].shape
     (32,)
+    ```
     """
     check_choice(how, HOWS, "how")
     out = {}

@@ -93,8 +93,10 @@ def ablation_curve(
         per fraction]}, "items": total items, "settings": {...}}`.
 
     Example:
+    ```python
     >>> table = ablation_curve(stream.tasks, models, load_importance(run), [0.1, 0.2])
     >>> table["accuracy"]["low"][1]    # every task's accuracy with 20% lowest-Ω weights zeroed
+    ```
     """
     fractions = [0.0] + [f for f in parse_fractions(list(fractions)) if f > 0]
     orders = list(orders)

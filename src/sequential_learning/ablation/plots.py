@@ -75,7 +75,9 @@ def importance_maps_figure(maps: dict, show: int = 8):
         red positive, each on its own symmetric scale) and activation-maximisation images.
 
     Example:
+    ```python
     >>> figure = importance_maps_figure(importance_maps(model, omega, "base/conv", steps=0))
+    ```
     """
     from matplotlib.figure import Figure
     from matplotlib.ticker import FixedLocator, MaxNLocator

@@ -126,9 +126,11 @@ def evaluation_tasks(run_dir: str | Path, count: int, data: str = "auto") -> tup
             the error); with any `data`, missing samples when they are needed.
 
     Example:
+    ```python
     >>> tasks, what = evaluation_tasks("runs/x", 5)
     >>> what
     'benchmark split-digits validation data (360 images)'
+    ```
     """
     tasks, what, _, _ = _evaluation_tasks(Path(run_dir), count, data)
     return tasks, what
@@ -212,9 +214,11 @@ def augment_run(
             or a benchmark that cannot be rebuilt (naming the file and the error).
 
     Example:
+    ```python
     >>> done = augment_run("runs/x", "0.2", level="filter", importance_task=2)
     >>> done["paths"][1].name
     'ablation_zero_filter_f0.2_omega-task2.json'
+    ```
     """
     from sequential_learning.checkpoint import load_importance, load_task_models
     from sequential_learning.results import atomic_write_text

@@ -44,8 +44,10 @@ def augment_settings_suffix(settings: Mapping[str, Any], keys: Sequence[str] | N
         be long, `"_s"` and 8 hex digits of a hash of the settings (stable across runs).
 
     Example:
+    ```python
     >>> augment_settings_suffix({**AUGMENT_DEFAULTS, "importance_task": 2, "how": "max"})
     '_how-max_omega-task2'
+    ```
     """
     keys = [k for k in AUGMENT_DEFAULTS if k not in ("level", "action")] if keys is None else keys
     changed = {k: settings.get(k) for k in keys if settings.get(k) != AUGMENT_DEFAULTS[k]}
@@ -91,8 +93,10 @@ def augment_settings_label(settings: Mapping[str, Any]) -> str:
         benchmark"`.
 
     Example:
+    ```python
     >>> augment_settings_label({**AUGMENT_DEFAULTS, "after_task": 2})[:40]
     'zero, level weight, scope model, Ω summe'
+    ```
     """
     return (f"{settings['action']}, level {settings['level']}, scope {settings['scope']}, "
             + settings_detail(settings))

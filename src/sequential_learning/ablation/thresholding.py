@@ -176,9 +176,11 @@ def threshold_model(
             variable and both shapes.
 
     Example:
+    ```python
     >>> pruned = threshold_model(model, load_importance(run_dir), 0.2, order="low")
     >>> pruned.name
     'task_1_zero_low_0.2'
+    ```
     """
     fraction = check_fraction(fraction)
     check_options(level, scope, order, action, how)

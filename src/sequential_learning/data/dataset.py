@@ -47,11 +47,12 @@ class Dataset:
         source: where the data was read from (a directory, a file, or a library).
 
     Example:
-
+    ```python
     >>> data = Dataset("toy", np.zeros((4, 2)), np.array([0, 1, 0, 1]),
     ...                np.zeros((2, 2)), np.array([1, 0]), num_classes=2)
     >>> data.input_shape
     (2,)
+    ```
     """
 
     name: str

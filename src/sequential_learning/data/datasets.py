@@ -149,10 +149,11 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0, limit: int | None = N
         ``[0, 1]``, labels 0..9 and class names ``"0"`` .. ``"9"``.
 
     Example:
-
+    ```python
     >>> data = load_digits(limit=100)
     >>> data.x_train.shape, data.num_classes
     ((100, 8, 8, 1), 10)
+    ```
     """
     from sklearn.datasets import load_digits as sklearn_load_digits
 
@@ -188,10 +189,11 @@ def load_iris(test_fraction: float = 0.2, seed: int = 0, limit: int | None = Non
         ``setosa``, ``versicolor``, ``virginica``.
 
     Example:
-
+    ```python
     >>> data = load_iris()
     >>> data.input_shape, data.class_names
     ((4,), ['setosa', 'versicolor', 'virginica'])
+    ```
     """
     from sklearn.datasets import load_iris as sklearn_load_iris
 
@@ -242,10 +244,11 @@ def load_fashion_mnist(
         DataError: a file is corrupt, truncated or inconsistent with its partner.
 
     Example:
-
+    ```python
     >>> data = load_fashion_mnist(limit=1000)
     >>> data.x_train.shape, data.class_names[9]
     ((1000, 28, 28, 1), 'Ankle boot')
+    ```
     """
     limit = _check_limit(limit)
     if directory is not None:
@@ -297,10 +300,11 @@ def load_mnist(
         DataError: a file is corrupt, truncated or inconsistent.
 
     Example:
-
+    ```python
     >>> data = load_mnist("~/data/mnist", limit=500)
     >>> data.input_shape
     (28, 28, 1)
+    ```
     """
     limit = _check_limit(limit)
     looked: list[tuple[Path, str]] = []
@@ -380,10 +384,11 @@ def load_cifar10(
         DataError: a batch file is truncated or holds labels above 9.
 
     Example:
-
+    ```python
     >>> data = load_cifar10("~/data/cifar-10-batches-bin", limit=256)
     >>> data.input_shape
     (32, 32, 3)
+    ```
     """
     limit = _check_limit(limit)
     looked: list[tuple[Path, str]] = []
@@ -456,9 +461,10 @@ def load_npz(path: str | os.PathLike[str], limit: int | None = None, name: str =
             differ, or labels are not integers.
 
     Example:
-
+    ```python
     >>> np.savez("mine.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     >>> data = load_npz("mine.npz")
+    ```
     """
     limit = _check_limit(limit)
     return dataset_from_npz(Path(path).expanduser(), name, limit)
@@ -500,9 +506,10 @@ def load_dataset(
             embedded data set, no path for ``npz``, or any loader error.
 
     Example:
-
+    ```python
     >>> data = load_dataset("fashion-mnist", limit=2000)
     >>> data = load_dataset("npz", "mine.npz")
+    ```
     """
     key = str(name).strip().lower().replace("_", "-")
     key = _ALIASES.get(key, key)

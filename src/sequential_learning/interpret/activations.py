@@ -44,9 +44,11 @@ def layer_activations(
         The layer's output as a float NumPy array, e.g. `(N, h, w, filters)` for a `Conv2D`.
 
     Example:
+    ```python
     >>> maps = layer_activations(task_model, "base/conv2d", x[:4])
     >>> maps.shape
     (4, 26, 26, 32)
+    ```
     """
     found = base.find_layer(model, layer)
     probe = base.build_probe(model, [found])
@@ -144,9 +146,11 @@ def filter_activation_maximization(
         Float32 array `(len(filters), *input_shape)`: one image per filter.
 
     Example:
+    ```python
     >>> images = filter_activation_maximization(task_model, "base/conv2d", [0, 1, 2], steps=50)
     >>> images.shape
     (3, 28, 28, 1)
+    ```
     """
     found = base.resolve_conv_layer(model, layer, "filter activation maximisation")
     probe = base.build_probe(model, [found])
@@ -189,9 +193,11 @@ def class_activation_maximization(
         Float32 array `(len(classes), *input_shape)`: one image per class.
 
     Example:
+    ```python
     >>> images = class_activation_maximization(task_model, classes=[0, 1], steps=50)
     >>> images.shape
     (2, 28, 28, 1)
+    ```
     """
     probe = base.build_probe(model)
     count = probe.num_classes

@@ -41,8 +41,10 @@ def rankdata(values: Any) -> np.ndarray:
         The ranks, float64, shape `(values.size,)`.
 
     Example:
+    ```python
     >>> rankdata([10, 20, 20, 5])
     array([2. , 3.5, 3.5, 1. ])
+    ```
     """
     return stats.rankdata(np.ravel(np.asarray(values)), method="average").astype(np.float64)
 
@@ -65,8 +67,10 @@ def spearman(a: Any, b: Any) -> float:
         ValueError: the arrays differ in size.
 
     Example:
+    ```python
     >>> spearman([1, 2, 3, 4], [10, 20, 30, 400])
     1.0
+    ```
     """
     a, b = np.ravel(np.asarray(a, np.float64)), np.ravel(np.asarray(b, np.float64))
     if a.shape != b.shape:

@@ -44,7 +44,9 @@ class BaseCAM:
             convolutional layer, searching nested models.
 
     Example:
+    ```python
     >>> maps = GradCAM(model)(images, targets=labels)   # (N, H, W) in [0, 1]
+    ```
     """
 
     method_name = "CAM"
@@ -179,9 +181,11 @@ def grad_cam(
             a spatial output, a model without convolutional layers, or bad images / targets.
 
     Example:
+    ```python
     >>> maps = grad_cam(task_model, x_val[:8], y_val[:8])
     >>> maps.shape, float(maps.max())
     ((8, 28, 28), 1.0)
+    ```
     """
     return _explainer(GradCAM, model, layer)(images, targets, batch_size=batch_size)
 
@@ -196,6 +200,8 @@ def grad_cam_plus_plus(
     """Grad-CAM++ maps of a batch of images; arguments and result as in `grad_cam`.
 
     Example:
+    ```python
     >>> maps = grad_cam_plus_plus(task_model, x_val[:8], y_val[:8], layer="base/conv2d_1")
+    ```
     """
     return _explainer(GradCAMPlusPlus, model, layer)(images, targets, batch_size=batch_size)

@@ -33,9 +33,11 @@ def kernel_weights(
             convolutional layers).
 
     Example:
+    ```python
     >>> kernels, biases = kernel_weights(task_model, "base/conv2d")
     >>> kernels.shape, biases.shape
     ((32, 3, 3, 1), (32,))
+    ```
     """
     found = base.resolve_conv_layer(model, layer, "kernel inspection")
     if not base.is_conv(found):

@@ -47,8 +47,10 @@ def walk_layers(model: keras.Model, prefix: str = "") -> list[tuple[str, keras.l
         its own layers, and a layer's path is `"outer_layer/inner_layer"`.
 
     Example:
+    ```python
     >>> [path for path, _ in walk_layers(task_model)]
     ['base', 'base/conv2d', 'base/global_average_pooling2d', 'head']
+    ```
     """
     found = []
     for layer in sublayers(model):

@@ -41,8 +41,10 @@ def check_stride(patch: tuple[int, int], stride: tuple[int, int]) -> None:
             patches would be covered by none, so their sensitivity would be unknown).
 
     Example:
+    ```python
     >>> check_stride((3, 3), (2, 3))      # fine: overlapping rows, adjacent columns
     >>> check_stride((2, 2), (3, 3))      # SeqlError
+    ```
     """
     for axis, p, s in (("rows", patch[0], stride[0]), ("columns", patch[1], stride[1])):
         if s > p:
@@ -66,10 +68,12 @@ def patch_positions(size: int, patch: int, stride: int) -> np.ndarray:
         steps stop short of it (so the far edge is covered).
 
     Example:
+    ```python
     >>> patch_positions(7, 3, 2).tolist()
     [0, 2, 4]
     >>> patch_positions(8, 3, 2).tolist()
     [0, 2, 4, 5]
+    ```
     """
     starts = np.arange(0, size - patch + 1, stride)
     if starts[-1] != size - patch:
@@ -163,9 +167,11 @@ def occlusion_sensitivity(
             no patch), naming both.
 
     Example:
+    ```python
     >>> maps = occlusion_sensitivity(model, x[:4], y[:4], patch_size=4, stride=2)
     >>> maps.shape
     (4, 28, 28)
+    ```
     """
     x = base.validate_images(model, images, require_spatial=True)
     n, height, width, channels = x.shape

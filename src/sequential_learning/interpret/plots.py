@@ -108,8 +108,10 @@ def overlay_figure(
         A Matplotlib `Figure` (Agg-ready, not shown).
 
     Example:
+    ```python
     >>> figure = overlay_figure(x[:4], occlusion_sensitivity(model, x[:4], y[:4]), symmetric=True,
     ...                         colorbar_label="drop in p(label) when occluded")
+    ```
     """
     images, maps = np.asarray(images), np.asarray(maps, dtype=np.float32)
     if len(images) != len(maps) or maps.ndim != 3:
@@ -197,8 +199,10 @@ def heatmap_overlays(
         The path written.
 
     Example:
+    ```python
     >>> heatmap_overlays(x[:8], grad_cam(model, x[:8], y[:8]), "explain/grad_cam.png",
     ...                  value_range=(0, 1), colorbar_label="Grad-CAM relevance")
+    ```
     """
     figure = overlay_figure(images, maps, titles, suptitle, columns, cmap, alpha, symmetric,
                             colorbar_label, value_range, title_colors)
@@ -230,8 +234,10 @@ def image_grid(
         The path written.
 
     Example:
+    ```python
     >>> kernels, _ = kernel_weights(model, "conv2d")
     >>> image_grid(kernels, "explain/kernels.png", symmetric=True)
+    ```
     """
     images = np.asarray(images, dtype=np.float32)
     if images.ndim not in (3, 4) or len(images) == 0:

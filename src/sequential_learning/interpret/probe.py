@@ -160,8 +160,10 @@ class Probe:
         layers: layers of `model` (or of models nested in it) whose outputs to return.
 
     Example:
+    ```python
     >>> probe = build_probe(task_model, [find_layer(task_model, "base/conv2d")])
     >>> activations, logits = probe(images)
+    ```
     """
 
     def __init__(self, model: keras.Model, layers: Sequence[keras.layers.Layer] = ()) -> None:
@@ -244,7 +246,9 @@ def build_probe(model: keras.Model, layers: Sequence[keras.layers.Layer] = ()) -
         `layers` is empty.
 
     Example:
+    ```python
     >>> activations, logits = build_probe(task_model, [last_conv_layer(task_model)])(images)
+    ```
     """
     cache = model_cache(model)
     key = ("probe", tuple(id(layer) for layer in layers))

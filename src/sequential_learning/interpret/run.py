@@ -142,8 +142,10 @@ def run_class_names(run_dir: str | Path) -> dict[int, list[str]]:
         the label itself).
 
     Example:
+    ```python
     >>> run_class_names("runs/split-fashion")[1]
     ['T-shirt/top', 'Trouser']
+    ```
     """
     import json
 
@@ -235,8 +237,10 @@ def explain_run(
             cannot explain (e.g. Grad-CAM on a model without convolutional layers).
 
     Example:
+    ```python
     >>> explain_run("runs/abc123", "grad-cam", images=4)
     [PosixPath('runs/abc123/explain/task_1_grad-cam_base-conv2d_1.png'), ...]
+    ```
     """
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}; known methods: {', '.join(METHODS)}.")

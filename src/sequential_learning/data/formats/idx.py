@@ -123,11 +123,12 @@ def read_idx(
             DD dimensions); for a length mismatch, both byte counts.
 
     Example:
-
+    ```python
     >>> images = read_idx("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz",
     ...                   expect_type=0x08, expect_ndim=3)
     >>> images.shape, images.dtype
     ((10000, 28, 28), dtype('uint8'))
+    ```
     """
     path = Path(path)
     data = _read_bytes(path)
@@ -212,12 +213,13 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray, gzip: bool = Fals
             too large for IDX.
 
     Example:
-
+    ```python
     >>> labels = np.array([3, 1, 4], dtype=np.uint8)
     >>> write_idx("labels-idx1-ubyte.gz", labels, gzip=True)
     PosixPath('labels-idx1-ubyte.gz')
     >>> read_idx("labels-idx1-ubyte.gz")
     array([3, 1, 4], dtype=uint8)
+    ```
     """
     path = Path(path)
     array = np.asarray(array)
