@@ -115,7 +115,7 @@ class _FailInTask(keras.callbacks.Callback):
         self.manager_ref = manager_ref
 
     def on_train_begin(self, logs=None):
-        if self.manager_ref[0]._task_index == 2:
+        if self.manager_ref[0].task_index == 2:
             raise RuntimeError("simulated failure in task 3")
 
 

@@ -322,3 +322,52 @@ def load_importance(run_dir: str | Path, task: int | None = None) -> tuple[list[
         arrays = [data[f"v{i}"] for i in range(len(paths))]
         total = arrays if total is None else [a + b for a, b in zip(total, arrays)]
     return paths, total
+
+
+def restore_run(run_dir: str | Path, models: Sequence, plugins: Sequence, config: dict,
+                num_tasks: int, note=None) -> tuple[int, object]:
+    """Restores a run from its checkpoint: weights, the plugins' state and the results so far.
+
+    Also removes what a kill during a write left (temporary files).
+
+    Args:
+        run_dir: the run folder.
+        models: every task model, in task order.
+        plugins: the run's plugins.
+        config: the run's config (compared with the checkpoint's).
+        num_tasks: the number of tasks of the run.
+        note: called with a line to show when `results.json` records more finished tasks than
+            the checkpoint (the run stopped while saving the next task, which is trained again).
+
+    Returns:
+        `(finished tasks, Results)`.
+
+    Raises:
+        CheckpointError: the checkpoint is missing, damaged or another run's, or its results
+            do not match it.
+    """
+    from sequential_learning.results import Results
+    from sequential_learning.rundir import remove_temporary_files
+
+    run = RunDir(run_dir)
+    done = load_checkpoint(run.root, models, plugins, config)
+    remove_temporary_files(run.root)
+    results = Results.load(checkpoint_results_path(run.root) or run.root)
+    recorded = _completed_in(run.results)
+    if recorded is not None and recorded > done and note is not None:
+        note(f"note: {run.results} records {recorded} finished tasks, the checkpoint {done} (the "
+             f"run stopped while saving task {done + 1}); task {done + 1} is trained again")
+    if results.completed_tasks != done or results.num_tasks != num_tasks:
+        raise CheckpointError(
+            f"{run.root}: results.json records {results.completed_tasks} finished "
+            f"tasks of {results.num_tasks}, the checkpoint {done} of {num_tasks}"
+        )
+    return done, results
+
+
+def _completed_in(path: Path) -> int | None:
+    """The finished tasks a results.json records (None when it cannot be read)."""
+    try:
+        return int(json.loads(path.read_text())["completed_tasks"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

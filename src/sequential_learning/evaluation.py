@@ -200,6 +200,8 @@ class EvaluationSchedule:
     Args:
         eval_every: evaluate after every `eval_every`-th epoch of a task; the last epoch of each
             task is always evaluated, so the accuracy matrix is complete.
+        eval_subset: evaluate on a fixed, seeded subset of this many validation samples per
+            task (None: all); checked here, applied by each task (`set_evaluation_subset`).
 
     Example:
     ```python
@@ -208,23 +210,19 @@ class EvaluationSchedule:
     ```
     """
 
-    def __init__(self, eval_every: int = 1) -> None:
+    def __init__(self, eval_every: int = 1, eval_subset: int | None = None) -> None:
         if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
             raise ValueError(f"eval_every must be an integer >= 1, got {eval_every!r}")
+        if eval_subset is not None and (
+            isinstance(eval_subset, bool) or not isinstance(eval_subset, int) or eval_subset < 1
+        ):
+            raise ValueError(f"eval_subset must be an integer >= 1 or None, got {eval_subset!r}")
         self.eval_every = eval_every
+        self.eval_subset = eval_subset
 
     def due(self, epoch: int, epochs: int) -> bool:
         """Whether every task is evaluated after `epoch` (from 0) of a task of `epochs` epochs."""
         return epoch + 1 == epochs or (epoch + 1) % self.eval_every == 0
-
-
-def check_eval_subset(eval_subset: int | None) -> int | None:
-    """`eval_subset`, checked: an integer >= 1, or None (ValueError otherwise)."""
-    if eval_subset is not None and (
-        isinstance(eval_subset, bool) or not isinstance(eval_subset, int) or eval_subset < 1
-    ):
-        raise ValueError(f"eval_subset must be an integer >= 1 or None, got {eval_subset!r}")
-    return eval_subset
 
 
 class PeriodicEvaluation:

@@ -17,7 +17,8 @@ from sequential_learning.training import ContinualTrainer
 
 Data = tuple[np.ndarray, np.ndarray] | tf.data.Dataset
 
-__all__ = ["Data", "SequentialTask", "array_dataset", "tasks_from_benchmark"]
+__all__ = ["Data", "SequentialTask", "array_dataset", "covered_variables", "same_model", "same_step",
+           "share_evaluations", "tasks_from_benchmark"]
 
 
 class SequentialTask:
@@ -396,3 +397,83 @@ def tasks_from_benchmark(
         ))
     return tasks
 
+
+
+def covered_variables(tasks: Sequence[SequentialTask], base_model: keras.Model | None) -> list:
+    """Variables of the base, plus every variable that more than one task model trains.
+
+    Args:
+        tasks: the tasks of a stream.
+        base_model: the shared base, or None.
+
+    Returns:
+        The variables, in the order the task models list them.
+
+    Raises:
+        ValueError: a task model does not contain the base.
+    """
+    counts: dict[int, int] = {}
+    order: dict[int, object] = {}
+    for task in tasks:
+        for v in task.model.trainable_variables:
+            counts[id(v)] = counts.get(id(v), 0) + 1
+            order.setdefault(id(v), v)
+    covered = {i for i, c in counts.items() if c > 1}
+    if base_model is not None:
+        base_ids = {id(v) for v in base_model.trainable_variables}
+        for task in tasks:
+            ids = {id(v) for v in task.model.trainable_variables}
+            if not base_ids <= ids:
+                raise ValueError(
+                    f"Task {task.name!r}: its model does not contain the base model "
+                    f"{base_model.name!r} (build task models on the shared base)"
+                )
+        covered |= base_ids
+    return [v for i, v in order.items() if i in covered]
+
+
+def share_evaluations(tasks: Sequence[SequentialTask]) -> None:
+    """Tasks whose models are the same layers, loss and metrics share one compiled evaluation
+    (one trace instead of one per task): each uses the first such task's."""
+    for k, task in enumerate(tasks):
+        same = next((t for t in tasks[:k] if same_step(t, task)), None)
+        if same is not None:
+            task.share_evaluation(same)
+
+
+def same_model(a: SequentialTask, b: SequentialTask) -> bool:
+    """Whether two tasks train the same model: the same layer objects and shapes."""
+    if a.model is b.model:
+        return True
+
+    def layers(model):
+        return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+
+    la, lb = layers(a.model), layers(b.model)
+    return (len(la) == len(lb) and all(x is y for x, y in zip(la, lb))
+            and _shapes(a.model.inputs) == _shapes(b.model.inputs)
+            and _shapes(a.model.outputs) == _shapes(b.model.outputs))
+
+
+def same_step(a: SequentialTask, b: SequentialTask) -> bool:
+    """Whether the two tasks' train steps are the same computation: the same layer objects in
+    the same order, input and output shapes, loss and metrics."""
+    return (
+        same_model(a, b)
+        and _describe(a.loss) == _describe(b.loss)
+        and [_describe(m) for m in a.metrics] == [_describe(m) for m in b.metrics]
+    )
+
+
+def _shapes(tensors) -> list:
+    return [tuple(t.shape) for t in tensors or []]
+
+
+def _describe(obj) -> object:
+    """A comparable description of a loss or metric: the string, or the class and config."""
+    if isinstance(obj, str) or obj is None:
+        return obj
+    try:
+        return (type(obj).__qualname__, repr(sorted(obj.get_config().items())))
+    except Exception:  # noqa: BLE001 - an object without a config: only itself is the same
+        return ("id", id(obj))

@@ -30,6 +30,7 @@ import importlib.util
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -131,6 +132,26 @@ class TensorBoardLogger:
             if training_task is not None:
                 write_scalar("training_task", training_task + 1, step)
         self._writer.flush()
+
+    # -- the manager's hooks -----------------------------------------------------------------------
+    def before_training(self, manager: Any) -> None:
+        """Logs the untrained model's evaluation (step 0) of a new run."""
+        if manager.evaluations is not None:
+            self.log_epoch(0, manager.evaluations)
+
+    def task_callbacks(self, manager: Any) -> list[keras.callbacks.Callback]:
+        """The callback for the `fit` of the task starting (see `task_callback`)."""
+        return [self.task_callback(manager.clock.task_index)]
+
+    def after_training_epoch(self, manager: Any) -> None:
+        """Logs every task's evaluation, when the epoch that ended was evaluated."""
+        if manager.evaluations is not None:
+            self.log_epoch(manager.clock.global_epoch, manager.evaluations,
+                           training_task=manager.clock.task_index)
+
+    def after_training(self, manager: Any) -> None:
+        """Closes the validation writer at the end of the run."""
+        self.close()
 
     def close(self) -> None:
         """Flushes and closes the validation writer (a later `log_epoch` opens a new one)."""
