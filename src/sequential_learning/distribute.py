@@ -23,8 +23,20 @@ _MADE: dict[str, object] = {}
 def parse_tf_config(text: str | None = None) -> dict:
     """Parses and checks `TF_CONFIG` (the environment variable when `text` is None).
 
+    Args:
+        text: the JSON text of a `TF_CONFIG`; None reads the environment variable.
+
+    Returns:
+        The parsed config, with `cluster.worker` and `task` checked.
+
     Raises:
         ValueError: when it is missing, not JSON, or lacks `cluster.worker` / `task`.
+
+    Example:
+    ```python
+    parse_tf_config('{"cluster": {"worker": ["host1:12345"]}, '
+                    '"task": {"type": "worker", "index": 0}}')
+    ```
     """
     text = os.environ.get("TF_CONFIG") if text is None else text
     if not text:
@@ -55,6 +67,15 @@ def make_strategy(name: str):
     """The strategy called `name` (see the module docstring); the same object for every call
     in a process.
 
+    Args:
+        name: `default`, `mirrored` (every local GPU) or `multi-worker` (hosts from `TF_CONFIG`).
+
+    Returns:
+        A `tf.distribute.Strategy`.
+
+    Raises:
+        ValueError: for an unknown name.
+
     Example:
     ```python
     strategy = make_strategy("mirrored")
@@ -79,7 +100,20 @@ def make_strategy(name: str):
 
 
 def worker_index(strategy) -> int:
-    """This process's worker index (0, the chief, when not multi-worker)."""
+    """This process's worker index (0, the chief, when not multi-worker).
+
+    Args:
+        strategy: a `tf.distribute.Strategy` (e.g. from `make_strategy`).
+
+    Returns:
+        The worker's index as an int; 0 is the chief, which writes the run folder.
+
+    Example:
+    ```python
+    if worker_index(make_strategy("multi-worker")) == 0:
+        print("chief")
+    ```
+    """
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not getattr(resolver, "task_type", None):
         return 0

@@ -45,6 +45,12 @@ class FusedAdam(keras.optimizers.Adam):
     over the parameters instead of about twelve. Not bit-identical to Keras: see the module's
     docstring.
 
+    Args:
+        *args: Keras's `Adam` arguments (`learning_rate`, `beta_1`, `beta_2`, `epsilon`, ...).
+        name: the optimizer's name.
+        **kwargs: Keras's `Adam` keyword arguments (`weight_decay`, `clipnorm`, `ema_momentum`,
+            ...).
+
     Example:
     ```python
     optimizer = FusedAdam(learning_rate=1e-3)
@@ -83,6 +89,11 @@ class FusedSGD(keras.optimizers.SGD):
 
     Same arguments, state and formulas as Keras's SGD: with momentum μ,
     m ← μ m − lr g and θ ← θ + m (Nesterov: θ ← θ + μ m − lr g); without, θ ← θ − lr g.
+
+    Args:
+        *args: Keras's `SGD` arguments (`learning_rate`, `momentum`, `nesterov`).
+        name: the optimizer's name.
+        **kwargs: Keras's `SGD` keyword arguments (`weight_decay`, `clipnorm`, ...).
 
     Example:
     ```python

@@ -24,8 +24,21 @@ from sequential_learning.results import atomic_write_text, to_jsonable
 def log_spaced(low: float, high: float, points: int) -> list[float]:
     """`points` values from `low` to `high`, evenly spaced on a log scale (rounded to 4 digits).
 
+    Args:
+        low: the smallest λ (> 0).
+        high: the largest λ (≥ `low`).
+        points: how many values (≥ 1; 1 needs `low == high`).
+
+    Returns:
+        The values, ascending, as a list of floats.
+
     Raises:
         ValueError: unless 0 < low <= high and points >= 1 (points == 1 needs low == high).
+
+    Example:
+    ```python
+    log_spaced(1, 1000, 4)   # [1.0, 10.0, 100.0, 1000.0]
+    ```
     """
     if not (math.isfinite(low) and math.isfinite(high)) or low <= 0 or high < low:
         raise ValueError(f"lambda range: need 0 < LOW <= HIGH, got LOW={low}, HIGH={high}")
@@ -39,7 +52,22 @@ def log_spaced(low: float, high: float, points: int) -> list[float]:
 
 
 def check_lambdas(lambdas: Sequence[float]) -> list[float]:
-    """Validates and sorts λ values (finite, ≥ 0, no duplicates)."""
+    """Validates and sorts λ values (finite, ≥ 0, no duplicates).
+
+    Args:
+        lambdas: the λ values of a sweep, e.g. from `--lambdas 1,10,100`.
+
+    Returns:
+        The values as floats, in ascending order.
+
+    Raises:
+        ValueError: for an empty list, a negative or non-finite value, or a duplicate.
+
+    Example:
+    ```python
+    check_lambdas([100, 1, 10])   # [1.0, 10.0, 100.0]
+    ```
+    """
     try:
         values = [float(v) for v in lambdas]
     except (TypeError, ValueError):
@@ -127,7 +155,20 @@ def lambda_sweep(
 
 
 def sweep_table(sweep: dict) -> str:
-    """The sweep as a text table, the best λ marked with `*`."""
+    """The sweep as a text table, the best λ marked with `*`.
+
+    Args:
+        sweep: the sweep's summary as written to `sweep.json`: `method`, `benchmark`, `runs`
+            (each with `ewc_lambda`, `acc`, `bwt`, `fwt`, `forgetting`, `seconds`) and `best`.
+
+    Returns:
+        The table as one string, a row per λ.
+
+    Example:
+    ```python
+    print(sweep_table(json.loads(Path("runs/sweep/sweep.json").read_text())))
+    ```
+    """
     header = f"  {'lambda':>10} {'ACC':>7} {'BWT':>7} {'FWT':>7} {'forget':>7} {'seconds':>8}"
     lines = [f"{sweep['method']} on {sweep['benchmark']}", header, "  " + "-" * (len(header) - 2)]
     best = (sweep.get("best") or {}).get("ewc_lambda")
