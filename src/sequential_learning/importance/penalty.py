@@ -25,7 +25,7 @@ import tensorflow as tf
 from sequential_learning import native
 from sequential_learning.errors import SeqlError
 from sequential_learning.importance.modes import PENALTY_MODES
-from sequential_learning.plugins.state import state_array
+from sequential_learning.saved_state import state_array
 
 
 class ConsolidationPenalty:

@@ -21,7 +21,7 @@ import tensorflow as tf
 from sequential_learning.class_incremental import mask_outputs
 from sequential_learning.plugins.base import Experience, Plugin, Run, Step, replica_share
 from sequential_learning.plugins.registry import LWF_ALPHA, LWF_TEMPERATURE
-from sequential_learning.plugins.state import kind_of, state_array
+from sequential_learning.saved_state import kind_of, state_array
 
 
 class LearningWithoutForgetting(Plugin):
