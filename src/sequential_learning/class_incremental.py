@@ -95,7 +95,22 @@ class ActiveClasses:
 
 def mask_outputs(y_pred, mask, from_logits: bool = True) -> tf.Tensor:
     """The head's outputs with the classes outside `mask` removed (logits to a value softmax
-    turns into 0; probabilities to 0 and renormalised). An all-zero mask removes nothing."""
+    turns into 0; probabilities to 0 and renormalised). An all-zero mask removes nothing.
+
+    Args:
+        y_pred: the head's outputs, shape `[N, C]`.
+        mask: `[C]`, > 0 for the classes to keep (the classes seen so far).
+        from_logits: whether `y_pred` are logits (else probabilities).
+
+    Returns:
+        A tensor shaped like `y_pred`.
+
+    Example:
+    ```python
+    mask_outputs(tf.constant([[2.0, 1.0, 3.0]]), tf.constant([1.0, 1.0, 0.0]))
+    # the third logit is pushed so low that softmax gives it 0
+    ```
+    """
     y_pred = tf.convert_to_tensor(y_pred)
     mask = tf.convert_to_tensor(mask)
     keep = tf.logical_or(mask > 0, tf.logical_not(tf.reduce_any(mask > 0)))[None, :]

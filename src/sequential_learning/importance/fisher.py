@@ -28,7 +28,20 @@ from sequential_learning.importance.per_sample import ObjectiveFn, PerSampleRedu
 
 
 def log_probabilities(outputs: tf.Tensor, from_logits: bool) -> tf.Tensor:
-    """Log p(c|x) from a classifier's outputs (logits or probabilities), shape [N, C]."""
+    """Log p(c|x) from a classifier's outputs (logits or probabilities), shape [N, C].
+
+    Args:
+        outputs: the model's outputs, `[N, C]`.
+        from_logits: whether `outputs` are logits (else probabilities, clipped at 1e-12).
+
+    Returns:
+        The log-probabilities, float32, `[N, C]`.
+
+    Example:
+    ```python
+    log_probabilities(tf.constant([[0.0, 0.0]]), from_logits=True)   # [[-0.693, -0.693]]
+    ```
+    """
     outputs = tf.cast(outputs, tf.float32)
     if from_logits:
         return tf.nn.log_softmax(outputs, axis=-1)
@@ -64,7 +77,20 @@ def fisher_objective(mode: str, from_logits: bool = True) -> ObjectiveFn:
 
 
 def gaussian_objective(outputs: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Regression: the outputs themselves, weight 1 (the Fisher of N(f(x), I) is Σ_k (∂f_k/∂θ)²)."""
+    """Regression: the outputs themselves, weight 1 (the Fisher of N(f(x), I) is Σ_k (∂f_k/∂θ)²).
+
+    Args:
+        outputs: the model's outputs, `[N, K]`.
+        labels: not used (the Fisher of a Gaussian does not depend on the targets).
+
+    Returns:
+        `(objectives, weights)`: the outputs as float32 `[N, K]` and ones of the same shape.
+
+    Example:
+    ```python
+    objectives, weights = gaussian_objective(model(x, training=False), None)
+    ```
+    """
     outputs = tf.cast(outputs, tf.float32)
     outputs = tf.reshape(outputs, [-1, int(np.prod(outputs.shape[1:]))])
     return outputs, tf.ones_like(outputs)

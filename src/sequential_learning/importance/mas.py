@@ -28,7 +28,21 @@ from sequential_learning.importance.per_sample import PerSampleReducer, ReducerC
 
 
 def mas_objective(outputs, labels) -> tuple[tf.Tensor, tf.Tensor]:
-    """‖f(x)‖²₂ per sample as one objective [N, 1] with weight 1 (labels are not used)."""
+    """‖f(x)‖²₂ per sample as one objective [N, 1] with weight 1 (labels are not used).
+
+    Args:
+        outputs: the model's outputs, `[N, K]`.
+        labels: not used (MAS needs no labels).
+
+    Returns:
+        `(objectives, weights)`, both `[N, 1]`: the squared L2 norm of each sample's outputs, and
+        ones.
+
+    Example:
+    ```python
+    objectives, weights = mas_objective(tf.constant([[3.0, 4.0]]), None)   # [[25.]], [[1.]]
+    ```
+    """
     parts = [tf.cast(o, tf.float32) for o in tf.nest.flatten(outputs)]
     total = tf.add_n(
         [tf.reduce_sum(tf.reshape(tf.square(p), [tf.shape(p)[0], -1]), axis=-1) for p in parts]

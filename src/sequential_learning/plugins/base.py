@@ -284,7 +284,22 @@ class Step:
 
 
 def per_sample_loss(loss, y, y_pred) -> tf.Tensor:
-    """The unreduced loss of each sample (a Keras `Loss` object, a loss name or a function)."""
+    """The unreduced loss of each sample (a Keras `Loss` object, a loss name or a function).
+
+    Args:
+        loss: a `keras.losses.Loss`, a Keras loss name (`"sparse_categorical_crossentropy"`) or a
+            function `(y, y_pred) -> per-sample values`.
+        y: the labels.
+        y_pred: the model's outputs.
+
+    Returns:
+        One loss value per sample, `[N]`.
+
+    Example:
+    ```python
+    values = per_sample_loss(task.loss, step.y, step.y_pred)
+    ```
+    """
     if isinstance(loss, keras.losses.Loss):
         values = loss.call(y, y_pred)
     else:
@@ -297,13 +312,38 @@ def per_sample_loss(loss, y, y_pred) -> tf.Tensor:
 
 def replica_share(value: tf.Tensor) -> tf.Tensor:
     """`value` divided by the replicas in sync (unchanged on one): a mean's share, so that
-    summing the replicas' gradients gives the global mean's, as Keras scales its losses."""
+    summing the replicas' gradients gives the global mean's, as Keras scales its losses.
+
+    Args:
+        value: a per-replica mean (a scalar tensor).
+
+    Returns:
+        `value / replicas`.
+
+    Example:
+    ```python
+    return {"my_loss": replica_share(tf.reduce_mean(values))}
+    ```
+    """
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     return value / float(replicas) if replicas != 1 else value
 
 
 def mean_over_batch(values: tf.Tensor, weights: tf.Tensor | None = None) -> tf.Tensor:
-    """Σ w·v / batch size (Keras's `sum_over_batch_size`), 0 for an empty batch."""
+    """Σ w·v / batch size (Keras's `sum_over_batch_size`), 0 for an empty batch.
+
+    Args:
+        values: one value per sample, `[N]`.
+        weights: optional sample weights, `[N]` (None: all ones).
+
+    Returns:
+        A scalar tensor.
+
+    Example:
+    ```python
+    mean_over_batch(tf.constant([1.0, 3.0]), tf.constant([1.0, 0.0]))   # 0.5
+    ```
+    """
     values = tf.cast(values, tf.float32)
     if weights is not None:
         values = values * tf.cast(weights, tf.float32)
@@ -316,12 +356,45 @@ def stateless_seed(seed: int, counter: tf.Variable, salt: int = 0) -> tf.Tensor:
 
     Stateless draws from a counter kept in a `tf.Variable` are the same on every run with the
     same seed, in the compiled step and under a strategy, and resume exactly from a checkpoint.
+
+    Args:
+        seed: the run's seed.
+        counter: an int64 `tf.Variable` the caller advances after each draw.
+        salt: separates the draws of different plugins or purposes with the same seed.
+
+    Returns:
+        An int64 tensor of shape `[2]`.
+
+    Example:
+    ```python
+    indices = tf.random.stateless_uniform([batch], stateless_seed(run.seed, self.draws, salt=1),
+                                          maxval=filled, dtype=tf.int32)
+    self.draws.assign_add(1)
+    ```
     """
     return tf.stack([tf.constant(int(seed) + int(salt), tf.int64), tf.cast(counter, tf.int64)])
 
 
 def check_combination(plugins: Sequence[Plugin]) -> None:
-    """Raises ValueError unless the plugins can run together (one line, naming them)."""
+    """Raises ValueError unless the plugins can run together (one line, naming them).
+
+    Each plugin at most once, at most one weight-importance method, and a reference point
+    (`joint`, `cumulative`) alone.
+
+    Args:
+        plugins: the plugins of a run.
+
+    Returns:
+        None.
+
+    Raises:
+        ValueError: naming the plugins that cannot be combined.
+
+    Example:
+    ```python
+    check_combination(make_plugins("fisher+replay"))   # fine; "fisher+mas" raises
+    ```
+    """
     from sequential_learning.plugins.registry import check_families
 
     check_families([(p.name, p.family) for p in plugins])

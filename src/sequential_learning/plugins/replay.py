@@ -105,7 +105,22 @@ class ExperienceReplay(Plugin):
 
 
 def check_memory_fits(name: str, memory: int, run: Run) -> None:
-    """Raises ValueError when a buffer of `memory` samples is larger than the stream's data."""
+    """Raises ValueError when a buffer of `memory` samples is larger than the stream's data.
+
+    Args:
+        name: the method's name, for the message.
+        memory: the buffer's capacity.
+        run: the `Run` (its tasks' training sizes).
+
+    Returns:
+        None.
+
+    Example:
+    ```python
+    def check(self, run):
+        check_memory_fits(self.name, self.memory, run)
+    ```
+    """
     sizes = run.train_sizes
     if all(sizes) and memory > sum(sizes):
         raise ValueError(f"memory: {memory} is larger than the {sum(sizes)} training samples of "
