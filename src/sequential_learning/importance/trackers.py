@@ -37,6 +37,18 @@ def accumulator(variable, name: str) -> tf.Variable:
     Call it under the strategy's scope (as `build` is called). On-read synchronisation lets every
     replica update its own copy inside the train step; reads in cross-replica context average
     the copies.
+
+    Args:
+        variable: the model variable the statistic is kept for (its shape is taken).
+        name: the accumulator's name.
+
+    Returns:
+        A non-trainable `tf.Variable` of zeros.
+
+    Example:
+    ```python
+    flips = [accumulator(v, "flips") for v in base.trainable_variables]
+    ```
     """
     return tf.Variable(
         tf.zeros(variable.shape, tf.float32),
@@ -48,12 +60,36 @@ def accumulator(variable, name: str) -> tf.Variable:
 
 
 def read(variable) -> tf.Tensor:
-    """The current value of a (Keras or TF) variable as a float32 tensor."""
+    """The current value of a (Keras or TF) variable as a float32 tensor.
+
+    Args:
+        variable: a `keras.Variable` or `tf.Variable`.
+
+    Returns:
+        Its value, cast to float32.
+
+    Example:
+    ```python
+    start = [read(v) for v in base.trainable_variables]
+    ```
+    """
     return tf.cast(tf.convert_to_tensor(variable), tf.float32)
 
 
 def inverse_count(count) -> tf.Tensor:
-    """Ω = 1 / (1 + count), float32."""
+    """Ω = 1 / (1 + count), float32.
+
+    Args:
+        count: a tensor of counts (sign flips, reversals, path length).
+
+    Returns:
+        `1 / (1 + count)` as a float32 tensor of the same shape.
+
+    Example:
+    ```python
+    inverse_count(tf.constant([0.0, 1.0, 3.0]))   # [1.0, 0.5, 0.25]
+    ```
+    """
     return 1.0 / (1.0 + tf.cast(tf.convert_to_tensor(count), tf.float32))
 
 

@@ -272,7 +272,24 @@ def _flat(labels: np.ndarray) -> list:
 
 def buffer_for(tasks: Sequence, capacity: int, logits: bool = False, seed: int = 0,
                name: str = "memory") -> MemoryBuffer:
-    """A `MemoryBuffer` shaped for the tasks' inputs and labels (and outputs, with `logits`)."""
+    """A `MemoryBuffer` shaped for the tasks' inputs and labels (and outputs, with `logits`).
+
+    Args:
+        tasks: the run's `SequentialTask`s (their data give the shapes and dtypes).
+        capacity: the samples the buffer holds.
+        logits: also keep each sample's model outputs (DER++).
+        seed: the seed of the buffer's random draws.
+        name: the buffer's name (its variables' prefix).
+
+    Returns:
+        A `MemoryBuffer`; create it under the strategy's scope (in `Plugin.build`).
+
+    Example:
+    ```python
+    def build(self, run):
+        self.buffer = buffer_for(run.tasks, capacity=500, seed=run.seed)
+    ```
+    """
     task = tasks[0]
     input_shape = tuple(task.model.input_shape[1:])
     data = task.train_data
