@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from sequential_learning.importance.base import ImportanceEstimator, TaskContext
-from sequential_learning.plugins.state import state_array
+from sequential_learning.saved_state import state_array
 
 
 def accumulator(variable, name: str) -> tf.Variable:

@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from sequential_learning.checkpoint import CheckpointError
 from sequential_learning.plugins.base import stateless_seed
-from sequential_learning.plugins.state import kind_of, state_array
+from sequential_learning.saved_state import kind_of, state_array
 
 
 class MemoryBuffer:
