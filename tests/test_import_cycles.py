@@ -87,3 +87,48 @@ def test_module_is_on_no_import_cycle(module):
     assert module in graph
     back = sorted(m for m in graph[module] if _reaches(graph, m, module))
     assert not back, f"{module} imports {back}, which import it back"
+
+
+def test_the_whole_package_has_no_import_cycle():
+    graph = _graph()
+    cycles = sorted({" -> ".join([m, n]) for m in graph for n in graph[m]
+                     if _reaches(graph, n, m)})
+    assert not cycles, f"modules that import each other, directly or not: {cycles}"
+
+
+#: The layers, top to bottom (a module may import only modules of its own layer or below).
+#: The trainer runs the plugins' in-graph hooks, so `training` sits above `plugins`; plugins
+#: never import the trainer or the manager.
+LAYERS = (
+    ("cli",),
+    ("experiment", "sweep"),
+    ("config",),
+    ("manager", "method", "trainers", "services", "clock", "divergence", "progress",
+     "recorder", "writer", "tensorboard"),
+    ("tasks", "training", "evaluation"),
+    ("plugins",),
+    ("importance",),
+)
+#: Never importing the manager's side (the issue's contract), whatever else they use.
+OUTSIDE = ("data", "interpret", "ablation", "augment", "report", "plots")
+MANAGER_SIDE = {name for layer in LAYERS[:5] for name in layer}
+
+
+def _short(module: str) -> str:
+    return module.split(".")[1] if "." in module else module
+
+
+@pytest.mark.parametrize("upper, lower", [
+    (LAYERS[i], LAYERS[j]) for i in range(len(LAYERS)) for j in range(i + 1, len(LAYERS))])
+def test_lower_layers_never_import_upper_ones(upper, lower):
+    graph = _graph()
+    wrong = sorted(f"{m} -> {n}" for m, edges in graph.items() if _short(m) in lower
+                   for n in edges if _short(n) in upper)
+    assert not wrong, f"imports against the layers: {wrong}"
+
+
+def test_data_interpret_ablation_report_never_import_the_manager_side():
+    graph = _graph()
+    wrong = sorted(f"{m} -> {n}" for m, edges in graph.items() if _short(m) in OUTSIDE
+                   for n in edges if _short(n) in MANAGER_SIDE)
+    assert not wrong, f"imports of the manager's side: {wrong}"
