@@ -123,11 +123,22 @@ def check_benchmark_options(
 ) -> BenchmarkSpec:
     """Checks a benchmark name with its scenario, data file and data folder (no data is read).
 
+    Args:
+        name: one of `BENCHMARKS`.
+        scenario: `task`, `domain`, `class`, or None for the benchmark's default.
+        data: the npz file of the `split`, `permuted` and `rotated` benchmarks.
+        data_dir: where Fashion-MNIST, MNIST or CIFAR-10 live.
+
     Returns:
         The benchmark's `BenchmarkSpec`.
 
     Raises:
         ValueError: naming the option at fault and what is allowed.
+
+    Example:
+    ```python
+    spec = check_benchmark_options("split-digits", scenario="class")
+    ```
     """
     if name not in BENCHMARKS:
         raise ValueError(f"benchmark: unknown {name!r}; known benchmarks: {', '.join(BENCHMARKS)}")

@@ -151,11 +151,37 @@ class Dataset:
 
 
 def head(array: np.ndarray, limit: int | None) -> np.ndarray:
+    """The first `limit` rows of an array (all of them when `limit` is None).
+
+    Args:
+        array: the array.
+        limit: how many rows to keep, or None.
+
+    Returns:
+        A view of `array`.
+
+    Example:
+    ```python
+    head(np.arange(5), 2)   # array([0, 1])
+    ```
+    """
     return array if limit is None else array[:limit]
 
 
 def scale_images(x: np.ndarray) -> np.ndarray:
-    """uint8 images -> float32 in [0, 1], with a channel axis added to (N, H, W)."""
+    """uint8 images -> float32 in [0, 1], with a channel axis added to (N, H, W).
+
+    Args:
+        x: uint8 images, `(N, H, W)` or `(N, H, W, C)`.
+
+    Returns:
+        float32 images in [0, 1], `(N, H, W, C)`.
+
+    Example:
+    ```python
+    scale_images(np.full((2, 28, 28), 255, np.uint8)).shape   # (2, 28, 28, 1)
+    ```
+    """
     x = x.astype(np.float32) / np.float32(255.0)
     return x[..., np.newaxis] if x.ndim == 3 else x
 
@@ -170,7 +196,29 @@ def build_dataset(
     class_names: list[str] | None,
     source: str,
 ) -> Dataset:
-    """Builds a Dataset, naming the source in any validation error."""
+    """Builds a Dataset, naming the source in any validation error.
+
+    Args:
+        name: the data set's name.
+        x_train: the training inputs.
+        y_train: the training labels.
+        x_test: the test inputs.
+        y_test: the test labels.
+        num_classes: the number of classes.
+        class_names: a name per class, or None.
+        source: where the data were read from (for messages).
+
+    Returns:
+        The `Dataset`.
+
+    Raises:
+        DataError: when the arrays do not make a valid data set; the message names `source`.
+
+    Example:
+    ```python
+    data = build_dataset("toy", x, y, x_test, y_test, 2, None, "memory")
+    ```
+    """
     try:
         return Dataset(
             name, x_train, y_train, x_test, y_test, num_classes, class_names, source=source

@@ -31,6 +31,15 @@ class DataError(SeqlError):
 class DatasetNotFoundError(DataError):
     """A data set is not on disk in any of the places looked in.
 
+    Args:
+        message: the error's one line (what is missing, where it was looked for, how to get it).
+        searched: the paths looked in, in order.
+
+    Example:
+    ```python
+    raise DatasetNotFoundError("Fashion-MNIST not found", [Path("/usr/share/datasets")])
+    ```
+
     Attributes:
         searched: the paths looked in, in order.
     """

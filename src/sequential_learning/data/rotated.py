@@ -92,7 +92,20 @@ def rotate_images(x: np.ndarray, angle: float, chunk_size: int = 8192) -> np.nda
 
 
 def default_angles(num_tasks: int, max_angle: float = 180.0) -> list[float]:
-    """Evenly spaced angles in [0, max_angle): task 1 unrotated (0, 36, 72, 108, 144 for 5)."""
+    """Evenly spaced angles in [0, max_angle): task 1 unrotated (0, 36, 72, 108, 144 for 5).
+
+    Args:
+        num_tasks: the number of tasks.
+        max_angle: the end of the range, in degrees (not included).
+
+    Returns:
+        One angle per task, in degrees.
+
+    Example:
+    ```python
+    default_angles(4)   # [0.0, 45.0, 90.0, 135.0]
+    ```
+    """
     return [float(a) for a in np.arange(num_tasks) * (max_angle / num_tasks)]
 
 

@@ -108,6 +108,24 @@ class Benchmark:
 
 
 def check_scenario(scenario: str, allowed: Sequence[str] = SCENARIOS, what: str = "") -> str:
+    """Checks a scenario name against those a stream allows.
+
+    Args:
+        scenario: `task`, `domain` or `class`.
+        allowed: the scenarios the stream can be learned in.
+        what: the stream, named in the message when a known scenario does not apply to it.
+
+    Returns:
+        `scenario`, unchanged.
+
+    Raises:
+        ValueError: for an unknown scenario or one the stream does not allow.
+
+    Example:
+    ```python
+    check_scenario("class", ("task", "domain"), "function approximation")   # raises
+    ```
+    """
     if scenario in allowed:
         return scenario
     if scenario in SCENARIOS and what:
@@ -118,12 +136,49 @@ def check_scenario(scenario: str, allowed: Sequence[str] = SCENARIOS, what: str 
 
 
 def check_count(value, name: str) -> int:
+    """Checks a count option (tasks, classes per task, ...): an integer ≥ 1, not a bool.
+
+    Args:
+        value: the value given.
+        name: the option's name, for the message.
+
+    Returns:
+        The value as an int.
+
+    Raises:
+        ValueError: naming the option and what is allowed.
+
+    Example:
+    ```python
+    check_count(5, "num_tasks")   # 5
+    ```
+    """
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"{name}: {value!r} is not allowed; expected an integer >= 1")
     return int(value)
 
 
 def validation_arrays(x, y, validation, validation_fraction: float, seed: int):
+    """The training and validation arrays: the given validation set, or a seeded stratified split.
+
+    Args:
+        x: the inputs.
+        y: the labels.
+        validation: `(x_val, y_val)`, or None to split `validation_fraction` off `(x, y)`.
+        validation_fraction: the share of samples held out when `validation` is None.
+        seed: the split's seed.
+
+    Returns:
+        `(x_train, y_train, x_val, y_val)`.
+
+    Raises:
+        DataError: when lengths or sample shapes do not match.
+
+    Example:
+    ```python
+    x_tr, y_tr, x_va, y_va = validation_arrays(x, y, None, 0.2, seed=0)
+    ```
+    """
     x, y = np.asarray(x), np.asarray(y)
     if len(x) != len(y):
         raise DataError(f"x has {len(x)} samples but y has {len(y)} labels")
@@ -148,6 +203,23 @@ def validation_arrays(x, y, validation, validation_fraction: float, seed: int):
 
 
 def integer_labels(y: np.ndarray, what: str) -> np.ndarray:
+    """Labels as int64, one per sample (a `[N, 1]` column is flattened).
+
+    Args:
+        y: the labels.
+        what: the array's name, for the message.
+
+    Returns:
+        A 1-d int64 array.
+
+    Raises:
+        DataError: for labels that are not one integer per sample.
+
+    Example:
+    ```python
+    integer_labels(np.array([[0.0], [2.0]]), "y_train")   # array([0, 2])
+    ```
+    """
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
@@ -162,19 +234,64 @@ def integer_labels(y: np.ndarray, what: str) -> np.ndarray:
 
 
 def class_list(classes: Sequence[int]) -> str:
+    """Classes as short text for messages: the first 12, then how many in all.
+
+    Args:
+        classes: class labels.
+
+    Returns:
+        e.g. `"0, 1, 2"`.
+
+    Example:
+    ```python
+    class_list(range(3))   # "0, 1, 2"
+    ```
+    """
     classes = [int(c) for c in classes]
     shown = ", ".join(map(str, classes[:12]))
     return shown + (f", ... ({len(classes)} in all)" if len(classes) > 12 else "")
 
 
 def limit_note(limit: int | None) -> str:
+    """The words a message adds when `--limit` was given.
+
+    Args:
+        limit: the `--limit`, or None.
+
+    Returns:
+        `" (with limit N)"`, or `""` without a limit.
+
+    Example:
+    ```python
+    limit_note(100)   # " (with limit 100)"
+    ```
+    """
     return "" if limit is None else f" (with limit {limit})"
 
 
 def check_two_classes(
     y: np.ndarray, where: str, key: str, limit: int | None, stream: str
 ) -> None:
-    """A stream over fewer than two classes has nothing to learn: a DataError naming why."""
+    """A stream over fewer than two classes has nothing to learn: a DataError naming why.
+
+    Args:
+        y: the training labels.
+        where: the data's name (a file, a data set), for the message.
+        key: the array's name (`y_train`), for the message.
+        limit: the `--limit`, if any (the message then suggests raising it).
+        stream: the stream's kind, for the message.
+
+    Returns:
+        None.
+
+    Raises:
+        DataError: when `y` holds fewer than two classes.
+
+    Example:
+    ```python
+    check_two_classes(y_train, "mine.npz", "y_train", None, "permuted")
+    ```
+    """
     present = np.unique(y)
     if len(present) >= 2:
         return
@@ -200,7 +317,31 @@ def transformed_stream(
     transforms: Sequence[tuple[str, Callable[[np.ndarray], np.ndarray]]],
     details: dict,
 ) -> Benchmark:
-    """One task per transform of the inputs; the same classes in every task."""
+    """One task per transform of the inputs; the same classes in every task.
+
+    The permuted and rotated streams are built with it. In the class-incremental scenario each
+    task's labels are offset so that every task has classes of its own.
+
+    Args:
+        name: the stream's name.
+        scenario: `task`, `domain` or `class`.
+        x_tr: the training inputs.
+        y_tr: the training labels.
+        x_va: the validation inputs.
+        y_va: the validation labels.
+        transforms: `(label, function)` per task; the function maps an input array to the task's.
+        details: recorded in the `Benchmark` (seed, permutation, angles, ...).
+
+    Returns:
+        The `Benchmark`.
+
+    Example:
+    ```python
+    stream = transformed_stream("flipped", "domain", x_tr, y_tr, x_va, y_va,
+                                [("identity", lambda x: x), ("flipped", lambda x: x[:, ::-1])],
+                                details={})
+    ```
+    """
     y_tr, y_va = integer_labels(y_tr, name), integer_labels(y_va, f"{name} validation")
     check_two_classes(y_tr, name, "y", None, name)
     num_classes = int(max(y_tr.max(), y_va.max())) + 1

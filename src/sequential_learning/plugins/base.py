@@ -205,6 +205,22 @@ class Plugin:
 class Step:
     """What the in-graph hooks see of one training step (symbolic tensors, built at trace time).
 
+    The trainer makes one per traced step; plugins only read it (and `log`).
+
+    Args:
+        trainer: the `ContinualTrainer` running the step.
+        x: the batch's inputs.
+        y: the batch's labels.
+        sample_weight: the batch's sample weights, or None.
+        y_pred: the task model's outputs on `x` (training mode).
+        task_loss: the task's loss on the batch.
+
+    Example:
+    ```python
+    def extra_losses(self, step):
+        return {"logit_loss": 0.01 * tf.reduce_mean(tf.square(step.y_pred))}
+    ```
+
     Attributes:
         x, y, sample_weight: the batch (the task's own inputs and labels).
         y_pred: the task model's outputs on `x` (training mode).

@@ -47,6 +47,20 @@ _CIFAR_RECORD = 1 + 3 * _CIFAR_SIDE * _CIFAR_SIDE  # 1 label byte + R, G, B plan
 
 
 def cifar_bin_files(folder: Path) -> list[Path] | None:
+    """The CIFAR-10 binary batches of a folder, when all six are there.
+
+    Args:
+        folder: a `cifar-10-batches-bin` folder.
+
+    Returns:
+        The paths of `data_batch_1.bin` ... `data_batch_5.bin` and `test_batch.bin`, or None when
+        any is missing.
+
+    Example:
+    ```python
+    files = cifar_bin_files(Path("~/.keras/datasets/cifar-10-batches-bin").expanduser())
+    ```
+    """
     files = [folder / name for name in (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE)]
     return files if all(path.is_file() for path in files) else None
 
@@ -95,6 +109,23 @@ def _read_cifar_batch(path: Path, max_records: int | None) -> tuple[np.ndarray, 
 
 
 def dataset_from_cifar_bin(folder: Path, limit: int | None) -> Dataset:
+    """Reads CIFAR-10 from its binary batches (never the pickled Python version).
+
+    Args:
+        folder: the folder holding the batches (see `cifar_bin_files`).
+        limit: keep only the first `limit` samples of each split, or None.
+
+    Returns:
+        The `Dataset`: float32 images `(N, 32, 32, 3)` in [0, 1] and the ten class names.
+
+    Raises:
+        DataError: for an unreadable or truncated batch.
+
+    Example:
+    ```python
+    data = dataset_from_cifar_bin(folder, limit=1000)
+    ```
+    """
     xs, ys = [], []
     remaining = limit
     for name in CIFAR_TRAIN_FILES:

@@ -255,7 +255,22 @@ IDX_FILES = {
 
 
 def find_idx_files(directory: Path) -> tuple[dict[str, Path], list[str]]:
-    """The IDX files of an MNIST-layout directory, and the names of any that are missing."""
+    """The IDX files of an MNIST-layout directory, and the names of any that are missing.
+
+    Plain or gzipped files, named with `-idx` or `.idx` (`train-images-idx3-ubyte.gz`, ...).
+
+    Args:
+        directory: the folder to look in.
+
+    Returns:
+        `(found, missing)`: `{role: path}` for the files found (roles `train_images`,
+        `train_labels`, `test_images`, `test_labels`) and the names of those missing.
+
+    Example:
+    ```python
+    found, missing = find_idx_files(Path("/usr/share/datasets/fashion-mnist"))
+    ```
+    """
     found: dict[str, Path] = {}
     missing: list[str] = []
     for role, stem in IDX_FILES.items():
@@ -271,6 +286,20 @@ def find_idx_files(directory: Path) -> tuple[dict[str, Path], list[str]]:
 
 
 def idx_note(directory: Path, missing: list[str]) -> str:
+    """Why a folder did not serve as an IDX data set, for the not-found message.
+
+    Args:
+        directory: the folder looked in.
+        missing: the files `find_idx_files` found missing.
+
+    Returns:
+        A few words: "directory does not exist", "no IDX files there" or what is missing.
+
+    Example:
+    ```python
+    idx_note(Path("/nowhere"), [])   # "directory does not exist"
+    ```
+    """
     if not directory.is_dir():
         return "directory does not exist" if not directory.exists() else "not a directory"
     if len(missing) == len(IDX_FILES):
@@ -312,6 +341,28 @@ def dataset_from_idx(
     class_names: list[str],
     limit: int | None,
 ) -> Dataset:
+    """Reads an MNIST-layout data set from its IDX files.
+
+    Args:
+        name: the data set's name.
+        files: `{role: path}`, as `find_idx_files` returns.
+        directory: the folder, for messages and the data set's source.
+        num_classes: the number of classes (labels are checked against it).
+        class_names: a name per class.
+        limit: keep only the first `limit` samples of each split, or None.
+
+    Returns:
+        The `Dataset`: float32 images `(N, H, W, 1)` in [0, 1].
+
+    Raises:
+        DataError: for a malformed file (magic number, dimensions, length) or a bad label.
+
+    Example:
+    ```python
+    found, missing = find_idx_files(folder)
+    data = dataset_from_idx("mnist", found, folder, 10, [str(i) for i in range(10)], None)
+    ```
+    """
     x_train, y_train = _load_idx_split(files, "train", limit, num_classes)
     x_test, y_test = _load_idx_split(files, "test", limit, num_classes)
     return build_dataset(name, x_train, y_train, x_test, y_test, num_classes, class_names, str(directory))

@@ -176,6 +176,28 @@ def dataset_from_npz(
     class_names: list[str] | None = None,
     channels: int | None = None,
 ) -> Dataset:
+    """Reads a data set from an npz file with `x_train, y_train, x_test, y_test` (no pickle).
+
+    Args:
+        path: the npz file.
+        name: the data set's name.
+        limit: keep only the first `limit` samples of each split, or None.
+        num_classes: the number of classes; None infers it from the labels.
+        class_names: a name per class; None takes the file's `class_names` array, if any.
+        channels: when given, the images must have this many channels.
+
+    Returns:
+        The `Dataset` (uint8 images scaled to [0, 1]).
+
+    Raises:
+        DataError: for a file that is not npz, a pickled or missing member, mismatched lengths or
+            labels that are not non-negative integers; the message names the file and the key.
+
+    Example:
+    ```python
+    data = dataset_from_npz(Path("mine.npz"), "mine", limit=None)
+    ```
+    """
     arrays = _read_npz_arrays(path)
     for key in NPZ_KEYS:
         if arrays[key].ndim == 0:
