@@ -24,7 +24,22 @@ from sequential_learning.ablation.options import HOWS, LEVELS, Importance, check
 
 
 def as_importance(importance: Importance) -> dict[str, np.ndarray]:
-    """Ω as `{variable path: array}`, from a dict or from `(paths, arrays)` (`load_importance`)."""
+    """Ω as `{variable path: array}`, from a dict or from `(paths, arrays)` (`load_importance`).
+
+    Args:
+        importance: `{variable path: array}` or `(paths, arrays)`.
+
+    Returns:
+        `{variable path: float array}`.
+
+    Raises:
+        ValueError: for another type, or paths and arrays of different lengths.
+
+    Example:
+    ```python
+    omega = as_importance(load_importance(run_dir))   # {"base/dense/kernel": ..., ...}
+    ```
+    """
     if isinstance(importance, Mapping):
         items = list(importance.items())
     elif isinstance(importance, (tuple, list)) and len(importance) == 2:
@@ -77,7 +92,23 @@ def _match(importance: Mapping[str, np.ndarray], model: keras.Model) -> list[tup
 
 
 def as_values(values: Any, what: str) -> dict[str, np.ndarray]:
-    """Anchor values as `{path: array}`, from a model, a dict or `(paths, arrays)`."""
+    """Anchor values as `{path: array}`, from a model, a dict or `(paths, arrays)`.
+
+    Args:
+        values: a Keras model (its weights by path), `{path: array}` or `(paths, arrays)`.
+        what: the option's name, for messages (`anchor`).
+
+    Returns:
+        `{variable path: array}`.
+
+    Raises:
+        ValueError: naming `what`, for values of another form.
+
+    Example:
+    ```python
+    anchor = as_values(models_after_task[0], "anchor")
+    ```
+    """
     if isinstance(values, keras.Model):
         return {v.path: np.asarray(v.numpy()) for v in values.weights}
     try:
@@ -101,6 +132,20 @@ def _owners(model: keras.Model) -> dict[str, tuple[str, keras.layers.Layer]]:
 
 
 def is_plain_conv(layer: keras.layers.Layer | None) -> bool:
+    """Whether a layer is an ordinary convolution (not depthwise or separable).
+
+    Args:
+        layer: a Keras layer, or None.
+
+    Returns:
+        True for `Conv1D` / `Conv2D` / `Conv3D` (and their transposes); False otherwise.
+
+    Example:
+    ```python
+    is_plain_conv(keras.layers.Conv2D(8, 3))            # True
+    is_plain_conv(keras.layers.DepthwiseConv2D(3))      # False
+    ```
+    """
     from sequential_learning.interpret.layers import is_conv
 
     return layer is not None and is_conv(layer) and not isinstance(
@@ -139,7 +184,14 @@ class _Member:
 
 @dataclass
 class ImportanceGroup:
-    """The covered variables of one layer; `items` things (weights or units) to rank."""
+    """The covered variables of one layer; `items` things (weights or units) to rank.
+
+    Attributes:
+        layer: the layer's path.
+        conv: whether it is a plain convolution (filters can be ablated).
+        members: its variables, each with its Ω and its unit axis.
+        level: `weight`, `unit` or `filter`: what one ranked item is.
+    """
 
     layer: str
     conv: bool
@@ -183,6 +235,26 @@ class ImportanceGroup:
 
 
 def importance_groups(importance: Importance, model: keras.Model, level: str) -> list[ImportanceGroup]:
+    """Ω grouped by layer, ready to be ranked at a level.
+
+    Args:
+        importance: Ω as `{variable path: array}` or `(paths, arrays)`.
+        model: the model whose variables Ω covers (matched by path).
+        level: `weight` (every weight an item), `unit` (a layer's output unit: its kernel column
+            and bias together) or `filter` (convolutional filters only; other layers left out).
+
+    Returns:
+        One `ImportanceGroup` per layer that Ω covers.
+
+    Raises:
+        ValueError: for an unknown level, or Ω that does not match the model's variables.
+
+    Example:
+    ```python
+    groups = importance_groups(load_importance(run_dir), model, "unit")
+    print(sum(g.items for g in groups))
+    ```
+    """
     check_choice(level, LEVELS, "level")
     omega = as_importance(importance)
     owners = _owners(model)

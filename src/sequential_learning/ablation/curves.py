@@ -43,7 +43,22 @@ def _task_data(task: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 1024) -> float:
-    """Top-1 accuracy of `model` on `(x, y)` (called with `training=False`)."""
+    """Top-1 accuracy of `model` on `(x, y)` (called with `training=False`).
+
+    Args:
+        model: a classifier.
+        x: the inputs.
+        y: integer labels.
+        batch_size: samples per forward pass.
+
+    Returns:
+        The accuracy, a float in [0, 1].
+
+    Example:
+    ```python
+    accuracy(task_model, x_val, y_val)   # 0.97
+    ```
+    """
     y = np.asarray(y).reshape(-1)
     correct = 0
     for i in range(0, len(x), batch_size):
@@ -156,7 +171,21 @@ def ablation_curve(
 
 
 def ablation_drops(table: dict, fraction: float, tasks: Sequence[int] | None = None) -> dict[str, float]:
-    """Mean accuracy drop (baseline − ablated) over `tasks` (0-based; default all) per order."""
+    """Mean accuracy drop (baseline − ablated) over `tasks` (0-based; default all) per order.
+
+    Args:
+        table: an `ablation_curve` table.
+        fraction: one of the table's fractions.
+        tasks: the tasks to average over (0-based), or None for all.
+
+    Returns:
+        `{order: mean drop}`.
+
+    Example:
+    ```python
+    ablation_drops(table, 0.2)   # {"low": 0.01, "high": 0.35, "random": 0.08}
+    ```
+    """
     if fraction not in table["fractions"]:
         raise ValueError(f"fraction {fraction} is not in the table ({table['fractions']})")
     i = table["fractions"].index(fraction)
@@ -167,7 +196,20 @@ def ablation_drops(table: dict, fraction: float, tasks: Sequence[int] | None = N
 
 
 def ablation_rows(table: dict) -> list[dict]:
-    """The table as flat rows: order, fraction, task, accuracy, drop."""
+    """The table as flat rows: order, fraction, task, accuracy, drop.
+
+    Args:
+        table: an `ablation_curve` table.
+
+    Returns:
+        A list of dicts, one per (order, fraction, task), e.g. for a CSV file.
+
+    Example:
+    ```python
+    rows = ablation_rows(table)
+    csv.DictWriter(handle, rows[0].keys()).writerows(rows)
+    ```
+    """
     rows = []
     for order in table["orders"]:
         for i, fraction in enumerate(table["fractions"]):
@@ -179,7 +221,19 @@ def ablation_rows(table: dict) -> list[dict]:
 
 
 def ablation_text(table: dict) -> str:
-    """A plain-text table: one row per (order, fraction), one column per task, then the mean."""
+    """A plain-text table: one row per (order, fraction), one column per task, then the mean.
+
+    Args:
+        table: an `ablation_curve` table.
+
+    Returns:
+        The table as one string.
+
+    Example:
+    ```python
+    print(ablation_text(table))
+    ```
+    """
     names = [f"T{k + 1}" for k in range(len(table["task_names"]))]
     header = f"{'order':<10} {'fraction':>8} " + " ".join(f"{n:>6}" for n in names) + f" {'mean':>6}"
     lines = [header, "-" * len(header)]

@@ -21,7 +21,20 @@ _ORDER_STYLE = {"low": ("tab:green", "o"), "high": ("tab:red", "s"), "random": (
 
 
 def plot_ablation(table: dict, path: str | Path) -> Path:
-    """`ablation.png`: one panel per task, accuracy against the fraction replaced, a line per order."""
+    """`ablation.png`: one panel per task, accuracy against the fraction replaced, a line per order.
+
+    Args:
+        table: an `ablation_curve` table.
+        path: the PNG file to write.
+
+    Returns:
+        The path written.
+
+    Example:
+    ```python
+    plot_ablation(table, "runs/x/augment/ablation.png")
+    ```
+    """
     from matplotlib.figure import Figure
 
     from sequential_learning.plots import save_figure

@@ -138,7 +138,21 @@ def evaluation_tasks(run_dir: str | Path, count: int, data: str = "auto") -> tup
 
 def folded_anchor(run_dir: str | Path, models: Sequence[keras.Model], task: int | None) -> dict:
     """θ* for `action="anchor"`: the weights right after `task`, or for Ω summed over tasks the
-    Ω-weighted mean of every task's anchor (what the folded penalty pulls towards)."""
+    Ω-weighted mean of every task's anchor (what the folded penalty pulls towards).
+
+    Args:
+        run_dir: the run folder (its checkpoints hold each task's weights and Ω).
+        models: the run's task models (their variables' paths).
+        task: the task (1-based) whose anchor to take, or None for the folded anchor.
+
+    Returns:
+        `{variable path: array}`.
+
+    Example:
+    ```python
+    anchor = folded_anchor("runs/x", load_task_models("runs/x"), task=None)
+    ```
+    """
     from sequential_learning.checkpoint import load_importance
 
     saved = [[np.asarray(v.numpy()) for v in m.weights] for m in models]

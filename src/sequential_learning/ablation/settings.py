@@ -72,6 +72,21 @@ def augment_settings_suffix(settings: Mapping[str, Any], keys: Sequence[str] | N
 
 
 def settings_detail(settings: Mapping[str, Any]) -> str:
+    """An ablation's settings as one line for reports and plot titles.
+
+    Args:
+        settings: the table's `settings` (`importance_task`, `after_task`, `how`, `orders`,
+            `fractions`, `seed`, `data`).
+
+    Returns:
+        e.g. `"Ω summed over tasks, final models, how mean, orders low/high, fractions 0.1/0.2,
+        seed 0, evaluated on the benchmark validation data"`.
+
+    Example:
+    ```python
+    print(settings_detail(table["settings"]))
+    ```
+    """
     omega = ("Ω summed over tasks" if settings.get("importance_task") is None
              else f"Ω of task {settings['importance_task']}")
     models = ("final models" if settings.get("after_task") is None

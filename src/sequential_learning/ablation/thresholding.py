@@ -48,7 +48,23 @@ def _ranking(groups: list[ImportanceGroup], order: str, how: str, scope: str, se
 
 
 class AblationPlan:
-    """The ranking of one (model, Ω, level, scope, order), reusable for every fraction."""
+    """The ranking of one (model, Ω, level, scope, order), reusable for every fraction.
+
+    Args:
+        model: the model whose weights are replaced.
+        importance: Ω as `{variable path: array}` or `(paths, arrays)`.
+        level: `weight`, `unit` or `filter`.
+        scope: `model` (rank everything together) or `layer` (the fraction of each layer).
+        order: `low`, `high`, `random` or `magnitude`: which items go first.
+        how: `mean`, `min` or `max`: Ω's reduction per unit.
+        seed: the seed of `random` and of ties.
+
+    Example:
+    ```python
+    plan = AblationPlan(model, omega, "weight", "model", "low", "mean", seed=0)
+    chosen = plan.chosen(0.2)   # per group, a boolean per item: replaced at 20%
+    ```
+    """
 
     def __init__(self, model, importance, level, scope, order, how, seed):
         self.level, self.scope, self.order, self.how = level, scope, order, how
@@ -91,6 +107,25 @@ class AblationPlan:
 
 
 def check_anchor(action: str, anchor: Any, plan: AblationPlan) -> dict | None:
+    """The anchor values an `anchor` action needs, checked against the plan's variables.
+
+    Args:
+        action: `zero`, `noise` or `anchor`.
+        anchor: θ* as a model, `{variable path: array}` or `(paths, arrays)`; needed only for
+            `anchor`.
+        plan: the `AblationPlan` (its variables' paths and shapes).
+
+    Returns:
+        `{variable path: array}` for `anchor`, None for the other actions.
+
+    Raises:
+        ValueError: when `anchor` is missing, lacks a variable or has another shape.
+
+    Example:
+    ```python
+    values = check_anchor("anchor", models_after_task[0], plan)
+    ```
+    """
     if action != "anchor":
         return None
     if anchor is None:
@@ -109,6 +144,20 @@ def check_anchor(action: str, anchor: Any, plan: AblationPlan) -> dict | None:
 
 
 def copy_model(model: keras.Model, name: str) -> keras.Model:
+    """A copy of a model with the same weights and a new name (the original is left as it is).
+
+    Args:
+        model: the model to copy (functional, sequential or subclassed with a config).
+        name: the copy's name.
+
+    Returns:
+        The copy.
+
+    Example:
+    ```python
+    work = copy_model(task_model, "task_1_zero_low_0.2")
+    ```
+    """
     try:
         clone = keras.models.clone_model(model)
     except Exception:  # noqa: BLE001 - subclassed models: rebuild from the config
@@ -119,6 +168,20 @@ def copy_model(model: keras.Model, name: str) -> keras.Model:
 
 
 def assign_values(model: keras.Model, values: Mapping[str, np.ndarray]) -> None:
+    """Assigns values to a model's variables by path (variables not named are left alone).
+
+    Args:
+        model: the model.
+        values: `{variable path: array}`.
+
+    Returns:
+        None.
+
+    Example:
+    ```python
+    assign_values(work, plan.originals)   # restore the weights before the next fraction
+    ```
+    """
     for v in model.weights:
         if v.path in values:
             v.assign(values[v.path])
@@ -126,8 +189,25 @@ def assign_values(model: keras.Model, values: Mapping[str, np.ndarray]) -> None:
 
 def ablation_name(model_name: str, action: str, order: str, fraction: float, level: str = "weight",
                   scope: str = "model") -> str:
-    """The name of a thresholded model, e.g. `task_1_zero_low_0.2` (`_unit`, `_layer` appended
-    when not at level weight or scope model)."""
+    """The name of a thresholded model, e.g. `task_1_zero_low_0.2` (`_unit`, `_per_layer`
+    appended when not at level weight or scope model).
+
+    Args:
+        model_name: the original model's name.
+        action: `zero`, `noise` or `anchor`.
+        order: `low`, `high`, `random` or `magnitude`.
+        fraction: the fraction replaced.
+        level: `weight`, `unit` or `filter`.
+        scope: `model` or `layer`.
+
+    Returns:
+        The name.
+
+    Example:
+    ```python
+    ablation_name("task_1", "zero", "low", 0.2, level="unit")   # "task_1_zero_low_0.2_unit"
+    ```
+    """
     name = f"{model_name}_{action}_{order}_{fraction:g}"
     if level != "weight":
         name += f"_{level}"
