@@ -28,6 +28,23 @@ def weights_after_task(run_dir: str | Path, after_task: int, models: Sequence[ke
 
     Like `load_task_models(run_dir, after_task)`, on models already loaded (so loops over tasks
     load each model once).
+
+    Args:
+        run_dir: the run folder (its `checkpoint/weights_after_task_K.npz`).
+        after_task: the task (1-based) whose end to go back to.
+        models: the run's task models, in task order; changed in place.
+
+    Returns:
+        None.
+
+    Raises:
+        CheckpointError: when the checkpoint is missing or does not match the models.
+
+    Example:
+    ```python
+    models = load_task_models("runs/x")
+    weights_after_task("runs/x", 1, models)   # every model as it was right after task 1
+    ```
     """
     from sequential_learning.checkpoint import CHECKPOINT_DIR, CheckpointError
 
@@ -46,6 +63,24 @@ def weights_after_task(run_dir: str | Path, after_task: int, models: Sequence[ke
 
 
 def read_samples(run_dir: Path, task: int, count: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The validation samples a run saved for a task (`samples/task_K.npz`, no pickle).
+
+    Args:
+        run_dir: the run folder.
+        task: the task (1-based).
+        count: keep the first `count` samples, or None for all.
+
+    Returns:
+        `(x, y)`, NumPy arrays.
+
+    Raises:
+        SeqlError: when the file is missing or lacks the arrays `x` and `y`.
+
+    Example:
+    ```python
+    x, y = read_samples(Path("runs/x"), 1, 8)
+    ```
+    """
     path = run_dir / "samples" / f"task_{task}.npz"
     from sequential_learning.errors import SeqlError
 

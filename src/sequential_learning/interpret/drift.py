@@ -222,7 +222,19 @@ def explanation_drift(
 
 
 def drift_text(table: dict) -> str:
-    """Mean similarity to the maps right after each task, by tasks learned since."""
+    """Mean similarity to the maps right after each task, by tasks learned since.
+
+    Args:
+        table: an `explanation_drift` table.
+
+    Returns:
+        A plain-text table as one string.
+
+    Example:
+    ```python
+    print(drift_text(explanation_drift("runs/x", ["grad-cam"])))
+    ```
+    """
     width = max(len(v) for r in table["by_distance"].values() for v in r.values())
     header = f"{'run':<20} {'method':<10} " + " ".join(f"{'+' + str(d):>6}" for d in range(width))
     lines = [header, "-" * len(header)]
@@ -243,8 +255,21 @@ def drift_runs(
     """`seql drift`: `explanation_drift` of one or more runs; `drift.png`, `drift.json` written to
     `out` (default: the first run's `augment/` folder).
 
+    Args:
+        run_dirs: the run folders.
+        methods: any of `DRIFT_METHODS` (`grad-cam`, `occlusion`), a list or
+            comma-separated.
+        images: validation images per task.
+        layer: the convolutional layer to explain; None: the last one.
+        out: the folder to write to.
+
     Returns:
         `{"table": the drift table, "paths": files written}`.
+
+    Example:
+    ```python
+    done = drift_runs(["runs/none", "runs/fisher"], methods="grad-cam", images=8)
+    ```
     """
     if isinstance(methods, str):
         methods = [m.strip() for m in methods.split(",") if m.strip()]

@@ -122,7 +122,17 @@ class BaseCAM:
 
 
 class GradCAM(BaseCAM):
-    """Grad-CAM: channel weight = spatial mean of the gradient (see `BaseCAM`)."""
+    """Grad-CAM: channel weight = spatial mean of the gradient (see `BaseCAM`).
+
+    Args:
+        model: a Keras model mapping images `(N, H, W, C)` to logits or probabilities.
+        layer: the layer to explain, by name, path or object; None: the last convolutional one.
+
+    Example:
+    ```python
+    maps = GradCAM(model, layer="base/conv2d_1")(images, targets=labels)   # (N, H, W)
+    ```
+    """
 
     method_name = "Grad-CAM"
 
@@ -131,7 +141,17 @@ class GradCAM(BaseCAM):
 
 
 class GradCAMPlusPlus(BaseCAM):
-    """Grad-CAM++: positive gradients weighted by the closed-form α (see the module docstring)."""
+    """Grad-CAM++: positive gradients weighted by the closed-form α (see the module docstring).
+
+    Args:
+        model: a Keras model mapping images `(N, H, W, C)` to logits or probabilities.
+        layer: the layer to explain, by name, path or object; None: the last convolutional one.
+
+    Example:
+    ```python
+    maps = GradCAMPlusPlus(model)(images, targets=labels)   # (N, H, W) in [0, 1]
+    ```
+    """
 
     method_name = "Grad-CAM++"
 
@@ -199,9 +219,19 @@ def grad_cam_plus_plus(
 ) -> np.ndarray:
     """Grad-CAM++ maps of a batch of images; arguments and result as in `grad_cam`.
 
+    Args:
+        model: a Keras model mapping images `(N, H, W, C)` to logits or probabilities.
+        images: the images, `(N, H, W, C)` (or one image `(H, W, C)`).
+        targets: the class explained per image (an int, or one per image).
+        layer: the layer to explain; None: the last convolutional one.
+        batch_size: images per compiled call.
+
+    Returns:
+        The maps, a float32 NumPy array `(N, H, W)` in [0, 1].
+
     Example:
     ```python
-    >>> maps = grad_cam_plus_plus(task_model, x_val[:8], y_val[:8], layer="base/conv2d_1")
+    maps = grad_cam_plus_plus(task_model, x_val[:8], y_val[:8], layer="base/conv2d_1")
     ```
     """
     return _explainer(GradCAMPlusPlus, model, layer)(images, targets, batch_size=batch_size)

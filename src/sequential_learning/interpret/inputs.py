@@ -116,7 +116,23 @@ def validate_targets(targets: Any, n: int, num_classes: int) -> np.ndarray:
 
 
 def pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
-    """`3 -> (3, 3)`; `(3, 4) -> (3, 4)`; checks that both are positive integers."""
+    """`3 -> (3, 3)`; `(3, 4) -> (3, 4)`; checks that both are positive integers.
+
+    Args:
+        value: an int or a pair of ints (a patch size, a stride).
+        name: the argument's name, for the message.
+
+    Returns:
+        `(height, width)`.
+
+    Raises:
+        ValueError: unless both are positive integers.
+
+    Example:
+    ```python
+    pair(3, "patch_size")   # (3, 3)
+    ```
+    """
     values = (value, value) if np.ndim(value) == 0 else tuple(value)
     if len(values) != 2 or not all(
         isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in values

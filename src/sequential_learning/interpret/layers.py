@@ -31,6 +31,19 @@ CONV_TYPES: tuple[type, ...] = (
 
 
 def sublayers(model: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """A model's direct layers, its input layers left out (none for a plain layer).
+
+    Args:
+        model: a Keras model or layer.
+
+    Returns:
+        Its layers, in order.
+
+    Example:
+    ```python
+    [layer.name for layer in sublayers(task_model)]   # ['base', 'head']
+    ```
+    """
     layers = getattr(model, "layers", None) or []
     return [layer for layer in layers if not isinstance(layer, keras.layers.InputLayer)]
 
@@ -62,12 +75,36 @@ def walk_layers(model: keras.Model, prefix: str = "") -> list[tuple[str, keras.l
 
 
 def is_conv(layer: keras.layers.Layer) -> bool:
-    """Whether a layer is a convolution (Conv1D/2D/3D, separable, depthwise or transposed)."""
+    """Whether a layer is a convolution (Conv1D/2D/3D, separable, depthwise or transposed).
+
+    Args:
+        layer: a Keras layer.
+
+    Returns:
+        True for a convolutional layer.
+
+    Example:
+    ```python
+    is_conv(keras.layers.Conv2D(8, 3))   # True
+    ```
+    """
     return isinstance(layer, CONV_TYPES)
 
 
 def conv_layer_paths(model: keras.Model) -> list[str]:
-    """Paths of the convolutional layers of a model, nested ones included, in running order."""
+    """Paths of the convolutional layers of a model, nested ones included, in running order.
+
+    Args:
+        model: a Keras model.
+
+    Returns:
+        e.g. `["base/conv2d", "base/conv2d_1"]`.
+
+    Example:
+    ```python
+    conv_layer_paths(task_model)
+    ```
+    """
     return [path for path, layer in walk_layers(model) if is_conv(layer)]
 
 
@@ -151,7 +188,25 @@ def last_conv_layer(model: keras.Model, purpose: str = "this method") -> keras.l
 def resolve_conv_layer(
     model: keras.Model, layer: str | keras.layers.Layer | None, purpose: str
 ) -> keras.layers.Layer:
-    """`find_layer(model, layer)`, or the last convolutional layer when `layer` is None."""
+    """`find_layer(model, layer)`, or the last convolutional layer when `layer` is None.
+
+    Args:
+        model: a Keras model.
+        layer: a layer name, path (`"base/conv2d"`) or object, or None.
+        purpose: the method that needs the layer (`Grad-CAM`), for the message.
+
+    Returns:
+        The layer.
+
+    Raises:
+        ValueError: when the layer is not found, or `layer` is None and the model has no
+            convolutional layer.
+
+    Example:
+    ```python
+    layer = resolve_conv_layer(task_model, None, "Grad-CAM")
+    ```
+    """
     if layer is None:
         return last_conv_layer(model, purpose)
     return find_layer(model, layer)

@@ -86,8 +86,22 @@ def occlusion_masks(
 ) -> np.ndarray:
     """Boolean masks of every patch position, shape `(P, height, width)` (True = occluded).
 
+    Args:
+        height: the image's height.
+        width: the image's width.
+        patch_size: `(patch height, patch width)`.
+        stride: `(vertical step, horizontal step)`.
+
+    Returns:
+        A boolean array `(P, height, width)`, one mask per patch position.
+
     Raises:
         SeqlError: a stride larger than the patch (see `check_stride`).
+
+    Example:
+    ```python
+    occlusion_masks(8, 8, (4, 4), (4, 4)).shape   # (4, 8, 8)
+    ```
     """
     check_stride(tuple(patch_size), tuple(stride))
     (ph, pw), (sh, sw) = patch_size, stride

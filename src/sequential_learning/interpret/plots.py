@@ -264,7 +264,20 @@ def image_grid(
 
 
 def plot_drift(table: dict, path: str | Path) -> Path:
-    """`drift.png`: (left) mean similarity against tasks learned since; (right) task 1's."""
+    """`drift.png`: (left) mean similarity against tasks learned since; (right) task 1's.
+
+    Args:
+        table: an `explanation_drift` table.
+        path: the PNG file to write.
+
+    Returns:
+        The path written.
+
+    Example:
+    ```python
+    plot_drift(table, "runs/x/augment/drift.png")
+    ```
+    """
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 

@@ -123,7 +123,19 @@ class _Replay:
 
 
 def model_input_shape(model: keras.Model) -> tuple:
-    """The model's single input shape, batch axis included, e.g. `(None, 28, 28, 1)`."""
+    """The model's single input shape, batch axis included, e.g. `(None, 28, 28, 1)`.
+
+    Args:
+        model: a built Keras model with one input.
+
+    Returns:
+        The shape as a tuple.
+
+    Example:
+    ```python
+    model_input_shape(task_model)   # (None, 8, 8, 1)
+    ```
+    """
     try:
         inputs = model.inputs
     except (AttributeError, ValueError):
@@ -223,7 +235,21 @@ _CACHE_ATTRIBUTE = "_sequential_learning_interpret_cache"
 
 
 def model_cache(model: keras.Model) -> dict:
-    """A dict cached on the model, for probes and compiled functions built for it."""
+    """A dict cached on the model, for probes and compiled functions built for it.
+
+    Args:
+        model: a Keras model.
+
+    Returns:
+        The same dict on every call with this model.
+
+    Example:
+    ```python
+    cache = model_cache(model)
+    if "saliency" not in cache:
+        cache["saliency"] = tf.function(lambda x: model(x, training=False))
+    ```
+    """
     cache = model.__dict__.get(_CACHE_ATTRIBUTE)
     if cache is None:
         cache = _Cache()

@@ -47,8 +47,19 @@ def _safe(name: str) -> str:
 def find_task_models(run_dir: str | Path) -> dict[int, Path]:
     """The saved task models of a run, `{task number: path}`, from `RUN_DIR/models/task_K.keras`.
 
+    Args:
+        run_dir: the run folder.
+
+    Returns:
+        `{task number (1-based): path}`, in task order.
+
     Raises:
         ValueError: the run directory, its `models/` folder, or any `task_K.keras` is missing.
+
+    Example:
+    ```python
+    find_task_models("runs/x")   # {1: Path('runs/x/models/task_1.keras'), ...}
+    ```
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
