@@ -69,6 +69,12 @@ def href(*parts: str) -> str:
     A `:` can never make it a scheme (`javascript:`), a `/` or `..` inside a segment never a path
     out of the folder, and a quote never ends the attribute.
 
+    Args:
+        *parts: the path's segments, relative to the report's folder.
+
+    Returns:
+        The URL, each segment percent-encoded and joined with `/`.
+
     Example:
     ```python
     href("javascript:alert(1)", "report.html")   # 'javascript%3Aalert%281%29/report.html'

@@ -48,7 +48,19 @@ _METRIC_LABELS = {
 
 
 def metric_label(metric: str) -> str:
-    """A human label for a metric name (`accuracy` -> `validation accuracy`)."""
+    """A human label for a metric name (`accuracy` -> `validation accuracy`).
+
+    Args:
+        metric: the metric's name in the results (`accuracy`, `task_accuracy`, `mse`, ...).
+
+    Returns:
+        The label for axes and tables.
+
+    Example:
+    ```python
+    metric_label("accuracy")   # "validation accuracy"
+    ```
+    """
     return _METRIC_LABELS.get(metric, f"validation {metric.replace('_', ' ')}")
 
 
@@ -69,6 +81,13 @@ def relative_luminance(colour) -> float:
 def contrast_ratio(first, second) -> float:
     """The WCAG 2 contrast ratio of two colours, from 1 (same) to 21 (black on white).
 
+    Args:
+        first: a Matplotlib colour (`"#000"`, `"yellow"`, an RGB tuple).
+        second: another.
+
+    Returns:
+        The ratio, a float in [1, 21] (the same whichever colour comes first).
+
     Example:
     ```python
     contrast_ratio("#000", "#fff")   # 21.0
@@ -83,6 +102,12 @@ def text_colour(background) -> str:
 
     The better of the two always reaches a contrast ratio of at least 4.58 (WCAG AA asks 4.5).
 
+    Args:
+        background: a Matplotlib colour.
+
+    Returns:
+        `"#000"` or `"#fff"`.
+
     Example:
     ```python
     text_colour("yellow")    # '#000'
@@ -94,7 +119,22 @@ def text_colour(background) -> str:
 
 
 def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
-    """Renders `figure` to PNG and writes it atomically. Returns the path."""
+    """Renders `figure` to PNG and writes it atomically. Returns the path.
+
+    Args:
+        figure: a Matplotlib figure (closed by the caller).
+        path: the PNG file to write.
+
+    Returns:
+        The path written, as a `Path`.
+
+    Example:
+    ```python
+    figure = matplotlib.figure.Figure()
+    figure.add_subplot().plot([0.9, 0.8, 0.7])
+    save_figure(figure, "runs/x/my_plot.png")
+    ```
+    """
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
