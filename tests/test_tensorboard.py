@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from sequential_learning import tensorboard as tb
-from sequential_learning.cli import _config_from, build_parser
+from sequential_learning.cli import _config_from, parse
 from sequential_learning.config import RunConfig, run_experiment
 
 
@@ -97,10 +97,9 @@ def test_task_callback_is_keras_tensorboard_or_the_fallback(tmp_path, monkeypatc
 
 @pytest.mark.parametrize("command", ["run", "compare"])
 def test_cli_flag(command):
-    parser = build_parser()
-    on = parser.parse_args([command, "--tensorboard"])
-    off = parser.parse_args([command])
-    method = "fisher" if command == "compare" else on.method
+    on = parse([command, "--tensorboard"])
+    off = parse([command])
+    method = "fisher" if command == "compare" else None
     assert _config_from(on, method).tensorboard is True
     assert _config_from(off, method).tensorboard is False
 
