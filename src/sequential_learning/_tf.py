@@ -16,6 +16,15 @@ def quiet_tensorflow(verbose: bool = False) -> None:
 
     Args:
         verbose: if True, import TensorFlow with its log as the environment sets it.
+
+    Returns:
+        None (TensorFlow is then in `sys.modules`).
+
+    Example:
+    ```python
+    quiet_tensorflow()
+    import tensorflow as tf   # no start-up log
+    ```
     """
     if verbose or "tensorflow" in sys.modules:
         return

@@ -162,6 +162,13 @@ class MaskedAccuracy(keras.metrics.Mean):
             class-incremental accuracy, `.evaluated` for the task-incremental one), or None.
         name: the metric's name.
         dtype: its dtype.
+
+    Example:
+    ```python
+    active = ActiveClasses([[0, 1], [2, 3]], num_classes=4)
+    model.compile(loss=MaskedSparseCategoricalCrossentropy(active),
+                  metrics=[MaskedAccuracy(active.active)])
+    ```
     """
 
     def __init__(self, mask: tf.Variable | None = None, name: str = "accuracy",

@@ -191,6 +191,12 @@ class ImportanceGroup:
         conv: whether it is a plain convolution (filters can be ablated).
         members: its variables, each with its Ω and its unit axis.
         level: `weight`, `unit` or `filter`: what one ranked item is.
+
+    Example:
+    ```python
+    group = importance_groups(omega, model, "unit")[0]
+    group.layer, group.items   # ("base/dense", 100)
+    ```
     """
 
     layer: str

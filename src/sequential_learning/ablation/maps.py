@@ -45,6 +45,12 @@ def importance_maps(
     Returns:
         `{"layer": name, "importance": (F,), "kernels": (F, kh, kw, in), "images": (F, *input),
         "order": filter indices from most to least important}`.
+
+    Example:
+    ```python
+    maps = importance_maps(task_model, load_importance("runs/cnn"), path="runs/cnn/importance.png")
+    maps["order"][:3]   # the three most important filters
+    ```
     """
     from sequential_learning.interpret.activations import filter_activation_maximization
     from sequential_learning.interpret.kernels import kernel_weights

@@ -149,6 +149,11 @@ def plot_importance_maps(maps: dict, path: str | Path, show: int = 8) -> Path:
 
     Returns:
         The path written.
+
+    Example:
+    ```python
+    plot_importance_maps(importance_maps(task_model, omega), "runs/cnn/importance.png", show=4)
+    ```
     """
     from sequential_learning.plots import save_figure
 

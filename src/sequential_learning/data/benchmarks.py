@@ -64,6 +64,12 @@ class BenchmarkSpec:
             arrays given with `data`, or None when the stream makes its own data).
         scenarios: the scenarios it can be learned in; the first is its default.
         description: one line for `seql list benchmarks`.
+
+    Example:
+    ```python
+    spec = BENCHMARKS["split-digits"]
+    spec.default_scenario   # "task"
+    ```
     """
 
     kind: str
@@ -205,6 +211,12 @@ def make_benchmark(
             classes that `classes_per_task` does not divide; for one class per task outside
             the class-incremental scenario; for test labels that training never has; or for a
             task without test samples. Each message names the file (or folder) and the key.
+
+    Example:
+    ```python
+    stream = make_benchmark("split-digits", scenario="class")
+    stream.num_tasks, stream.input_shape   # (5, (64,))
+    ```
     """
     spec = check_benchmark_options(name, scenario, data, data_dir)
     scenario = scenario or spec.default_scenario

@@ -123,6 +123,17 @@ def split_stream(
         where: the data's source (a file or folder); default the benchmark's name.
         limit: the `limit` the data set was loaded with, said in errors it may have caused.
         num_classes: the data set's number of classes, said when `limit` leaves too few.
+
+    The arguments before `keys` are `split`'s.
+
+    Returns:
+        The `Benchmark`, as `split` returns it.
+
+    Example:
+    ```python
+    stream = split_stream(x, y, 2, "task", (x_test, y_test), "sorted", 0, 0.2, "mine",
+                          keys=("y_train", "y_test"), where="mine.npz")
+    ```
     """
     where = where or name
     check_scenario(scenario)

@@ -45,6 +45,11 @@ class TaskData:
         x_train, y_train, x_val, y_val: arrays; labels as the scenario maps them (float targets
             shaped `(N, 1)` for regression).
         classes: the original class ids this task covers (in label order for split streams).
+
+    Example:
+    ```python
+    task = TaskData("task 1 (0, 1)", x_train, y_train, x_val, y_val, classes=[0, 1])
+    ```
     """
 
     name: str
@@ -70,6 +75,12 @@ class Benchmark:
             mean squared error, lower is better).
         details: what defines the stream (class order, permutation seed, angles, feature pairs,
             functions), recorded in results.
+
+    Example:
+    ```python
+    stream = make_benchmark("permuted-digits", num_tasks=3)
+    [task.name for task in stream.tasks], stream.shared_head
+    ```
     """
 
     name: str

@@ -33,6 +33,12 @@ class TaskContext:
         y: the matching labels.
         seed: the run's seed, for estimators that draw random numbers.
         task_index: 0-based position of the task in the stream.
+
+    Example:
+    ```python
+    context = TaskContext(task, task.model, base.trainable_variables, x[:1000], y[:1000], seed=0)
+    omega = estimator.end_task(context)
+    ```
     """
 
     task: Any

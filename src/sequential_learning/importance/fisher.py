@@ -57,6 +57,12 @@ def fisher_objective(mode: str, from_logits: bool = True) -> ObjectiveFn:
 
     Returns:
         A function `(outputs, labels) -> (objectives [N, K], weights [N, K])`.
+
+    Example:
+    ```python
+    objective = fisher_objective("exact")
+    objectives, weights = objective(model(x, training=False), None)   # [N, C] each
+    ```
     """
     if mode == "exact":
 
@@ -114,6 +120,11 @@ def sample_labels(model: keras.Model, x, seed: int, from_logits: bool = True, ba
 
     Returns:
         An int64 NumPy array of labels.
+
+    Example:
+    ```python
+    labels = sample_labels(model, x[:1000], seed=0)
+    ```
     """
     logp = []
     for start in range(0, len(x), batch_size):

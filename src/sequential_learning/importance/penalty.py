@@ -244,6 +244,9 @@ def check_importance(importance: Sequence, variables: Sequence, source: str = ""
     ```python
     check_importance(omega, base.trainable_variables, "task 2 ('digits 2-3'), method si", 1e4)
     ```
+
+    Returns:
+        None.
     """
     what = f"Importance of {source}" if source else "Importance"
     if len(importance) != len(variables):

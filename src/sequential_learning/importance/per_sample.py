@@ -443,6 +443,12 @@ def reference_per_sample(
 
     Returns:
         A list of NumPy arrays shaped like `variables`.
+
+    Example:
+    ```python
+    expected = reference_per_sample(model, model.trainable_variables, x[:16], y[:16],
+                                    fisher_objective("empirical"))
+    ```
     """
     x = np.asarray(x, np.float32)
     labels = np.asarray(labels, np.int64)

@@ -47,6 +47,12 @@ class InverseWeightMagnitudeImportance(ImportanceEstimator):
 
     Args:
         epsilon: ε > 0; bounds Ω by 1/ε for weights at zero (such as fresh biases).
+
+    Example:
+    ```python
+    manager = SequentialLearningManager(base, tasks, method="inverse-magnitude",
+                                        method_options={"epsilon": 0.01})
+    ```
     """
 
     name = "inverse-magnitude"
@@ -76,6 +82,11 @@ class RandomImportance(ImportanceEstimator):
     Args:
         seed: seed of the draws; None uses the run's seed. Task k draws with `(seed, k)`, so the
             same seed gives the same Ω.
+
+    Example:
+    ```python
+    omega = RandomImportance(seed=0).end_task(context)   # U(0, 1) per weight
+    ```
     """
 
     name = "random"

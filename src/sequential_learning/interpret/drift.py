@@ -142,6 +142,12 @@ def explanation_drift(
         `{"rows": [{"run", "method", "task", "after_task", "similarity", "valid_images",
         "accuracy"}], "by_distance": {run: {method: [mean similarity d tasks later]}},
         "notes": [...]}`.
+
+    Example:
+    ```python
+    table = explanation_drift(["runs/none", "runs/fisher"], ["grad-cam"], images=8)
+    print(drift_text(table))
+    ```
     """
     from sequential_learning.checkpoint import load_task_models
     from sequential_learning.results import Results

@@ -38,6 +38,11 @@ def validate_images(model: keras.Model, images: Any, require_spatial: bool = Fal
     Raises:
         ValueError: not numeric, an empty batch, a single image without the batch axis, or a
             shape the model does not take.
+
+    Example:
+    ```python
+    images = validate_images(model, x_val[:8], require_spatial=True)   # (8, H, W, C) float32
+    ```
     """
     expected = model_input_shape(model)
     name = model.name
@@ -86,6 +91,11 @@ def validate_targets(targets: Any, n: int, num_classes: int) -> np.ndarray:
 
     Raises:
         ValueError: wrong length, not integers (e.g. one-hot labels), or out of range.
+
+    Example:
+    ```python
+    targets = validate_targets(3, n=8, num_classes=10)   # array of eight 3s
+    ```
     """
     array = np.asarray(targets)
     if array.ndim == 0:

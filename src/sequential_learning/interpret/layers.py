@@ -131,6 +131,11 @@ def find_layer(model: keras.Model, layer: str | keras.layers.Layer) -> keras.lay
     Raises:
         ValueError: the layer is not in the model, or a plain name matches several nested
             layers; the message lists the model's convolutional layers.
+
+    Example:
+    ```python
+    layer = find_layer(task_model, "base/conv2d_1")
+    ```
     """
     walked = walk_layers(model)
     if isinstance(layer, keras.layers.Layer):
@@ -173,6 +178,11 @@ def last_conv_layer(model: keras.Model, purpose: str = "this method") -> keras.l
 
     Raises:
         ValueError: the model has no convolutional layer.
+
+    Example:
+    ```python
+    last_conv_layer(task_model, "Grad-CAM").path   # e.g. "base/conv2d_1"
+    ```
     """
     convs = [layer for _, layer in walk_layers(model) if is_conv(layer)]
     if not convs:

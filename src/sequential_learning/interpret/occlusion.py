@@ -45,6 +45,9 @@ def check_stride(patch: tuple[int, int], stride: tuple[int, int]) -> None:
     >>> check_stride((3, 3), (2, 3))      # fine: overlapping rows, adjacent columns
     >>> check_stride((2, 2), (3, 3))      # SeqlError
     ```
+
+    Returns:
+        None.
     """
     for axis, p, s in (("rows", patch[0], stride[0]), ("columns", patch[1], stride[1])):
         if s > p:

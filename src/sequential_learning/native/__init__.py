@@ -138,6 +138,11 @@ def status(decide: bool = True) -> str:
 
     Returns:
         "fused kernel <path>", or "TensorFlow ops (<why>)".
+
+    Example:
+    ```python
+    print(status())   # e.g. "fused kernel ~/.cache/sequential_learning/..." or "TensorFlow ops (...)"
+    ```
     """
     if not decide and "status" not in _state:
         return "not used in this process"

@@ -64,6 +64,13 @@ class Run:
             streams); otherwise each task has its own head (task-incremental).
         task_type: `classification` or `regression` (from the tasks' losses).
         scenario: `task`, `domain` or `class` when known (None for hand-made task lists).
+
+    Example:
+    ```python
+    def check(self, run):
+        if run.task_type != "classification":
+            raise ValueError(f"{self.name}: needs a classification stream")
+    ```
     """
 
     tasks: list
@@ -106,6 +113,12 @@ class Experience:
         run: the `Run` (the whole stream).
         summary: what this task's hooks report; the manager records `summary["importance"]`
             in the results' importance summaries.
+
+    Example:
+    ```python
+    def after_training_exp(self, exp):
+        exp.summary["my_plugin"] = {"task": exp.index + 1, "steps": int(self.steps.numpy())}
+    ```
     """
 
     index: int

@@ -79,6 +79,11 @@ def recorded_environment(directory: Path) -> dict[str, Any]:
     Returns:
         The recorded keys (without the list of GPUs); when the file is missing or unreadable,
         the running process's environment with a `note` saying so.
+
+    Example:
+    ```python
+    recorded_environment(Path("runs/x"))["tensorflow"]   # e.g. "2.18.0"
+    ```
     """
     env = None
     path = directory / ENVIRONMENT_NAME

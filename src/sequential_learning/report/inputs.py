@@ -200,6 +200,12 @@ def load_results(directory: Path) -> Results:
 
     Raises:
         SeqlError: one line naming `results.json` and what is wrong with it.
+
+    Example:
+    ```python
+    results = load_results(Path("runs/x"))
+    results.metrics["acc"]
+    ```
     """
     path = directory / "results.json"
     problem = _results_problem(_read_json(path, _RESULTS_EXPECTED))
@@ -224,6 +230,11 @@ def load_comparison(path: Path) -> dict[str, dict]:
 
     Raises:
         SeqlError: one line naming the file and what is wrong with it.
+
+    Example:
+    ```python
+    load_comparison(Path("runs/compare/comparison.json"))["fisher"]["acc"]
+    ```
     """
     doc = _read_json(path, _COMPARISON_EXPECTED)
     if not isinstance(doc, dict) or not doc:

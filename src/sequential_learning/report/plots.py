@@ -72,6 +72,11 @@ def relative_luminance(colour) -> float:
 
     Returns:
         0.2126 R + 0.7152 G + 0.0722 B of the linearised sRGB channels.
+
+    Example:
+    ```python
+    relative_luminance("#fff"), relative_luminance("#000")   # (1.0, 0.0)
+    ```
     """
     channels = np.asarray(to_rgb(colour), dtype=float)
     linear = np.where(channels <= 0.04045, channels / 12.92, ((channels + 0.055) / 1.055) ** 2.4)
@@ -397,6 +402,11 @@ def sweep_plot(sweep: dict, path: str | os.PathLike | None = None) -> Figure:
 
     Returns:
         The Matplotlib figure.
+
+    Example:
+    ```python
+    sweep_plot(json.loads(Path("runs/sweep/sweep.json").read_text()), "runs/sweep/sweep.png")
+    ```
     """
     runs = sorted(sweep["runs"], key=lambda r: r["ewc_lambda"])
     if not runs:
