@@ -56,8 +56,26 @@ def _command_only():
 
 
 def command_options(command: str) -> dict:
-    """Every option of `run`, `compare` or `sweep`, by key, as its flag will be generated: the
-    run's settings, the options of methods registered elsewhere, and the command's own."""
+    """Every option of `run`, `compare` or `sweep`, by key, as its flag will be generated.
+
+    The run's settings (`config.run_options`, those with a flag), the options of methods
+    registered elsewhere (`plugins.registry.all_options`) and the command's own (`--out`,
+    `--config`, `--overwrite`, ...); `compare` drops `method` and `sweep` drops `ewc_lambda` and
+    `tensorboard`.
+
+    Args:
+        command: `"run"`, `"compare"` or `"sweep"` (any other raises KeyError).
+
+    Returns:
+        A dict from config key to its `options.Option`, in the order the flags are added.
+
+    Example:
+    ```python
+    options = command_options("sweep")
+    options["lambdas"].cli_flag    # '--lambdas'
+    "ewc_lambda" in options        # False
+    ```
+    """
     from sequential_learning.config import COMMAND_OPTIONS, run_options
     from sequential_learning.plugins.registry import all_options
 
@@ -97,7 +115,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `seql` argument parser."""
+    """The `seql` argument parser, with one sub-parser per command.
+
+    The flags of `run`, `compare` and `sweep` are generated (`command_options`) and have no
+    defaults, so the namespace holds only the options given; `parse` settles the rest. Its errors
+    are one line pointing to `--help` and exit with status 2.
+
+    Returns:
+        An `argparse.ArgumentParser` whose parsed namespace has `command` set.
+
+    Example:
+    ```python
+    args = build_parser().parse_args(["list", "methods"])
+    args.command, args.what    # ('list', 'methods')
+    ```
+    """
     parser = _Parser(
         prog="seql",
         description="Sequential (continual) learning with Keras: train task streams with "
@@ -176,8 +208,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    """The parsed, settled arguments of `seql ARGV` (see `_settle`); argparse's own errors exit
-    with status 2, the settings' raise ValueError."""
+    """The parsed, settled arguments of `seql ARGV`.
+
+    For `run`, `compare` and `sweep` the options given are recorded in `args.explicit`, the others
+    filled from `--config FILE.yaml` and then from their declarations, and the run's settings
+    gathered in `args.settings` (see `_settle`).
+
+    Args:
+        argv: the command line without the program name, e.g. `["run", "--epochs", "2"]`.
+
+    Returns:
+        The `argparse.Namespace`; for the generated commands also `explicit` (a set of keys) and
+        `settings` (a dict of the run's settings given or read from the config file).
+
+    Raises:
+        SystemExit: argparse's own errors (status 2) and `--help` (status 0).
+        ValueError: a config file whose settings are not valid.
+
+    Example:
+    ```python
+    args = parse(["run", "--method", "fisher", "--epochs", "2"])
+    args.settings    # {'method': 'fisher', 'epochs': 2}
+    ```
+    """
     args = build_parser().parse_args(_join_negative_values(argv))
     if args.command in GENERATED:
         _settle(args)
@@ -258,6 +311,24 @@ def _table(rows: list[dict]) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """`seql run`: trains one method on a task stream and prints its metrics.
+
+    Makes the run folder (`--out`, or `runs/<time>-<benchmark>-<method>`; refused if it holds a
+    run, unless `--overwrite`), or with `--resume RUN_DIR` continues an interrupted run there;
+    a folder this command made is removed again if the run fails before any task finished.
+
+    Args:
+        args: the namespace of `parse(["run", ...])`.
+
+    Returns:
+        The exit status, 0.
+
+    Example:
+    ```python
+    cmd_run(parse(["run", "--benchmark", "permuted-digits", "--method", "fisher"]))
+    # seql run --benchmark permuted-digits --method fisher
+    ```
+    """
     from sequential_learning.experiment import (
         claim_out_dir,
         default_run_dir,
@@ -289,6 +360,26 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    """`seql compare`: runs several methods on the same stream, seed and initialisation.
+
+    Every method's config is validated before any training; each method's run goes to
+    `OUT/<method>/`, and `comparison.json`, `comparison.png` and `report.html` to `OUT`.
+
+    Args:
+        args: the namespace of `parse(["compare", ...])`; `args.methods` is comma-separated.
+
+    Returns:
+        The exit status, 0.
+
+    Raises:
+        ValueError: no method given, or one given twice.
+
+    Example:
+    ```python
+    cmd_compare(parse(["compare", "--methods", "none,fisher,replay"]))
+    # seql compare --methods none,fisher,replay
+    ```
+    """
     from sequential_learning.config import RunConfig
     from sequential_learning.experiment import (
         claim_out_dir,
@@ -332,6 +423,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    """`seql sweep`: runs one method for several lambda values and picks the best by ACC.
+
+    The lambdas come from `--lambdas L1,L2,...` or `--lambda-range LOW HIGH --points N` (log
+    spaced); `sweep.json` and `sweep.png` go to the output folder.
+
+    Args:
+        args: the namespace of `parse(["sweep", ...])`.
+
+    Returns:
+        The exit status, 0 (also when every lambda diverged: that is printed).
+
+    Raises:
+        ValueError: neither or both of `--lambdas` and `--lambda-range` given (`SeqlError` for both).
+
+    Example:
+    ```python
+    cmd_sweep(parse(["sweep", "--method", "fisher", "--lambda-range", "1", "1000", "--points", "4"]))
+    # seql sweep --method fisher --lambda-range 1 1000 --points 4
+    ```
+    """
     from sequential_learning.config import RunConfig
     from sequential_learning.errors import SeqlError
     from sequential_learning.experiment import claim_out_dir, default_run_dir, removed_if_unfinished
@@ -364,6 +475,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    """`seql explain`: explains a run's task models; prints the paths of the PNGs written.
+
+    Args:
+        args: the namespace of `parse(["explain", RUN_DIR, ...])` (`method`, `task`, `images`,
+            `layer`, `seed`, `verbose`).
+
+    Returns:
+        The exit status, 0.
+
+    Example:
+    ```python
+    cmd_explain(parse(["explain", "runs/x", "--method", "occlusion", "--task", "2"]))
+    # seql explain runs/x --method occlusion --task 2
+    ```
+    """
     _load_tensorflow(args.verbose)
     from sequential_learning.interpret.run import explain_run
 
@@ -375,6 +501,19 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """`seql report`: rebuilds `RUN_DIR/report.html` of a run or comparison folder, prints its path.
+
+    Args:
+        args: the namespace of `parse(["report", RUN_DIR])`.
+
+    Returns:
+        The exit status, 0.
+
+    Example:
+    ```python
+    cmd_report(parse(["report", "runs/x"]))    # seql report runs/x
+    ```
+    """
     _load_tensorflow(args.verbose)  # the report records TensorFlow's version and devices
     from sequential_learning.report import write_report
 
@@ -383,6 +522,21 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_augment(args: argparse.Namespace) -> int:
+    """`seql augment`: ablation curves of a run's weights ranked by importance; prints the table.
+
+    Args:
+        args: the namespace of `parse(["augment", RUN_DIR, ...])` (`fractions`, `level`, `action`,
+            `scope`, `orders`, `how`, `importance_task`, `after_task`, `data`, `no_maps`, `seed`).
+
+    Returns:
+        The exit status, 0.
+
+    Example:
+    ```python
+    cmd_augment(parse(["augment", "runs/x", "--fractions", "0.1,0.5", "--level", "unit"]))
+    # seql augment runs/x --fractions 0.1,0.5 --level unit
+    ```
+    """
     _load_tensorflow(args.verbose)
     from sequential_learning.augment import augment_run
 
@@ -403,6 +557,21 @@ def cmd_augment(args: argparse.Namespace) -> int:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
+    """`seql drift`: explanation drift across tasks for one or more runs; prints the table.
+
+    Args:
+        args: the namespace of `parse(["drift", RUN_DIR, ...])` (`run_dirs`, `methods`, `images`,
+            `layer`, `out`).
+
+    Returns:
+        The exit status, 0.
+
+    Example:
+    ```python
+    cmd_drift(parse(["drift", "runs/a", "runs/b", "--images", "8"]))
+    # seql drift runs/a runs/b --images 8
+    ```
+    """
     _load_tensorflow(args.verbose)
     from sequential_learning.augment import drift_runs, drift_text
 
@@ -428,6 +597,20 @@ def _default_text(key: str, value) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """`seql list`: prints the registered methods or the benchmarks, with their defaults.
+
+    Args:
+        args: the namespace of `parse(["list", WHAT])`; `args.what` is `"methods"` or
+            `"benchmarks"`.
+
+    Returns:
+        The exit status, 0.
+
+    Example:
+    ```python
+    cmd_list(parse(["list", "benchmarks"]))    # seql list benchmarks
+    ```
+    """
     from sequential_learning.config import benchmark_defaults
 
     if args.what == "methods":
@@ -482,11 +665,25 @@ def _one_line(error: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `seql`. Returns the exit status (2 for bad input, one line, no traceback).
+    """Entry point of `seql`: parses the command line and runs the command.
 
     Every failure a user can provoke (`errors.SeqlError` and the other `ValueError`s of bad
-    input, a file that cannot be read or written) is caught here, once, and printed as one
-    line; `--verbose` shows the traceback instead.
+    input, a file that cannot be read or written) is caught here, once, and printed as one line;
+    `--verbose` shows the traceback instead. A closed pipe (`seql list methods | head`) is not
+    an error.
+
+    Args:
+        argv: the arguments without the program name; None reads `sys.argv[1:]`.
+
+    Returns:
+        The exit status: 0, 2 for bad input (one line on stderr, no traceback), 130 when
+        interrupted.
+
+    Example:
+    ```python
+    main(["list", "methods"])    # prints the methods, returns 0
+    main(["run", "--epochs", "-1"])    # seql: error: ... ; returns 2
+    ```
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     verbose = "--verbose" in argv

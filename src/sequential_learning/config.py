@@ -93,18 +93,67 @@ class RunConfig:
     """Every setting of one run; `validate()` rejects bad values with the key's name.
 
     Each field's help is its declaration (`seql run --help`, `seql list methods`): the run's
-    own settings below, the methods' options (`ewc_lambda`, `fisher_mode`, `memory`, ...) where
-    the method declares them. `more_options` holds the options of methods registered outside this
-    package (`{key: value}`; flat keys in config files and on the command line).
+    own settings, and the methods' options (`ewc_lambda`, `fisher_mode`, `memory`, ...) where
+    the method declares them. Fields left as None marked "resolved" below take the benchmark's
+    own value (`defaults/<benchmark>.yaml`), else the global one (`defaults/global.yaml`; λ and
+    the penalty mode: the method's own); `validate()` fills them in and records where each came
+    from in `defaults_used`.
 
-    `epochs`, `batch_size`, `learning_rate`, `hidden`, `num_tasks`, `model`, `ewc_lambda` and
-    `penalty_mode` left as None take the benchmark's own value (`defaults/<benchmark>.yaml`),
-    else the global one (`defaults/global.yaml`; λ and the penalty mode: the method's own);
-    `validate()` fills them in and records where each came from in `defaults_used`.
+    Args:
+        benchmark: the task stream, a key of `BENCHMARKS` (`seql list benchmarks`).
+        scenario: `"task"`, `"domain"` or `"class"`; None: the benchmark's own.
+        method: the method, or methods joined with `+` (`"fisher+replay"`).
+        ewc_lambda: the penalty strength λ (resolved; per method and benchmark).
+        epochs: epochs per task (resolved).
+        batch_size: the training batch size (resolved).
+        learning_rate: Adam's learning rate, in (0, 10] (resolved).
+        fisher_mode: how the Fisher information is estimated: `exact`, `sampled`, `empirical` or
+            `batch`.
+        fisher_samples: training inputs used to estimate importance.
+        penalty_mode: `separate` (one term per task) or `online` (resolved: the method's own).
+        gamma: the online penalty's decay.
+        normalize_importance: divide each task's importance by its maximum.
+        si_xi: synaptic intelligence's damping ξ.
+        weight_change_net: weight-change importance as |θ_end − θ_start| instead of the path length.
+        inverse_magnitude_epsilon: ε in 1/(|θ| + ε).
+        seed: seeds data order, initial weights and sampling; the same config gives the same numbers.
+        hidden: the MLP's hidden sizes (resolved).
+        num_tasks: tasks of permuted, rotated, iris and function streams (resolved; with `angles`,
+            their count).
+        classes_per_task: classes per task of split streams.
+        model: the shared base, `"mlp"` or `"cnn"` (image streams only) (resolved).
+        filters: the CNN's conv-block filters.
+        eval_every: evaluate every task every K epochs (the last epoch of each task always).
+        eval_subset: per-epoch curves on N validation samples per task (a fixed seeded subset; the
+            accuracy matrix uses all); None: all.
+        class_order: split streams: `"sorted"`, `"random"` (seeded) or a list of class ids.
+        angles: rotated streams: degrees per task; None: 0, 180/T, 2·180/T, ...
+        data: an `.npz` of `x_train, y_train, x_test, y_test` for the benchmarks `split`,
+            `permuted` and `rotated`.
+        data_dir: the folder of Fashion-MNIST, MNIST or CIFAR-10; None: the usual places.
+        limit: keep the first N samples of each split of the data set; None: all.
+        tensorboard: write TensorBoard logs to `RUN_DIR/tensorboard`.
+        strategy: the `tf.distribute` strategy, `"default"`, `"mirrored"` or `"multi-worker"`.
+        deterministic: turn on TensorFlow op determinism (repeatable to the bit, slower).
+        plugins: more methods to run with `method`: names, or `{"name": ..., option: value}`
+            mappings whose options apply to that method alone.
+        memory: samples the replay buffer holds (all tasks together).
+        memory_batch: samples drawn from the buffer per step; None: the batch size.
+        replay_policy: `"reservoir"` (every sample seen, in the step) or `"balanced"` (equal per
+            class, after each task).
+        lwf_alpha: the weight of LwF's distillation loss.
+        lwf_temperature: LwF's distillation temperature.
+        derpp_alpha: DER++'s weight of matching the stored logits.
+        derpp_beta: DER++'s weight of the replayed labels' loss.
+        class_masking: class scenario: mask the classes of later tasks (False trains and evaluates
+            over every class of the stream).
+        more_options: options of methods registered outside this package, `{key: value}` (flat
+            keys in config files and on the command line).
 
     Example:
     ```python
     config = RunConfig(benchmark="split-digits", method="fisher+replay", memory=200).validate()
+    config.epochs, config.defaults_used["epochs"]    # (10, 'default')
     ```
     """
 
@@ -273,9 +322,23 @@ class RunConfig:
 
 
 def make_config(values: dict) -> RunConfig:
-    """A `RunConfig` from flat `{key: value}` settings (a config file's, the command line's, a
-    saved run's): options of methods registered elsewhere go to `more_options`, keys that are
-    no setting (`defaults_used`, ...) are left out."""
+    """A `RunConfig` from flat `{key: value}` settings (a config file's, the command line's, a saved run's).
+
+    Options of methods registered elsewhere go to `more_options`; keys that are no setting and
+    no registered option (`defaults_used`, `benchmark_info`, ...) are left out. Nothing is
+    checked: call `validate()` on the result.
+
+    Args:
+        values: the settings by config key (snake case).
+
+    Returns:
+        A new, not yet validated `RunConfig`.
+
+    Example:
+    ```python
+    config = make_config({"method": "fisher", "memory": 200, "defaults_used": {}}).validate()
+    ```
+    """
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     extra = {k: v for k, v in values.items() if k not in fields and k in all_options()}
     config = RunConfig(**{k: v for k, v in values.items() if k in fields})
@@ -298,7 +361,14 @@ def run_options() -> dict[str, Option]:
 
 
 def importance_method(names: list[str]) -> EWCMethod:
-    """The weight-importance method among the method `names` (EWCMethod.NONE when none is).
+    """The weight-importance method among the method `names` (the first one that is one).
+
+    Args:
+        names: method names as `split_methods` gives them (`["fisher", "replay"]`); names that are
+            no importance method (replay, lwf, ...) are skipped.
+
+    Returns:
+        The `EWCMethod`, or `EWCMethod.NONE` when none of `names` is one.
 
     Example:
     ```python
@@ -323,13 +393,22 @@ def _defaults_file(name: str) -> dict:
 
 
 def benchmark_defaults(benchmark: str | None) -> dict:
-    """The tuned settings of `benchmark` (`defaults/<benchmark>.yaml`; {} when it has none), or
-    with None the global ones (`defaults/global.yaml`: every key of `RESOLVED`, and `ewc_lambda`
-    as `{method: λ}`). A fresh copy each call.
+    """The tuned settings of `benchmark`, or with None the global ones.
+
+    Read from `defaults/<benchmark>.yaml` ({} when the benchmark has none) or
+    `defaults/global.yaml` (every key of `RESOLVED`, and `ewc_lambda` as `{method: λ}`); the
+    files are read once, and each call returns a fresh copy.
+
+    Args:
+        benchmark: a benchmark name, or None for the global defaults.
+
+    Returns:
+        A dict of settings by config key; `ewc_lambda`, when present, maps method names to λ.
 
     Example:
     ```python
-    benchmark_defaults("split-fashion-mnist")["ewc_lambda"]     # {"fisher": 1000.0}
+    benchmark_defaults("split-fashion-mnist")["ewc_lambda"]     # {'fisher': 1000.0}
+    benchmark_defaults(None)["epochs"]                          # 10
     ```
     """
     return copy.deepcopy(_defaults_file("global" if benchmark is None else benchmark))
@@ -369,8 +448,19 @@ _KEY_ALIASES = {"lambda": "ewc_lambda"}
 
 
 def config_keys() -> dict[str, object]:
-    """Every key a config file may hold, with its type: the run's settings, the options of
-    methods registered elsewhere, and `COMMAND_KEYS`."""
+    """Every key a config file may hold, with its type.
+
+    The run's settings, the options of methods registered elsewhere, and `COMMAND_KEYS` (`out`,
+    `methods`, `lambdas`, ...).
+
+    Returns:
+        A dict from config key (snake case) to its type hint (`int`, `float | None`, ...).
+
+    Example:
+    ```python
+    config_keys()["hidden"]    # list[int] | None
+    ```
+    """
     keys = {k: o.hint for k, o in all_options().items()}
     keys.update({k: o.hint for k, o in run_options().items() if k != "more_options"})
     return {**keys, **COMMAND_KEYS}

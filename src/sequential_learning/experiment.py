@@ -14,7 +14,24 @@ from sequential_learning.config import RunConfig
 
 
 def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
-    """`runs/<timestamp>-<benchmark>-<method>` (a fresh, not yet existing folder)."""
+    """A fresh run folder's path, `ROOT/<timestamp>-<benchmark>-<method>` (not created).
+
+    Characters other than letters, digits, `_`, `.` and `-` in the benchmark and method become
+    `-`; if the path exists already, `-2`, `-3`, ... is appended.
+
+    Args:
+        config: the run's settings (only `benchmark` and `method` are used).
+        root: the folder that holds the runs.
+
+    Returns:
+        A `Path` that does not exist yet.
+
+    Example:
+    ```python
+    default_run_dir(RunConfig(benchmark="split-digits", method="fisher+replay"))
+    # PosixPath('runs/20250101-120000-split-digits-fisher-replay')
+    ```
+    """
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{config.benchmark}-{config.method}")
     path = Path(root) / f"{stamp}-{name}"
@@ -147,12 +164,28 @@ def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
 
 # -- a command's run folder ---------------------------------------------------------------------
 def claim_out_dir(out: Path, overwrite: bool, strategy: str) -> bool:
-    """Checks that `out` takes a new run (see `rundir.claim_run_dir`) before TensorFlow loads;
-    returns whether this call made the folder.
+    """Checks that `out` can take a new run before TensorFlow loads (see `rundir.claim_run_dir`).
 
-    Under `multi-worker` every worker runs the command with the same folder, and only
-    `run_experiment` knows which worker it is (the chief writes `out`, the others
-    `out/worker_K`): it claims the folder there.
+    Under `multi-worker` nothing is checked here: every worker runs the command with the same
+    folder, and only `run_experiment` knows which worker it is (the chief writes `out`, the
+    others `out/worker_K`), so it claims the folder there.
+
+    Args:
+        out: the run folder.
+        overwrite: delete a run already in `out` instead of refusing it.
+        strategy: the run's distribution strategy (`config.strategy`).
+
+    Returns:
+        True when this call made the folder (so a failed run may remove it again, see
+        `removed_if_unfinished`), False when it existed or under `multi-worker`.
+
+    Raises:
+        RunDirError: `out` holds another run (without `overwrite`) or is a file.
+
+    Example:
+    ```python
+    created = claim_out_dir(Path("runs/x"), overwrite=False, strategy="default")
+    ```
     """
     from sequential_learning.rundir import claim_run_dir
 
@@ -165,8 +198,26 @@ def claim_out_dir(out: Path, overwrite: bool, strategy: str) -> bool:
 
 @contextlib.contextmanager
 def removed_if_unfinished(out: Path, created: bool):
-    """Removes the run folder a command made when it fails before any task finished (the
-    folder holds no results.json: nothing computed is lost, and no half run is left behind)."""
+    """A context manager that removes the run folder a command made if it fails before any task finished.
+
+    On any exception (KeyboardInterrupt included) the folder is deleted when `created` is true
+    and no `results.json` lies anywhere under it: nothing computed is lost, and no half run is
+    left behind. The exception is raised again.
+
+    Args:
+        out: the run folder.
+        created: whether the command made it (`claim_out_dir`'s answer); a folder that existed
+            before is never removed.
+
+    Returns:
+        The context manager (it yields None).
+
+    Example:
+    ```python
+    with removed_if_unfinished(out, claim_out_dir(out, False, config.strategy)):
+        run_experiment(config, out)
+    ```
+    """
     try:
         yield
     except BaseException:
@@ -177,8 +228,26 @@ def removed_if_unfinished(out: Path, created: bool):
 
 # -- resuming a run ---------------------------------------------------------------------------------
 def saved_config(run_dir: Path) -> dict:
-    """The config a run folder records: its results.json's, else the checkpoint's copy of the
-    results (a note says so), else a one-line error."""
+    """The config a run folder records, for `--resume`.
+
+    It is read from the folder's `results.json`; if that cannot be read, from the checkpoint's
+    copy of the results (a note on stderr says so).
+
+    Args:
+        run_dir: the folder of an interrupted run.
+
+    Returns:
+        The saved config, a dict of settings as `RunConfig.to_dict` wrote them.
+
+    Raises:
+        SeqlError: `run_dir` is not a folder, or neither `results.json` nor the checkpoint's copy
+            can be read (one line naming both problems).
+
+    Example:
+    ```python
+    saved_config(Path("runs/x"))["method"]    # 'fisher'
+    ```
+    """
     from sequential_learning.checkpoint import checkpoint_results_path
     from sequential_learning.errors import SeqlError
 
