@@ -18,12 +18,36 @@ from typing import Any
 
 
 def is_int(value: Any) -> bool:
-    """An integer that is not a bool."""
+    """Whether `value` is an integer that is not a bool (NumPy integers count).
+
+    Args:
+        value: any value, e.g. one read from YAML.
+
+    Returns:
+        True for `3` or `np.int64(3)`, False for `True`, `3.0` or `"3"`.
+
+    Example:
+    ```python
+    is_int(3), is_int(True), is_int(3.0)    # (True, False, False)
+    ```
+    """
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def is_number(value: Any) -> bool:
-    """A finite real number that is not a bool."""
+    """Whether `value` is a finite real number that is not a bool.
+
+    Args:
+        value: any value.
+
+    Returns:
+        True for ints and floats (NumPy's too) other than nan and ±inf; False for bools.
+
+    Example:
+    ```python
+    is_number(0.5), is_number(float("inf")), is_number(False)    # (True, False, False)
+    ```
+    """
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -35,7 +59,7 @@ def _anything(value: Any) -> bool:
 class Option:
     """One keyword option of a method (or one setting of a run), with its default and its check.
 
-    Attributes:
+    Args:
         name: the keyword (snake case) the method's factory takes.
         default: its value when not given.
         help: one line.
@@ -50,6 +74,12 @@ class Option:
         choices: the values allowed, shown by `--help` and checked by the parser.
         metavar: the flag's value in `--help`.
         nargs: values the flag takes when more than one.
+
+    Example:
+    ```python
+    xi = Option("xi", 0.1, "damping", lambda v: is_number(v) and v > 0, "a number > 0", key="si_xi")
+    xi.cli_flag, xi.validate(0.5)    # ('--si-xi', 0.5)
+    ```
     """
 
     name: str
@@ -92,7 +122,25 @@ class Option:
 
 def int_option(name: str, default, help: str, low: int = 1, none: bool = False,
                flag: str | None = None, unset: str = "none", key: str | None = None) -> Option:
-    """An integer option >= `low` (None allowed when `none`)."""
+    """An integer option >= `low` (None allowed when `none`).
+
+    Args:
+        name: the keyword the method takes.
+        default: its value when not given.
+        help: one line.
+        low: the smallest value allowed.
+        none: allow None (its type is then `int | None`).
+        flag, unset, key: as for `Option`.
+
+    Returns:
+        The `Option`, its type `int` (or `int | None`).
+
+    Example:
+    ```python
+    memory = int_option("memory", 500, "samples the buffer holds")
+    memory.validate(0)    # ValueError: memory: 0 is not allowed; expected an integer >= 1
+    ```
+    """
     expected = f"an integer >= {low}" + (", or null" if none else "")
     return Option(name, default, help,
                   lambda v: (none and v is None) or (is_int(v) and v >= low), expected, flag,
@@ -102,7 +150,26 @@ def int_option(name: str, default, help: str, low: int = 1, none: bool = False,
 def float_option(name: str, default, help: str, low: float = 0.0, strict: bool = False,
                  flag: str | None = None, unset: str = "none", key: str | None = None,
                  high: float | None = None) -> Option:
-    """A finite number >= `low` (> `low` when `strict`), <= `high` when given."""
+    """A finite number option >= `low` (> `low` when `strict`), <= `high` when given.
+
+    Args:
+        name: the keyword the method takes.
+        default: its value when not given.
+        help: one line.
+        low: the lower bound.
+        strict: exclude `low` itself.
+        flag, unset, key: as for `Option`.
+        high: the upper bound (included), or None for none.
+
+    Returns:
+        The `Option`, its type `float`.
+
+    Example:
+    ```python
+    gamma = float_option("gamma", 1.0, "online decay", high=1.0)
+    gamma.expected    # 'a number in [0, 1]'
+    ```
+    """
     if high is None:
         expected = f"a finite number {'>' if strict else '>='} {low:g}"
     else:
@@ -114,14 +181,47 @@ def float_option(name: str, default, help: str, low: float = 0.0, strict: bool =
 
 def choice_option(name: str, default, help: str, choices: Sequence[str],
                   flag: str | None = None, unset: str = "none", key: str | None = None) -> Option:
-    """One of `choices` (None allowed when the default is None: the run resolves it)."""
+    """An option whose value is one of `choices` (None allowed when the default is None: the run resolves it).
+
+    Args:
+        name: the keyword the method takes.
+        default: its value when not given; None makes its type `str | None`.
+        help: one line.
+        choices: the allowed strings.
+        flag, unset, key: as for `Option`.
+
+    Returns:
+        The `Option`, with `choices` set (so `--help` lists them and the parser checks them).
+
+    Example:
+    ```python
+    mode = choice_option("fisher_mode", "exact", "the Fisher information", ("exact", "sampled"))
+    mode.validate("sampled")    # 'sampled'
+    ```
+    """
     return Option(name, default, help, lambda v: v in choices, f"one of {', '.join(choices)}",
                   flag, unset, key, str | None if default is None else str, tuple(choices))
 
 
 def bool_option(name: str, default: bool, help: str, flag: str | None = None,
                 key: str | None = None) -> Option:
-    """true or false."""
+    """A true-or-false option; its flag turns it on (or off, when the default is True).
+
+    Args:
+        name: the keyword the method takes.
+        default: its value when not given.
+        help: one line.
+        flag, key: as for `Option`.
+
+    Returns:
+        The `Option`, its type `bool`.
+
+    Example:
+    ```python
+    net = bool_option("net", False, "|theta_end - theta_start|", key="weight_change_net")
+    net.cli_flag    # '--weight-change-net'
+    ```
+    """
     return Option(name, default, help, lambda v: isinstance(v, bool), "true or false", flag,
                   key=key, type=bool)
 
@@ -132,7 +232,19 @@ def _is_union(hint) -> bool:
 
 
 def type_name(hint) -> str:
-    """`int | None` -> "an integer or null" (for messages)."""
+    """A type hint in words, for error messages.
+
+    Args:
+        hint: a type hint: `int`, `float`, `str`, `bool`, None's type, `list[X]` or a union of them.
+
+    Returns:
+        The words, e.g. "an integer or null"; other types as `str(hint)`.
+
+    Example:
+    ```python
+    type_name(int | None), type_name(list[int])    # ('an integer or null', 'a list of integers')
+    ```
+    """
     if _is_union(hint):
         return " or ".join(type_name(a) for a in typing.get_args(hint))
     if typing.get_origin(hint) is list:
@@ -143,7 +255,21 @@ def type_name(hint) -> str:
 
 
 def matches(value, hint) -> bool:
-    """Whether a value read from YAML has the type `hint` (an integer is a number too)."""
+    """Whether a value read from YAML has the type `hint` (an integer is a number too).
+
+    Args:
+        value: the value.
+        hint: a type hint as `type_name` takes it (unions and `list[X]` are checked member by
+            member; other classes with `isinstance`).
+
+    Returns:
+        True when `value` fits `hint`; a bool never fits `int` or `float`.
+
+    Example:
+    ```python
+    matches(3, float), matches([1, 2], list[int]), matches(True, int)    # (True, True, False)
+    ```
+    """
     if _is_union(hint):
         return any(matches(value, a) for a in typing.get_args(hint))
     if typing.get_origin(hint) is list:
@@ -161,12 +287,36 @@ def matches(value, hint) -> bool:
 
 
 def is_float_hint(hint) -> bool:
-    """`float` or `float | None`: integers given for it become floats."""
+    """Whether `hint` is `float` or a union with `float` in it (integers given for it become floats).
+
+    Args:
+        hint: a type hint.
+
+    Returns:
+        True for `float` and `float | None`, False otherwise.
+
+    Example:
+    ```python
+    is_float_hint(float | None), is_float_hint(int)    # (True, False)
+    ```
+    """
     return hint is float or (_is_union(hint) and float in typing.get_args(hint))
 
 
 def scalar(hint) -> Any:
-    """The non-None member of `X | None` (else `hint`)."""
+    """The non-None member of `X | None` (else `hint` itself).
+
+    Args:
+        hint: a type hint.
+
+    Returns:
+        `X` for `X | None`; `hint` unchanged when it is no union or has more than one other member.
+
+    Example:
+    ```python
+    scalar(int | None), scalar(list[int])    # (int, list[int])
+    ```
+    """
     if _is_union(hint):
         rest = [a for a in typing.get_args(hint) if a is not type(None)]
         if len(rest) == 1:
@@ -194,16 +344,40 @@ def _ids_or_word(text: str) -> list[int] | str:
 
 
 def value_text(value) -> str:
-    """A value as a flag would take it (`100,100` for a list, `0.001` for a float)."""
+    """A value as a flag would take it, for help texts and listings.
+
+    Args:
+        value: a setting's value.
+
+    Returns:
+        A list comma-joined (`100,100`), a float with `:g` (`0.001`), anything else as `str`.
+
+    Example:
+    ```python
+    value_text([100, 100]), value_text(1e-3), value_text(None)    # ('100,100', '0.001', 'None')
+    ```
+    """
     if isinstance(value, list):
         return ",".join(map(str, value))
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def flag_arguments(option: Option, prefix: str = "", default: str | None = None) -> dict:
-    """`argparse.add_argument`'s keywords for `option`'s flag: no default (only the flags given
-    are set), the parser of its type (a comma-separated list for `list[int]`), its choices and
-    metavar, and its help with its default (`default`: that text instead).
+    """`argparse.add_argument`'s keywords for `option`'s flag.
+
+    No default (`argparse.SUPPRESS`: only the flags given are set), the parser of its type (a
+    comma-separated list for `list[int]` and `list[float]`; class ids or `sorted`/`random` for
+    `list[int] | str`), its choices, metavar and nargs, and its help with its default. A bool
+    option becomes a `store_true` flag (`store_false` when its default is True).
+
+    Args:
+        option: the option.
+        prefix: text put before the help (the methods it belongs to, `"fisher, mas: "`).
+        default: the default as shown in the help, instead of the option's own.
+
+    Returns:
+        A dict of keywords: `dest`, `default`, `help`, and `type` or `action`, with `choices`,
+        `metavar` and `nargs` where the option has them.
 
     Example:
     ```python
