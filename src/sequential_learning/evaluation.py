@@ -189,7 +189,12 @@ def evaluate_all(tasks: Sequence, full: bool = False) -> list[dict[str, float]]:
         full: use the whole validation sets even where a subset was chosen.
 
     Returns:
-        One `{metric_name: value}` per task.
+        One `{metric_name: value}` dict per task.
+
+    Example:
+    ```python
+    evaluate_all(tasks)    # [{'loss': 0.21, 'accuracy': 0.94}, {'loss': 0.35, 'accuracy': 0.9}]
+    ```
     """
     return [task.evaluate(full=full) for task in tasks]
 
@@ -233,6 +238,11 @@ class PeriodicEvaluation:
 
     Args:
         schedule: the `EvaluationSchedule`.
+
+    Example:
+    ```python
+    services = [PeriodicEvaluation(EvaluationSchedule(eval_every=2)), *other_services]
+    ```
     """
 
     def __init__(self, schedule: EvaluationSchedule) -> None:

@@ -76,9 +76,25 @@ def claim_run_dir(path: str | os.PathLike, overwrite: bool = False,
 
 
 def is_run_dir(path: str | os.PathLike, depth: int = 1) -> bool:
-    """Whether seql wrote `path`: it holds a marker file, or the `config.yaml` a run writes
-    first (a run stopped before its first task ended has only that), or, to `depth` levels
-    down, a sub-folder that is a run (an interrupted comparison or sweep)."""
+    """Whether seql wrote `path`.
+
+    It holds a marker file (`RUN_MARKERS`: `results.json`, `comparison.json`, `sweep.json` or
+    `checkpoint`), or the `config.yaml` a run writes first (a run stopped before its first task
+    ended has only that), or, to `depth` levels down, a sub-folder that is a run (an interrupted
+    comparison or sweep). Symbolic links to folders are not followed.
+
+    Args:
+        path: an existing folder.
+        depth: how many levels of sub-folders to search.
+
+    Returns:
+        True when `path` (or a sub-folder within `depth`) is a run folder.
+
+    Example:
+    ```python
+    is_run_dir("runs/x"), is_run_dir("src")    # (True, False)
+    ```
+    """
     path = Path(path)
     if any((path / marker).exists() for marker in RUN_MARKERS):
         return True
@@ -124,13 +140,21 @@ def inside(folder: str | os.PathLike, name: object, what: str) -> Path:
 
 
 def remove_temporary_files(run_dir: str | os.PathLike) -> list[Path]:
-    """Deletes what interrupted writes left in a run folder (`.<name>.<random>.tmp` files).
+    """Deletes what interrupted writes left in a run folder.
+
+    Those are `.<name>.<random>.tmp` files of atomic writes and `.<name>.tmp.keras` files of
+    model saves, in `run_dir` and its sub-folders.
 
     Args:
-        run_dir: the run folder (its sub-folders are searched too).
+        run_dir: the run folder.
 
     Returns:
-        The files removed.
+        The paths of the files removed.
+
+    Example:
+    ```python
+    remove_temporary_files("runs/x")    # [PosixPath('runs/x/.results.json.k2j3.tmp')]
+    ```
     """
     removed = []
     for dirpath, _, files in os.walk(run_dir):

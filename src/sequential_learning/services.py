@@ -60,17 +60,37 @@ class Service:
 def call_hook(services: Sequence[Any], hook: str, manager: Any) -> list:
     """Calls `hook(manager)` of every service that has it, in order.
 
+    Args:
+        services: the services (objects defining any of the hooks; see the module's list).
+        hook: the hook's name, e.g. `"after_training_epoch"`.
+        manager: the `SequentialLearningManager`, the hook's one argument.
+
     Returns:
-        What the calls returned, in order (the Keras callbacks of `task_callbacks`).
+        What the calls returned, in order (for `task_callbacks`: one list of Keras callbacks per
+        service that has the hook).
+
+    Example:
+    ```python
+    callbacks = [c for got in call_hook(manager.services, "task_callbacks", manager) for c in got]
+    ```
     """
     return [getattr(s, hook)(manager) for s in services if hasattr(s, hook)]
 
 
 class EpochHooks(keras.callbacks.Callback):
-    """Runs the manager's epoch hooks from inside a task's `fit`.
+    """A Keras callback that runs the manager's epoch hooks from inside a task's `fit`.
+
+    At each epoch's start it resets the trainer's step counter; at its end it sets
+    `manager.logs` to the epoch's logs, advances `manager.clock` and calls every service's
+    `after_training_epoch`.
 
     Args:
         manager: the `SequentialLearningManager`.
+
+    Example:
+    ```python
+    task.fit(epochs=5, callbacks=[EpochHooks(manager)])
+    ```
     """
 
     def __init__(self, manager: Any) -> None:

@@ -400,17 +400,23 @@ def tasks_from_benchmark(
 
 
 def covered_variables(tasks: Sequence[SequentialTask], base_model: keras.Model | None) -> list:
-    """Variables of the base, plus every variable that more than one task model trains.
+    """The variables the penalty covers: the base's, plus every variable more than one task model trains.
 
     Args:
         tasks: the tasks of a stream.
-        base_model: the shared base, or None.
+        base_model: the shared base, or None (then only variables shared between task models).
 
     Returns:
-        The variables, in the order the task models list them.
+        The variables (Keras variables, each once), in the order the task models list them.
 
     Raises:
         ValueError: a task model does not contain the base.
+
+    Example:
+    ```python
+    covered = covered_variables(tasks, base)
+    [v.path for v in covered]    # ['base_dense_1/kernel', 'base_dense_1/bias', ...]
+    ```
     """
     counts: dict[int, int] = {}
     order: dict[int, object] = {}
@@ -433,8 +439,24 @@ def covered_variables(tasks: Sequence[SequentialTask], base_model: keras.Model |
 
 
 def share_evaluations(tasks: Sequence[SequentialTask]) -> None:
-    """Tasks whose models are the same layers, loss and metrics share one compiled evaluation
-    (one trace instead of one per task): each uses the first such task's."""
+    """Makes tasks whose train steps are the same computation share one compiled evaluation.
+
+    Each task for which an earlier task has the same layers, shapes, loss and metrics
+    (`same_step`) evaluates through the first such task's compiled `test_step` (one trace
+    instead of one per task, see `SequentialTask.share_evaluation`). The tasks are changed in
+    place.
+
+    Args:
+        tasks: the tasks of a stream, in order.
+
+    Returns:
+        None.
+
+    Example:
+    ```python
+    share_evaluations(tasks)    # the tasks of a shared-head stream now trace one evaluation
+    ```
+    """
     for k, task in enumerate(tasks):
         same = next((t for t in tasks[:k] if same_step(t, task)), None)
         if same is not None:
@@ -442,7 +464,21 @@ def share_evaluations(tasks: Sequence[SequentialTask]) -> None:
 
 
 def same_model(a: SequentialTask, b: SequentialTask) -> bool:
-    """Whether two tasks train the same model: the same layer objects and shapes."""
+    """Whether two tasks train the same model: the same layer objects, and input and output shapes.
+
+    Args:
+        a: a task.
+        b: another task.
+
+    Returns:
+        True when the models are one object, or list the same layer objects (InputLayers aside)
+        in the same order with the same input and output shapes.
+
+    Example:
+    ```python
+    same_model(tasks[0], tasks[1])    # True on a domain-incremental (shared-head) stream
+    ```
+    """
     if a.model is b.model:
         return True
 
@@ -456,8 +492,23 @@ def same_model(a: SequentialTask, b: SequentialTask) -> bool:
 
 
 def same_step(a: SequentialTask, b: SequentialTask) -> bool:
-    """Whether the two tasks' train steps are the same computation: the same layer objects in
-    the same order, input and output shapes, loss and metrics."""
+    """Whether two tasks' train steps are the same computation.
+
+    The same model (`same_model`) and equal losses and metrics (the same strings, or objects of
+    the same class and config).
+
+    Args:
+        a: a task.
+        b: another task.
+
+    Returns:
+        True when one compiled step can serve both tasks.
+
+    Example:
+    ```python
+    same_step(tasks[0], tasks[1])    # False on a task-incremental stream (one head per task)
+    ```
+    """
     return (
         same_model(a, b)
         and _describe(a.loss) == _describe(b.loss)
