@@ -67,16 +67,26 @@ def save_checkpoint(run_dir: str | Path, models: Sequence, completed: int, plugi
                     config: dict, results=None) -> Path:
     """Writes the checkpoint after `completed` tasks (see the module docstring).
 
+    The weights, plugin states and results files are written first, each atomically, and
+    `state.json` last: a checkpoint interrupted midway leaves the previous `state.json` in force.
+
     Args:
         run_dir: the run directory.
         models: every task model, in task order.
         completed: how many tasks are finished.
         plugins: the run's plugins, whose `state()` is saved (Ω and anchors, buffers, ...).
-        config: the run's config (compared on resume).
+        config: the run's config (compared on resume, without settings such as `out` or
+            `strategy` that may change).
         results: the `Results` so far, kept with the checkpoint so that both always agree.
 
     Returns:
         The path of `state.json`.
+
+    Example:
+    ```python
+    save_checkpoint("runs/x", [t.model for t in tasks], 2, manager.plugins, config, results)
+    # PosixPath('runs/x/checkpoint/state.json')
+    ```
     """
     run = RunDir(run_dir)
     folder = run.checkpoint
@@ -108,7 +118,25 @@ def save_checkpoint(run_dir: str | Path, models: Sequence, completed: int, plugi
 
 
 def read_state(run_dir: str | Path) -> dict:
-    """The checkpoint's `state.json`, or a `CheckpointError` saying what is missing."""
+    """The checkpoint's `state.json`, checked.
+
+    Args:
+        run_dir: the run directory.
+
+    Returns:
+        The state as a dict: `completed_tasks` (int >= 1), `config`, `variables` (`[path, shape]`
+        per unique variable), `weights`, `consolidation` and `results` (file names inside the
+        checkpoint folder; `results` may be None).
+
+    Raises:
+        CheckpointError: `run_dir` is no folder, has no checkpoint, or its state is not JSON, lacks
+            a key, has a value of the wrong type or names a file outside the checkpoint folder.
+
+    Example:
+    ```python
+    read_state("runs/x")["completed_tasks"]    # 2
+    ```
+    """
     path = RunDir(run_dir).checkpoint_state
     if not Path(run_dir).is_dir():
         raise CheckpointError(f"{run_dir} is not a directory: cannot resume from it")
@@ -159,7 +187,23 @@ def _check_state(state, path: Path) -> None:
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of a checkpoint `.npz` (`allow_pickle=False`), or a clear CheckpointError."""
+    """Every array of a checkpoint `.npz`, read with `allow_pickle=False`.
+
+    Args:
+        path: the `.npz` file.
+
+    Returns:
+        A dict from key to NumPy array (all read into memory; the file is closed).
+
+    Raises:
+        CheckpointError: the file is missing, truncated or no `.npz` (or would need pickle).
+
+    Example:
+    ```python
+    weights = read_npz(Path("runs/x/checkpoint/weights_after_task_2.npz"))
+    weights["v0"].shape    # (64, 100)
+    ```
+    """
     if not path.exists():
         raise CheckpointError(f"Checkpoint file {path} is missing")
     try:
@@ -176,11 +220,29 @@ def _prefixed(plugins: Sequence) -> list[tuple[str, object]]:
 
 def load_checkpoint(run_dir: str | Path, models: Sequence, plugins: Sequence,
                     config: dict) -> int:
-    """Restores weights and the plugins' state; returns the number of finished tasks.
+    """Restores the weights and the plugins' state from a run's checkpoint.
+
+    The saved config must equal `config` (settings such as `out`, `strategy` or `tensorboard`
+    aside), and the models' unique variables must have the saved shapes; the variables are then
+    assigned in place and each plugin's `load_state` gets its keys.
+
+    Args:
+        run_dir: the run directory.
+        models: every task model, in task order (built as the run built them).
+        plugins: the run's plugins, in the order they were saved.
+        config: the run's config.
+
+    Returns:
+        The number of finished tasks the checkpoint holds.
 
     Raises:
         CheckpointError: when the checkpoint is missing, truncated, or was written by another
             config or model (the message names what differs).
+
+    Example:
+    ```python
+    done = load_checkpoint("runs/x", [t.model for t in tasks], manager.plugins, config)
+    ```
     """
     state = read_state(run_dir)
     folder = RunDir(run_dir).checkpoint
@@ -214,7 +276,22 @@ def load_checkpoint(run_dir: str | Path, models: Sequence, plugins: Sequence,
 
 
 def checkpoint_results_path(run_dir: str | Path) -> Path | None:
-    """The results file kept with the checkpoint (None when it has none)."""
+    """The results file kept with the checkpoint (`checkpoint/results_after_task_K.json`).
+
+    Args:
+        run_dir: the run directory.
+
+    Returns:
+        Its path, or None when the checkpoint holds no results file.
+
+    Raises:
+        CheckpointError: the checkpoint is missing or damaged (see `read_state`).
+
+    Example:
+    ```python
+    checkpoint_results_path("runs/x")    # PosixPath('runs/x/checkpoint/results_after_task_2.json')
+    ```
+    """
     name = read_state(run_dir).get("results")
     return inside(RunDir(run_dir).checkpoint, name, "checkpoint results") if name else None
 
@@ -262,9 +339,25 @@ def load_task_models(run_dir: str | Path, after_task: int | None = None) -> list
 
 
 def load_model(path: str | Path):
-    """A saved `.keras` model, loaded with `safe_mode=True` (no Lambda layer or other code runs),
-    or a CheckpointError naming the file: damaged, not a Keras file, or naming a class that is
-    not a Keras layer."""
+    """A saved `.keras` model, loaded with `safe_mode=True` and `compile=False`.
+
+    Safe mode means no Lambda layer or other code from the file runs.
+
+    Args:
+        path: the `.keras` file.
+
+    Returns:
+        The Keras model, not compiled.
+
+    Raises:
+        CheckpointError: naming the file: missing, damaged, not a Keras file, or naming a class
+            that is not a Keras layer.
+
+    Example:
+    ```python
+    model = load_model("runs/x/models/task_1.keras")
+    ```
+    """
     import keras
 
     path = Path(path)
@@ -279,7 +372,26 @@ def load_model(path: str | Path):
 
 
 def save_importance(run_dir: str | Path, task: int, importance: Sequence, variables: Sequence) -> Path:
-    """Writes task `task`'s Ω to `RUN_DIR/importance/task_K.npz` (`v0, v1, ...` and `paths`)."""
+    """Writes task `task`'s Ω to `RUN_DIR/importance/task_K.npz`.
+
+    The file holds one float32 array per variable (`v0, v1, ...`) and `paths`, the variables'
+    paths.
+
+    Args:
+        run_dir: the run directory.
+        task: the task's number, counted from 1.
+        importance: Ω, one array per covered variable.
+        variables: the covered variables (for their `path`), in the same order.
+
+    Returns:
+        The path of the file written.
+
+    Example:
+    ```python
+    save_importance("runs/x", 1, penalty.importance, manager.covered)
+    # PosixPath('runs/x/importance/task_1.npz')
+    ```
+    """
     arrays = {f"v{i}": np.asarray(o, np.float32) for i, o in enumerate(importance)}
     arrays["paths"] = np.array([getattr(v, "path", f"variable_{i}") for i, v in enumerate(variables)])
     path = RunDir(run_dir).importance_file(task)
@@ -299,7 +411,14 @@ def load_importance(run_dir: str | Path, task: int | None = None) -> tuple[list[
         one array per variable.
 
     Raises:
-        CheckpointError: when the run saved no importance (e.g. method `none`).
+        CheckpointError: when the run saved no importance (e.g. method `none`), or a file is
+            damaged.
+
+    Example:
+    ```python
+    paths, omega = load_importance("runs/x", task=1)
+    dict(zip(paths, (o.mean() for o in omega)))    # mean Ω per variable
+    ```
     """
     run = RunDir(run_dir)
     folder = run.importance
@@ -345,6 +464,11 @@ def restore_run(run_dir: str | Path, models: Sequence, plugins: Sequence, config
     Raises:
         CheckpointError: the checkpoint is missing, damaged or another run's, or its results
             do not match it.
+
+    Example:
+    ```python
+    done, results = restore_run("runs/x", models, plugins, config, num_tasks=5, note=print)
+    ```
     """
     from sequential_learning.results import Results
     from sequential_learning.rundir import remove_temporary_files

@@ -20,12 +20,45 @@ from sequential_learning.rundir import RunDir
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Writes `text` to `path` atomically (temporary file in the same folder, then rename)."""
+    """Writes `text` to `path` atomically, as UTF-8 (see `atomic_write_bytes`).
+
+    Args:
+        path: the file; its folder is made if missing.
+        text: the file's new content.
+
+    Returns:
+        None.
+
+    Example:
+    ```python
+    atomic_write_text("runs/x/results.json", json.dumps(to_jsonable(data), indent=2))
+    ```
+    """
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Writes `data` to `path` atomically (temporary file in the same folder, then rename)."""
+    """Writes `data` to `path` atomically: a temporary file in the same folder, then a rename.
+
+    The temporary file (`.<name>.<random>.tmp`) is flushed and fsynced before it replaces
+    `path`, and gets the usual permissions (0666 less the umask); on any failure it is removed
+    and the old `path`, if any, is left as it was.
+
+    Args:
+        path: the file; its folder is made if missing.
+        data: the file's new content.
+
+    Returns:
+        None.
+
+    Raises:
+        OSError: the folder or file cannot be written (disk full, no permission, ...).
+
+    Example:
+    ```python
+    atomic_write_bytes("runs/x/plot.png", png_bytes)
+    ```
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -49,7 +82,24 @@ def _umask() -> int:
 
 
 def to_jsonable(value: Any) -> Any:
-    """Converts NumPy values, paths and enums to JSON types (non-finite floats become None)."""
+    """Converts a value, recursively, to types `json.dumps` takes.
+
+    Dicts (keys as strings), lists and tuples (as lists), NumPy arrays (as nested lists), NumPy
+    numbers, paths (as strings) and enums (as their value); non-finite floats become None, so
+    the JSON is strict. Other values are returned unchanged.
+
+    Args:
+        value: the value.
+
+    Returns:
+        The converted value.
+
+    Example:
+    ```python
+    to_jsonable({"acc": np.float32(0.5), "bwt": float("nan"), 1: Path("a")})
+    # {'acc': 0.5, 'bwt': None, '1': 'a'}
+    ```
+    """
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
