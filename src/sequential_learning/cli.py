@@ -435,12 +435,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         The exit status, 0 (also when every lambda diverged: that is printed).
 
     Raises:
-        ValueError: neither or both of `--lambdas` and `--lambda-range` given (`SeqlError` for both).
+        ValueError: neither of `--lambdas` and `--lambda-range` given; `SeqlError` (a
+            ValueError) for both.
 
     Example:
     ```python
-    cmd_sweep(parse(["sweep", "--method", "fisher", "--lambda-range", "1", "1000", "--points", "4"]))
-    # seql sweep --method fisher --lambda-range 1 1000 --points 4
+    cmd_sweep(parse(["sweep", "--method", "fisher", "--lambda-range", "1", "1000"]))
+    # seql sweep --method fisher --lambda-range 1 1000
     ```
     """
     from sequential_learning.config import RunConfig

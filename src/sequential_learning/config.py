@@ -114,9 +114,11 @@ class RunConfig:
         gamma: the online penalty's decay.
         normalize_importance: divide each task's importance by its maximum.
         si_xi: synaptic intelligence's damping ξ.
-        weight_change_net: weight-change importance as |θ_end − θ_start| instead of the path length.
+        weight_change_net: weight-change importance as |θ_end − θ_start| instead of the path
+            length.
         inverse_magnitude_epsilon: ε in 1/(|θ| + ε).
-        seed: seeds data order, initial weights and sampling; the same config gives the same numbers.
+        seed: seeds data order, initial weights and sampling; the same config gives the same
+            numbers.
         hidden: the MLP's hidden sizes (resolved).
         num_tasks: tasks of permuted, rotated, iris and function streams (resolved; with `angles`,
             their count).
@@ -322,7 +324,7 @@ class RunConfig:
 
 
 def make_config(values: dict) -> RunConfig:
-    """A `RunConfig` from flat `{key: value}` settings (a config file's, the command line's, a saved run's).
+    """A `RunConfig` from flat `{key: value}` settings (a config file's, the command line's, ...).
 
     Options of methods registered elsewhere go to `more_options`; keys that are no setting and
     no registered option (`defaults_used`, `benchmark_info`, ...) are left out. Nothing is

@@ -198,7 +198,7 @@ def claim_out_dir(out: Path, overwrite: bool, strategy: str) -> bool:
 
 @contextlib.contextmanager
 def removed_if_unfinished(out: Path, created: bool):
-    """A context manager that removes the run folder a command made if it fails before any task finished.
+    """A context manager removing the folder a command made if it fails before any task finished.
 
     On any exception (KeyboardInterrupt included) the folder is deleted when `created` is true
     and no `results.json` lies anywhere under it: nothing computed is lost, and no half run is

@@ -181,7 +181,7 @@ def float_option(name: str, default, help: str, low: float = 0.0, strict: bool =
 
 def choice_option(name: str, default, help: str, choices: Sequence[str],
                   flag: str | None = None, unset: str = "none", key: str | None = None) -> Option:
-    """An option whose value is one of `choices` (None allowed when the default is None: the run resolves it).
+    """An option whose value is one of `choices` (None too when the default is None).
 
     Args:
         name: the keyword the method takes.
@@ -287,7 +287,7 @@ def matches(value, hint) -> bool:
 
 
 def is_float_hint(hint) -> bool:
-    """Whether `hint` is `float` or a union with `float` in it (integers given for it become floats).
+    """Whether `hint` is `float` or a union with `float` (integers given for it become floats).
 
     Args:
         hint: a type hint.

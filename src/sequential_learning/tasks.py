@@ -400,7 +400,7 @@ def tasks_from_benchmark(
 
 
 def covered_variables(tasks: Sequence[SequentialTask], base_model: keras.Model | None) -> list:
-    """The variables the penalty covers: the base's, plus every variable more than one task model trains.
+    """The variables the penalty covers: the base's, and every one that several task models train.
 
     Args:
         tasks: the tasks of a stream.
