@@ -31,7 +31,21 @@ _KINDS = {"float": ("f", "a float array"), "int": ("iu", "an integer array"),
 
 
 def kind_of(dtype: Any) -> str:
-    """`float`, `int` or `bool`: the kind `state_array` expects for a variable of `dtype`."""
+    """The kind `state_array` expects for a variable of `dtype`: `float`, `int` or `bool`.
+
+    Args:
+        dtype: a TensorFlow or NumPy dtype, or a dtype name (`"float32"`, `"int64"`, ...) as Keras
+            variables give it.
+
+    Returns:
+        `"bool"` for booleans, `"int"` for signed and unsigned integers, `"float"` for anything
+        else.
+
+    Example:
+    ```python
+    kind_of("int64"), kind_of(tf.float32), kind_of(np.bool_)    # ('int', 'float', 'bool')
+    ```
+    """
     name = getattr(dtype, "name", dtype)
     np_dtype = np.dtype(getattr(dtype, "as_numpy_dtype", name))
     if np_dtype.kind == "b":

@@ -44,15 +44,39 @@ _SCALAR_METADATA = summary_pb2.SummaryMetadata(
 
 
 def tensorboard_installed() -> bool:
-    """Whether the `tensorboard` package (needed by `keras.callbacks.TensorBoard`) is importable."""
+    """Whether the `tensorboard` package (needed by `keras.callbacks.TensorBoard`) is importable.
+
+    Returns:
+        True when it is installed (found without importing it).
+
+    Example:
+    ```python
+    if not tensorboard_installed():
+        callback = EpochScalars(log_dir)
+    ```
+    """
     return importlib.util.find_spec("tensorboard") is not None
 
 
 def write_scalar(tag: str, value: float, step: int) -> bool:
     """Writes one scalar to the default summary writer (no `tensorboard` package needed).
 
+    It goes through TensorFlow's core `tf.summary.write` with the scalar plugin's metadata, so
+    TensorBoard shows it as a scalar.
+
+    Args:
+        tag: the scalar's name, e.g. `"accuracy/task_1"`.
+        value: the value (stored as float32).
+        step: the step on TensorBoard's x axis.
+
     Returns:
         True if written, False when no default writer is set.
+
+    Example:
+    ```python
+    with tf.summary.create_file_writer("runs/x/tensorboard/validation").as_default():
+        write_scalar("accuracy/task_1", 0.93, step=3)
+    ```
     """
     return bool(
         tf.summary.write(
@@ -161,12 +185,19 @@ class TensorBoardLogger:
 
 
 class EpochScalars(keras.callbacks.Callback):
-    """Writes `fit`'s epoch logs as scalars `epoch_<name>` (Keras' tag names) to `log_dir`.
+    """A Keras callback writing `fit`'s epoch logs as scalars `epoch_<name>` (Keras' tag names).
 
-    Used in place of `keras.callbacks.TensorBoard` where the `tensorboard` package is missing.
+    Used in place of `keras.callbacks.TensorBoard` where the `tensorboard` package is missing;
+    the step is the epoch of the `fit` (counted from 0), and the writer is made at the first
+    epoch's end and closed when training ends.
 
     Args:
-        log_dir: the event file's folder.
+        log_dir: the event file's folder (made if missing).
+
+    Example:
+    ```python
+    model.fit(x, y, epochs=3, callbacks=[EpochScalars("runs/x/tensorboard/task_1/train")])
+    ```
     """
 
     def __init__(self, log_dir: str | os.PathLike) -> None:
