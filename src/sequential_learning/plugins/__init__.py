@@ -168,11 +168,19 @@ def _from_mapping(item: dict, options: dict) -> list:
 def describe_methods(lambdas: dict | None = None) -> list[str]:
     """`seql list methods`: the methods by family, each with its options and their defaults.
 
+    The weight-importance methods' shared options are listed once, under "options of each".
+
     Args:
         lambdas: each weight-importance method's default λ, `{name: λ}`, shown beside it.
 
     Returns:
         The lines to print.
+
+    Example:
+    ```python
+    for line in describe_methods({"fisher": 50.0}):
+        print(line)
+    ```
     """
     lambdas = lambdas or {}
     specs = available_methods()

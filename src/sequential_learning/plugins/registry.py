@@ -42,15 +42,24 @@ ENTRY_POINT_GROUP = "sequential_learning.methods"
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A registered method.
+    """A registered method: its name, factory, description, options and family.
 
-    Attributes:
+    Made by `register_method`; `make(**options)` calls the factory.
+
+    Args:
         name: its name (kebab case), e.g. `replay`.
         factory: called with the options it declares (keywords); returns a `Plugin`, a list of
             them, or None.
         description: one line, for `seql list methods`.
         options: the `Option`s it accepts.
-        family: `importance`, `replay`, `distillation`, `projection`, `reference` or `other`.
+        family: `importance`, `replay`, `distillation`, `projection`, `reference`, `none` or
+            `other`.
+
+    Example:
+    ```python
+    spec = method_spec("replay")
+    plugins = spec.make(memory=200, ewc_lambda=5.0)    # ewc_lambda is not replay's: ignored
+    ```
     """
 
     name: str
@@ -60,7 +69,23 @@ class MethodSpec:
     family: str = "other"
 
     def make(self, **options) -> list:
-        """The method's plugins, made with the options it declares (others are ignored)."""
+        """The method's plugins, made with the options it declares.
+
+        Args:
+            **options: option values by name; those the method does not declare, and None values,
+                are ignored; the others are checked (`Option.validate`).
+
+        Returns:
+            A list of `Plugin`s (empty when the factory returns None).
+
+        Raises:
+            ValueError: a declared option's value is not allowed.
+
+        Example:
+        ```python
+        [p.name for p in method_spec("replay").make(memory=200)]    # ['replay']
+        ```
+        """
         own = {o.name: o for o in self.options}
         kwargs = {k: own[k].validate(v, k) for k, v in options.items()
                   if k in own and v is not None}
@@ -130,16 +155,43 @@ def _load_entry_points() -> None:
 
 
 def available_methods() -> list[MethodSpec]:
-    """Every registered method (built-in first, in registration order)."""
+    """Every registered method, built-in first, in registration order.
+
+    The first call also loads the methods of installed packages' entry points (group
+    `sequential_learning.methods`).
+
+    Returns:
+        A list of `MethodSpec`s.
+
+    Example:
+    ```python
+    [s.name for s in available_methods() if s.family == "replay"]    # ['replay', 'derpp']
+    ```
+    """
     _load_entry_points()
     return list(_METHODS.values())
 
 
 def method_spec(name: str) -> MethodSpec:
-    """The registered method called `name` (aliases: `FISHER_MATRIX`, `ewc` for `fisher`, ...).
+    """The registered method called `name`.
+
+    Case, surrounding spaces and `_` for `-` do not matter, and aliases are accepted
+    (`FISHER_MATRIX` and `ewc` for `fisher`, `er` for `replay`, `der++` for `derpp`, ...). An
+    unknown name loads the entry points' methods before it is refused.
+
+    Args:
+        name: the method's name or alias.
+
+    Returns:
+        Its `MethodSpec`.
 
     Raises:
         ValueError: for an unknown name; the message lists the known ones.
+
+    Example:
+    ```python
+    method_spec("FISHER_MATRIX").name    # 'fisher'
+    ```
     """
     key = _ALIASES.get(str(name).strip().lower(), str(name).strip().lower().replace("_", "-"))
     if key not in _METHODS:
@@ -151,7 +203,24 @@ def method_spec(name: str) -> MethodSpec:
 
 
 def split_methods(text: str) -> list[str]:
-    """`"fisher+replay"` -> `["fisher", "replay"]`, each checked and normalised."""
+    """The methods of a `+`-joined method text, each checked and normalised.
+
+    `der++` is read as `derpp` (DER++'s name, as in Mammoth) before the text is split.
+
+    Args:
+        text: methods joined with `+`, e.g. `"fisher+replay"`.
+
+    Returns:
+        The methods' registered names, in the order given.
+
+    Raises:
+        ValueError: an empty part (`"fisher+"`) or an unknown method.
+
+    Example:
+    ```python
+    split_methods("EWC+der++")    # ['fisher', 'derpp']
+    ```
+    """
     # DER++ is named `derpp`, as in Mammoth; `der++` is read as that name.
     parts = [p.strip() for p in re.sub(r"(?i)der\+\+", "derpp", str(text)).split("+")]
     if not all(parts):
@@ -162,9 +231,21 @@ def split_methods(text: str) -> list[str]:
 def parse_mapping(item: dict) -> tuple[MethodSpec, dict]:
     """A method given as `{"name": ..., option: value}`: its spec and its checked options.
 
+    Args:
+        item: the mapping, as in a config file's `plugins:` list.
+
+    Returns:
+        `(spec, options)`: the method's `MethodSpec` and the mapping without `name`.
+
     Raises:
         ValueError: without a name, for an unknown method, or an option it does not have or a
             value that option does not allow (one line, naming them).
+
+    Example:
+    ```python
+    spec, options = parse_mapping({"name": "replay", "memory": 200})
+    spec.name, options    # ('replay', {'memory': 200})
+    ```
     """
     if not isinstance(item.get("name"), str):
         raise ValueError(f"plugins: {item!r} needs a 'name' key")
@@ -180,8 +261,27 @@ def parse_mapping(item: dict) -> tuple[MethodSpec, dict]:
 
 
 def check_families(members: Sequence[tuple[str, str]]) -> None:
-    """Raises ValueError unless methods given as (name, family) can run together: each once,
-    at most one weight-importance method, a reference point alone."""
+    """Checks that methods given as (name, family) can run together.
+
+    Each method once, at most one weight-importance method, and a reference point (`joint`,
+    `cumulative`) alone.
+
+    Args:
+        members: `(name, family)` pairs, e.g. from `method_spec(name).family`.
+
+    Returns:
+        None.
+
+    Raises:
+        ValueError: a method given twice, two importance methods, or a reference point combined
+            with another method.
+
+    Example:
+    ```python
+    check_families([("fisher", "importance"), ("replay", "replay")])    # fine
+    check_families([("fisher", "importance"), ("mas", "importance")])   # ValueError
+    ```
+    """
     names = [name for name, _ in members]
     seen = set()
     for name in names:
@@ -203,8 +303,18 @@ def check_families(members: Sequence[tuple[str, str]]) -> None:
 
 
 def all_options() -> dict[str, Option]:
-    """Every option of every registered method, by config key (an option shared by several
-    methods once), in registration order."""
+    """Every option of every registered method, by config key.
+
+    An option shared by several methods appears once; the order is that of registration.
+
+    Returns:
+        A dict from config key to `Option`.
+
+    Example:
+    ```python
+    all_options()["memory"].default    # 500
+    ```
+    """
     out: dict[str, Option] = {}
     for spec in available_methods():
         for option in spec.options:
@@ -213,7 +323,22 @@ def all_options() -> dict[str, Option]:
 
 
 def method_options(names: Sequence[str]) -> dict[str, Option]:
-    """The options of the named methods (one entry per option name)."""
+    """The options of the named methods, one entry per option name (the first method's wins).
+
+    Args:
+        names: method names or aliases.
+
+    Returns:
+        A dict from option name (the factory's keyword) to `Option`.
+
+    Raises:
+        ValueError: an unknown method.
+
+    Example:
+    ```python
+    list(method_options(["replay"]))    # ['memory', 'memory_batch', 'replay_policy']
+    ```
+    """
     out: dict[str, Option] = {}
     for name in names:
         for option in method_spec(name).options:
