@@ -76,7 +76,18 @@ def _load(name: str):
 
 
 class EWCMethod(enum.Enum):
-    """The weight-importance methods. Values are the command line's kebab-case names."""
+    """The weight-importance methods. Values are the command line's kebab-case names.
+
+    Args:
+        value: a member's value, e.g. `"fisher"` (use `parse_method` for member names and
+            aliases such as `"FISHER_MATRIX"`).
+
+    Example:
+    ```python
+    EWCMethod("si") is EWCMethod.SYNAPTIC_INTELLIGENCE    # True
+    EWCMethod.FISHER_MATRIX.value                         # 'fisher'
+    ```
+    """
 
     NONE = "none"
     WEIGHT_DECAY = "weight-decay"
@@ -134,7 +145,7 @@ def register(
     options: Sequence[Option | str] = (),
     penalty_mode: str = "separate",
 ) -> None:
-    """Registers the estimator factory of `method`.
+    """Registers the estimator factory of `method` (replacing any registered before).
 
     Args:
         method: the enum member.
@@ -147,6 +158,12 @@ def register(
         penalty_mode: the penalty the method's paper defines, used when a run does not choose
             one: `separate` (a term per task, EWC) or `online` (one cumulative Ω anchored at the
             latest weights: MAS and SI, with γ = 1).
+
+    Returns:
+        None.
+
+    Raises:
+        ValueError: `penalty_mode` is not one of `PENALTY_MODES`.
 
     Example:
     ```python
@@ -200,17 +217,53 @@ for _method, _class, _options, _mode, _description in (
 
 
 def available_methods() -> list[EWCMethod]:
-    """The methods that have an estimator registered, in enum order."""
+    """The methods that have an estimator registered, in enum order.
+
+    Returns:
+        A list of `EWCMethod` members (all of them, with the built-in registrations).
+
+    Example:
+    ```python
+    [m.value for m in available_methods()][:3]    # ['none', 'weight-decay', 'sign-flipping']
+    ```
+    """
     return [m for m in EWCMethod if m in _REGISTRY]
 
 
 def method_options(method: EWCMethod | str) -> tuple[Option, ...]:
-    """The estimator's own options (the penalty's, `PENALTY_OPTIONS`, are shared)."""
+    """The estimator's own options (the penalty's, `PENALTY_OPTIONS`, are shared by every method).
+
+    Args:
+        method: a member, or a name `parse_method` takes.
+
+    Returns:
+        A tuple of `Option`s, in the order the factory takes them.
+
+    Raises:
+        ValueError: an unknown or unregistered method.
+
+    Example:
+    ```python
+    [o.name for o in method_options("fisher")]    # ['fisher_mode', 'fisher_samples']
+    ```
+    """
     return _REGISTRY[parse_method(method)].options
 
 
 def method_description(method: EWCMethod) -> str:
-    """The one-line description of a registered method."""
+    """The one-line description of a registered method, as `seql list methods` shows it.
+
+    Args:
+        method: a registered member (KeyError otherwise).
+
+    Returns:
+        The description.
+
+    Example:
+    ```python
+    method_description(EWCMethod.WEIGHT_MAGNITUDE)    # 'Omega = |theta| (a control)'
+    ```
+    """
     return _REGISTRY[method].description
 
 
@@ -220,6 +273,20 @@ def default_penalty_mode(method: EWCMethod | str) -> str:
     EWC keeps a term per task (`separate`); MAS (Aljundi et al. 2018) and SI (Zenke et al. 2017)
     accumulate Ω over tasks and anchor it at the weights after the latest task, which is the
     `online` mode with γ = 1. The other methods have no paper of their own and use `separate`.
+
+    Args:
+        method: a member, or a name `parse_method` takes.
+
+    Returns:
+        `"separate"` or `"online"`.
+
+    Raises:
+        ValueError: an unknown or unregistered method.
+
+    Example:
+    ```python
+    default_penalty_mode("fisher"), default_penalty_mode("mas")    # ('separate', 'online')
+    ```
     """
     return _REGISTRY[parse_method(method)].penalty_mode
 
@@ -227,8 +294,23 @@ def default_penalty_mode(method: EWCMethod | str) -> str:
 def parse_method(value: EWCMethod | str) -> EWCMethod:
     """Turns `fisher`, `FISHER_MATRIX` or `EWCMethod.FISHER_MATRIX` into a registered member.
 
+    A string matches a member's value or its name in any case, with `_` or `-`; surrounding
+    spaces are ignored.
+
+    Args:
+        value: a member, or its value or name.
+
+    Returns:
+        The `EWCMethod` member.
+
     Raises:
         ValueError: for an unknown or unregistered method; the message lists the known ones.
+
+    Example:
+    ```python
+    parse_method("FISHER_MATRIX"), parse_method("si")
+    # (EWCMethod.FISHER_MATRIX, EWCMethod.SYNAPTIC_INTELLIGENCE)
+    ```
     """
     if isinstance(value, EWCMethod):
         method = value
@@ -250,6 +332,17 @@ def parse_method(value: EWCMethod | str) -> EWCMethod:
 
 def create_estimator(method: EWCMethod | str, **options) -> ImportanceEstimator:
     """Builds the estimator of `method` with the settings it accepts (others are ignored).
+
+    Args:
+        method: a member, or a name `parse_method` takes.
+        **options: settings by option name (`fisher_mode`, `fisher_samples`, `xi`, ...); those
+            the method does not declare are ignored, and those not given take their defaults.
+
+    Returns:
+        An `ImportanceEstimator` (this imports TensorFlow).
+
+    Raises:
+        ValueError: an unknown or unregistered method.
 
     Example:
     ```python
