@@ -61,6 +61,13 @@ def interruption_message(task_index: int, done: int, out_dir: Path | None) -> st
 
     Returns:
         The message of the `KeyboardInterrupt` the manager raises.
+
+    Example:
+    ```python
+    interruption_message(2, 2, Path("runs/x"))
+    # 'interrupted during task 3; the 2 finished task(s) are saved in runs/x; resume with:
+    #  seql run --resume runs/x'
+    ```
     """
     where = f" in {out_dir}" if out_dir is not None else ""
     saved = (f"the {done} finished task(s) are saved{where}"

@@ -54,7 +54,20 @@ def disk_error(error: OSError, path: str | os.PathLike, saved: str = "") -> Seql
 
 
 def os_error_reason(error: OSError) -> str:
-    """What an `OSError` means, in a few words ("the disk is full", "permission denied")."""
+    """What an `OSError` means, in a few words ("the disk is full", "permission denied").
+
+    Args:
+        error: the operating system's error.
+
+    Returns:
+        The words for its `errno` (disk full, quota exceeded, permission denied, read-only file
+        system, a file in the way, a folder); else its `strerror`, else `str(error)`.
+
+    Example:
+    ```python
+    os_error_reason(OSError(errno.ENOSPC, "No space left on device"))    # 'the disk is full'
+    ```
+    """
     return {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
             errno.EACCES: "permission denied", errno.EROFS: "the file system is read-only",
             errno.EEXIST: "a file is in the way", errno.ENOTDIR: "a file is in the way",

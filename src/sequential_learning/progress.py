@@ -63,7 +63,17 @@ class ProgressLine:
 
 
 def terminal() -> bool:
-    """Whether stderr is a terminal (where a progress line can update in place)."""
+    """Whether stderr is a terminal (where a progress line can update in place).
+
+    Returns:
+        True for a terminal; False for a file or a pipe, or when stderr is closed or replaced by
+        an object without `isatty`.
+
+    Example:
+    ```python
+    updating = terminal()    # False under `seql run ... 2> log.txt`
+    ```
+    """
     try:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):

@@ -123,7 +123,24 @@ class ResultsRecorder:
 
 
 def pick_metric(evaluation: dict) -> str:
-    """The metric the accuracy matrix records: accuracy if there is one, else the first."""
+    """The metric the accuracy matrix records: accuracy if there is one, else the first.
+
+    Looks for `accuracy`, `sparse_categorical_accuracy` and `compile_metrics`, in that order;
+    then the first metric that is not `loss`; `loss` itself when there is no other (a regression
+    task compiled without metrics).
+
+    Args:
+        evaluation: one task's evaluation, `{metric_name: value}`.
+
+    Returns:
+        The metric's name.
+
+    Example:
+    ```python
+    pick_metric({"loss": 0.3, "accuracy": 0.9}), pick_metric({"loss": 0.3, "mse": 0.1})
+    # ('accuracy', 'mse')
+    ```
+    """
     for name in ("accuracy", "sparse_categorical_accuracy", "compile_metrics"):
         if name in evaluation:
             return name

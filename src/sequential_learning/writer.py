@@ -78,7 +78,24 @@ class RunWriter:
 
 
 def validation_sample(task: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first `n` validation samples of `task`, as arrays `(x, y)`."""
+    """The first `n` validation samples of `task`, as arrays `(x, y)`.
+
+    A `tf.data.Dataset` is read batch by batch only until `n` samples are in; `(x, y)` arrays are
+    sliced.
+
+    Args:
+        task: a `SequentialTask` (anything with `validation_data`: a batched dataset of `(x, y)`
+            or a pair of arrays).
+        n: how many samples; fewer come back when the validation set is smaller.
+
+    Returns:
+        `(x, y)`, NumPy arrays of at most `n` rows.
+
+    Example:
+    ```python
+    x, y = validation_sample(tasks[0], 64)    # what the run saves in samples/task_1.npz
+    ```
+    """
     data = task.validation_data
     if isinstance(data, tf.data.Dataset):
         xs, ys = [], []

@@ -11,9 +11,24 @@ from pathlib import Path
 def read_yaml(path: Path, what: str) -> dict:
     """A YAML mapping read safely, numbers as YAML 1.2 reads them ({} for an empty file).
 
+    Read with a `yaml.SafeLoader` (no tags that run code) whose floats include `1e-3` and `1e6`
+    (YAML 1.1, PyYAML's default, reads those as strings).
+
+    Args:
+        path: the file.
+        what: what the file is, for messages (`"config"`, `"defaults"`).
+
+    Returns:
+        The mapping as a dict.
+
     Raises:
         ValueError: one line naming `what` and the file: missing, unreadable, not UTF-8, not
             YAML, nested too deeply or not a mapping.
+
+    Example:
+    ```python
+    read_yaml(Path("examples/permuted_fashion_mnist.yaml"), "config")["benchmark"]
+    ```
     """
     import yaml
 
