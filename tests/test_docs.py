@@ -41,9 +41,10 @@ OWNED_MODULES = [
     "interpret.layers", "interpret.occlusion", "interpret.plots", "interpret.probe",
     "interpret.run",
     "report", "report.environment", "report.inputs", "report.plots", "report.report",
-    # Not yet: cli, config, experiment, options, manager, services, method, tasks, training,
-    # evaluation, rundir, checkpoint, results, tensorboard, saved_state (plugins/state.py until
-    # 0eec7cb; kind_of and state_array lack Args), plugins, plugins.registry, importance.
+    "cli", "config", "experiment", "options", "services", "tasks", "evaluation", "rundir",
+    "checkpoint", "results", "tensorboard", "saved_state", "plugins", "plugins.registry",
+    "importance", "manager", "training", "clock", "divergence", "progress", "recorder", "writer",
+    "trainers", "method", "pipeline", "yaml_io", "errors",
 ]
 
 
