@@ -7,6 +7,11 @@ entry of its fingerprint was added by hand afterwards); `test_seam.py` runs the 
 configurations through the seam and compares. Usage (from the repository root, with that commit's `src`):
 
     PYTHONPATH=<checkout of 2867384>/src python tests/plugins/ewc_golden.py OUT.json
+
+On another fingerprint `test_seam.py` compares each method's final ACC within a tolerance, measured
+with `--nudge SEED SCALE` (the same runs with every initial weight moved by a relative SCALE):
+
+    python tests/plugins/ewc_golden.py OUT.json --nudge 3 1e-3
 """
 
 from __future__ import annotations
@@ -60,6 +65,31 @@ def matrices() -> dict:
     return out
 
 
+def nudge_initial_weights(seed: int, scale: float) -> None:
+    """Multiplies every initial weight of each run's base by 1 + `scale` or 1 - `scale` (at
+    random): rounding differences of the kind another processor or TensorFlow makes, to measure
+    how far they carry (`test_seam.ACC_TOLERANCE`). Thread settings cannot show it: under op
+    determinism they leave every number unchanged."""
+    import numpy as np
+
+    from sequential_learning import models
+
+    rng = np.random.default_rng(seed)
+    made = models.mlp_base
+
+    def mlp_base(*args, **kwargs):
+        base = made(*args, **kwargs)
+        for variable in base.weights:
+            value = np.asarray(variable.numpy())
+            sign = np.where(rng.random(value.shape) < 0.5, -1.0, 1.0)
+            variable.assign((value * (1.0 + scale * sign)).astype(value.dtype))
+        return base
+
+    models.mlp_base = mlp_base
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 2:  # ewc_golden.py OUT.json --nudge SEED SCALE
+        nudge_initial_weights(int(sys.argv[3]), float(sys.argv[4]))
     with open(sys.argv[1], "w") as handle:
         json.dump({"fingerprint": fingerprint(), "matrices": matrices()}, handle, indent=1)

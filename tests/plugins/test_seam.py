@@ -29,9 +29,29 @@ from sequential_learning.plugins import (
 HERE = Path(__file__).parent
 
 
+#: How far a method's final ACC (the mean of the accuracy matrix's last row) and any one entry of
+#: its matrix may move from the golden file's on a machine other than the one that recorded it.
+#: Measured with `ewc_golden.py`: under op determinism, TF_NUM_INTRAOP_THREADS and
+#: TF_NUM_INTEROP_THREADS at 1 and at 4, one core (taskset -c 0), the penalty without the native
+#: kernel (SEQL_NATIVE=0), TF_ENABLE_ONEDNN_OPTS=0 and ONEDNN_MAX_CPU_ISA=SSE41 or AVX2 all gave
+#: the golden matrices bit for bit. Rounding differences were then made by hand (`--nudge`: every
+#: initial weight times 1 +- s): s = 1e-5 (about a hundred ulps, more than another processor's
+#: rounding) changed no number; s = 1e-4 moved a final ACC by 0.0019 at most (an entry by 0.0056);
+#: s = 1e-3 by 0.0037 (an entry by 0.014). A bound of 0.01 is 2.7 times the largest of these.
+ACC_TOLERANCE = 0.01
+ENTRY_TOLERANCE = 0.03
+
+
+def _acc(matrix) -> float:
+    return float(np.mean(matrix[-1]))
+
+
+@pytest.mark.slow
 def test_ewc_family_numbers_are_those_from_before_the_seam(tmp_path):
-    """The accuracy matrices equal those the code before the seam computed (2867384,
-    `ewc_golden.py`), bit for bit on the processor and TensorFlow they were recorded with."""
+    """The EWC family through the seam gives the numbers the code before it computed (2867384,
+    `ewc_golden.py`): bit for bit where the fingerprint (TensorFlow, processor, cores) is the
+    recording's; anywhere else each method's final ACC within `ACC_TOLERANCE` and every entry
+    within `ENTRY_TOLERANCE`."""
     golden = json.loads((HERE / "ewc_family_before_seam.json").read_text())
     out = tmp_path / "now.json"
     # A process of its own: op determinism is switched on for the whole process.
@@ -40,12 +60,18 @@ def test_ewc_family_numbers_are_those_from_before_the_seam(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     now = json.loads(out.read_text())
     assert set(now["matrices"]) == set(golden["matrices"])
-    same_platform = now["fingerprint"] == golden["fingerprint"]
-    for key, matrix in golden["matrices"].items():
-        if same_platform:
+    if now["fingerprint"] == golden["fingerprint"]:
+        for key, matrix in golden["matrices"].items():
             assert now["matrices"][key] == matrix, key
-        else:  # another processor or TensorFlow rounds differently: a few samples at most
-            np.testing.assert_allclose(now["matrices"][key], matrix, atol=0.03, err_msg=key)
+        return
+    for key, matrix in golden["matrices"].items():
+        assert abs(_acc(now["matrices"][key]) - _acc(matrix)) <= ACC_TOLERANCE, (
+            key, _acc(now["matrices"][key]), _acc(matrix))
+        np.testing.assert_allclose(now["matrices"][key], matrix, atol=ENTRY_TOLERANCE, err_msg=key)
+    # Exact anywhere: no method acts before the first task ends, so on one stream every method's
+    # first row is fine-tuning's (same seed, same initialisation, same data).
+    first_rows = [m[0] for k, m in now["matrices"].items() if k.startswith("permuted-digits/")]
+    assert all(row == first_rows[0] for row in first_rows), first_rows
 
 
 class Recorder(Plugin):
