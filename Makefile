@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install lint bench clean docs
+.PHONY: demo test test-slow test-all test-deps install lint bench clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +18,26 @@ install: $(BIN)/python
 demo: install
 	$(BIN)/seql compare --benchmark permuted-digits --methods none,weight-decay,fisher,replay
 
-test: $(BIN)/python
+# `make test`: lint and the fast suite (tests not marked `slow`), a few minutes on two cores.
+# `make test-slow`: only the slow tests (honest runs, subprocesses); `make test-all`: everything.
+# .ci/run runs `make test` and then `make test-slow`. PYTEST_WORKERS=0 runs in one process;
+# PYTEST_ARGS passes more options (PYTEST_ARGS="--durations=30", PYTEST_ARGS="tests/test_cli.py").
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+test-deps: $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[dev]"
+
+test: test-deps
 	$(BIN)/ruff check src tests bench
-	$(BIN)/python -m pytest
+	$(PYTEST) -m "not slow"
+
+test-slow: test-deps
+	$(PYTEST) -m slow
+
+test-all: test-deps
+	$(BIN)/ruff check src tests bench
+	$(PYTEST)
 
 # The documentation site (mkdocs.yml, docs/): API reference from the docstrings, strict (a broken
 # reference or a docstring warning fails), into site/.
