@@ -6,7 +6,11 @@ slowest test of the foundation, about 40 s on two cores.
 
 from __future__ import annotations
 
+import pytest
+
 from sequential_learning.config import RunConfig, run_experiment
+
+pytestmark = pytest.mark.slow
 
 
 def test_fisher_beats_fine_tuning_on_permuted_digits():

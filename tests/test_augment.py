@@ -297,6 +297,7 @@ def test_loaded_task_models_match_the_saved_importance_by_path(fisher_run):
     assert all(np.array_equal(v.numpy(), before[v.path]) for v in models[0].weights)
 
 
+@pytest.mark.slow
 def test_on_split_fashion_mnist_low_costs_less_than_random_and_high_more(tmp_path, capsys):
     """The issue's own set-up: split-fashion-mnist, a CNN base (8-16 filters), Fisher Ω."""
     from sequential_learning.config import RunConfig, run_experiment

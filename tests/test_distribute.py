@@ -99,6 +99,7 @@ def _run(code, *args, env=None, timeout=400):
                             stderr=subprocess.PIPE, text=True, env=env)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_gives_the_same_fisher_accuracy_and_plugin_results():
     proc = _run(MIRRORED)
     out, err = proc.communicate(timeout=400)
@@ -113,6 +114,7 @@ def test_mirrored_strategy_gives_the_same_fisher_accuracy_and_plugin_results():
     assert result["one_strategy"]
 
 
+@pytest.mark.slow
 def test_replay_buffers_train_under_a_one_replica_mirrored_strategy():
     # A mirrored variable has no scatter_nd_update, also with one replica: the reservoir's
     # insertion raised NotImplementedError for every single-GPU `--strategy mirrored` run.
@@ -137,6 +139,7 @@ def _free_ports(n):
     return ports
 
 
+@pytest.mark.slow
 def test_two_local_workers_complete_a_stream_and_agree(tmp_path):
     ports = _free_ports(2)
     workers = [f"127.0.0.1:{p}" for p in ports]

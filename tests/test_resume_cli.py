@@ -55,6 +55,7 @@ def _wait_for_line(proc, prefix: str) -> None:
     raise AssertionError(f"the run ended before {prefix!r}: {''.join(seen)[-2000:]}")
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
     killed, full = tmp_path / "killed", tmp_path / "full"
     reference = _seql("run", *ARGS, "--out", str(full))
@@ -89,6 +90,7 @@ def test_resume_errors(tmp_path, capsys):
     assert "unreadable results.json" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="SIGINT delivery as on POSIX")
 def test_sigint_saves_and_says_how_to_resume(tmp_path):
     run = tmp_path / "run"

@@ -14,6 +14,8 @@ import pytest
 from sequential_learning.config import DEFAULT_LAMBDA, RunConfig, run_experiment
 from sequential_learning.importance import EWCMethod
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def fine_tuning():

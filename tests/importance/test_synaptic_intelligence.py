@@ -213,6 +213,7 @@ MIRRORED = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_same_importance_under_a_mirrored_strategy():
     """Two replicas (logical CPUs, a fresh process): on-read accumulators average to the same Ω."""
     proc = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True,

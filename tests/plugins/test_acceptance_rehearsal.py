@@ -4,11 +4,14 @@ DER++ beat fine-tuning (which sits near 1/T) by at least 25 points of ACC."""
 from __future__ import annotations
 
 import keras
+import pytest
 
 from sequential_learning.data.benchmarks import make_benchmark
 from sequential_learning.manager import SequentialLearningManager
 from sequential_learning.models import mlp_base
 from sequential_learning.tasks import tasks_from_benchmark
+
+pytestmark = pytest.mark.slow
 
 
 def _acc(method: str) -> float:
