@@ -1,6 +1,13 @@
-"""Shared test set-up: quiet TensorFlow, small seeded models."""
+"""Shared test set-up: quiet TensorFlow, small seeded models, runs made once per session.
+
+Session fixtures are made once per process: once per worker under pytest-xdist (`make test` runs
+two), so a session fixture must never be changed by a test (copy it first) and must write only
+under `tmp_path_factory`, which gives every worker folders of its own.
+"""
 
 from __future__ import annotations
+
+import shutil
 
 from sequential_learning._tf import quiet_tensorflow
 
@@ -34,3 +41,31 @@ def finished_run(tmp_path_factory):
                  "--fisher-samples", "50", "--method", "fisher+replay", "--memory", "50",
                  "--out", str(out)]) == 0
     return out
+
+
+@pytest.fixture
+def finished_run_copy(finished_run, tmp_path):
+    """A copy of `finished_run` in the test's own folder (`tmp_path / "run"`), free to change."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    return run
+
+
+@pytest.fixture(scope="session")
+def default_run():
+    """`default_run(method)`: the results of `run_experiment(RunConfig(method=method))`, the
+    defaults' honest run (permuted-digits, 5 tasks x 10 epochs), made once per session.
+
+    The acceptance tests compare methods against the same fine-tuning run: one run of it, not
+    one per file. Shared: never change the results it returns.
+    """
+    from sequential_learning.config import RunConfig, run_experiment
+
+    made = {}
+
+    def run(method: str):
+        if method not in made:
+            made[method] = run_experiment(RunConfig(method=method))
+        return made[method]
+
+    return run
