@@ -25,8 +25,9 @@ demo: install
 PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
+# The docs extra too: a slow test builds the documentation site in strict mode.
 test-deps: $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,docs]"
 
 test: test-deps
 	$(BIN)/ruff check src tests bench

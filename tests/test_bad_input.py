@@ -309,10 +309,7 @@ def test_bad_input_is_one_line_and_exit_2(name, needs_run, build, expected, requ
     monkeypatch.chdir(tmp_path)  # a default run folder would go to tmp_path/runs
     work = tmp_path / "work"
     work.mkdir()
-    run = None
-    if needs_run:
-        run = tmp_path / "run"
-        shutil.copytree(request.getfixturevalue("finished_run"), run)
+    run = request.getfixturevalue("finished_run_copy") if needs_run else None
     argv = [str(a) for a in build(work, run)]
     before = _snapshot(tmp_path)
     capsys.readouterr()

@@ -21,12 +21,6 @@ SMALL = ["--benchmark", "split-digits", "--epochs", "1", "--hidden", "8", "--fis
          "50", "--method", "fisher+replay", "--memory", "50"]
 
 
-def _copy(finished_run, tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(finished_run, run)
-    return run
-
-
 def _rollback(run, task: int) -> None:
     """The folder as a run stopped after `task` would have left it."""
     state_path = run / "checkpoint" / "state.json"
@@ -38,8 +32,8 @@ def _rollback(run, task: int) -> None:
     shutil.copy(run / "checkpoint" / f"results_after_task_{task}.json", run / "results.json")
 
 
-def test_overwrite_replaces_the_whole_run(finished_run, tmp_path, capsys):
-    run = _copy(finished_run, tmp_path)
+def test_overwrite_replaces_the_whole_run(finished_run_copy, tmp_path, capsys):
+    run = finished_run_copy
     stale = run / "importance" / "task_9.npz"
     stale.write_bytes(b"from an earlier run")
     assert main(["run", *SMALL, "--method", "none", "--out", str(run), "--overwrite"]) == 0
@@ -48,23 +42,23 @@ def test_overwrite_replaces_the_whole_run(finished_run, tmp_path, capsys):
     assert not (run / "importance.png").exists()
 
 
-def test_the_python_api_refuses_a_folder_holding_a_run(finished_run, tmp_path):
-    run = _copy(finished_run, tmp_path)
+def test_the_python_api_refuses_a_folder_holding_a_run(finished_run_copy, tmp_path):
+    run = finished_run_copy
     with pytest.raises(RunDirError, match="--overwrite"):
         run_experiment(RunConfig(benchmark="split-digits", method="none", epochs=1), run)
 
 
-def test_resume_repeating_the_saved_settings_or_changing_how_it_runs(finished_run, tmp_path):
-    run = _copy(finished_run, tmp_path)
+def test_resume_repeating_the_saved_settings_or_changing_how_it_runs(finished_run_copy, tmp_path):
+    run = finished_run_copy
     _rollback(run, 4)
     assert main(["run", "--resume", str(run), *SMALL, "--tensorboard"]) == 0
     assert json.loads((run / "results.json").read_text())["completed_tasks"] == 5
     assert (run / "tensorboard").is_dir()
 
 
-def test_resume_uses_the_checkpoint_copy_when_results_json_is_unreadable(finished_run, tmp_path,
+def test_resume_uses_the_checkpoint_copy_when_results_json_is_unreadable(finished_run_copy, tmp_path,
                                                                           capsys):
-    run = _copy(finished_run, tmp_path)
+    run = finished_run_copy
     _rollback(run, 4)
     (run / "results.json").write_bytes(b"\x00garbage")
     assert main(["run", "--resume", str(run)]) == 0
