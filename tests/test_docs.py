@@ -41,7 +41,7 @@ OWNED_MODULES = [
     "interpret.layers", "interpret.occlusion", "interpret.plots", "interpret.probe",
     "interpret.run",
     "report", "report.environment", "report.inputs", "report.plots", "report.report",
-    "cli", "config", "experiment", "options", "services", "tasks", "evaluation", "rundir",
+    "cli", "commands", "config", "experiment", "options", "services", "tasks", "evaluation", "rundir",
     "checkpoint", "results", "tensorboard", "saved_state", "plugins", "plugins.registry",
     "importance", "manager", "training", "clock", "divergence", "progress", "recorder", "writer",
     "trainers", "method", "pipeline", "yaml_io", "errors",

@@ -100,7 +100,7 @@ def test_the_whole_package_has_no_import_cycle():
 #: The trainer runs the plugins' in-graph hooks, so `training` sits above `plugins`; plugins
 #: never import the trainer or the manager.
 LAYERS = (
-    ("cli",),
+    ("cli", "commands"),
     ("experiment", "sweep"),
     ("config",),
     ("manager", "method", "trainers", "services", "clock", "divergence", "progress",

@@ -1,0 +1,392 @@
+"""What each `seql` command does once its arguments are parsed (`cli.py` parses them).
+
+One function per command, `cmd_<command>(args) -> exit status`; each loads TensorFlow only after
+its settings are checked (`_load_tensorflow`; `--verbose` shows its log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+
+def config_from(args: argparse.Namespace, method: str | None = None):
+    """The validated `RunConfig` of the settled options of `run`, `compare` or `sweep`.
+
+    Args:
+        args: the namespace of `cli.parse([...])` (its `settings`).
+        method: the method to run instead of the one given (`compare` runs several).
+
+    Returns:
+        The validated `config.RunConfig`.
+
+    Example:
+    ```python
+    config_from(parse(["compare", "--epochs", "1"]), "fisher").method    # 'fisher'
+    ```
+    """
+    from sequential_learning.config import make_config
+
+    return make_config({**args.settings, **({"method": method} if method else {})}).validate()
+
+
+def _load_tensorflow(verbose: bool) -> None:
+    """Imports TensorFlow, its start-up log and Python log silenced unless `verbose`.
+
+    Each command that needs TensorFlow calls this before its first import of it (directly or
+    through the package's modules), after its arguments are checked.
+    """
+    if verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
+        return
+    from sequential_learning._tf import quiet_tensorflow
+
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+    tf.autograph.set_verbosity(0)
+
+
+def _table(rows: list[dict]) -> str:
+    til = any("task_il_acc" in r["metrics"] for r in rows)
+    header = f"{'method':<18} {'ACC':>7} {'BWT':>7} {'FWT':>7} {'forget':>7}"
+    header += f" {'TIL ACC':>8}" if til else ""
+    header += f" {'seconds':>8}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        m = r["metrics"]
+
+        def f(v, width=7):
+            return " " * (width - 3) + "n/a" if v is None or v != v else f"{v:{width}.3f}"
+
+        line = f"{r['method']:<18} {f(m['acc'])} {f(m['bwt'])} {f(m['fwt'])} {f(m['forgetting'])}"
+        line += f" {f(m.get('task_il_acc'), 8)}" if til else ""
+        lines.append(f"{line} {r['seconds']:8.1f}")
+    if til:
+        lines.append("TIL ACC: the same run's accuracy with the task known (class-incremental "
+                     "streams); FWT is n/a where unseen classes are masked")
+    return "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`seql run`: trains one method on a task stream and prints its metrics.
+
+    Makes the run folder (`--out`, or `runs/<time>-<benchmark>-<method>`; refused if it holds a
+    run, unless `--overwrite`), or with `--resume RUN_DIR` continues an interrupted run there;
+    a folder this command made is removed again if the run fails before any task finished.
+
+    Args:
+        args: the namespace of `parse(["run", ...])`.
+
+    Returns:
+        The exit status, 0.
+
+    Example:
+    ```python
+    cmd_run(parse(["run", "--benchmark", "permuted-digits", "--method", "fisher"]))
+    # seql run --benchmark permuted-digits --method fisher
+    ```
+    """
+    from sequential_learning.experiment import (
+        claim_out_dir,
+        default_run_dir,
+        removed_if_unfinished,
+        resume_config,
+        run_experiment,
+    )
+
+    if args.resume:  # settings given must repeat the saved ones, but how it runs may change
+        given = {k: getattr(args, k) for k in args.explicit if k not in ("resume", "verbose")}
+        config, out = resume_config(Path(args.resume), given, args.flags), Path(args.resume)
+    else:
+        config = config_from(args)
+        out = Path(args.out) if args.out else default_run_dir(config)
+        args.created_out = claim_out_dir(out, bool(args.overwrite), config.strategy)
+    _load_tensorflow(args.verbose)
+    start = time.perf_counter()
+    with removed_if_unfinished(out, getattr(args, "created_out", False)):
+        results = run_experiment(config, out, progress=True, resume=bool(args.resume),
+                                 overwrite=bool(args.overwrite))
+    row = {"method": config.method, "metrics": results.metrics, "seconds": time.perf_counter() - start}
+    print(_table([row]))
+    print(f"results: {out / 'results.json'}\nplots:   {out / 'task_curves.png'}, "
+          f"{out / 'accuracy_matrix.png'}\nreport:  {out / 'report.html'}")
+    return 0
+
+
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """`seql compare`: runs several methods on the same stream, seed and initialisation.
+
+    Every method's config is validated before any training; each method's run goes to
+    `OUT/<method>/`, and `comparison.json`, `comparison.png` and `report.html` to `OUT`.
+
+    Args:
+        args: the namespace of `parse(["compare", ...])`; `args.methods` is comma-separated.
+
+    Returns:
+        The exit status, 0.
+
+    Raises:
+        ValueError: no method given, or one given twice.
+
+    Example:
+    ```python
+    cmd_compare(parse(["compare", "--methods", "none,fisher,replay"]))
+    # seql compare --methods none,fisher,replay
+    ```
+    """
+    from sequential_learning.config import RunConfig
+    from sequential_learning.experiment import (
+        claim_out_dir,
+        default_run_dir,
+        removed_if_unfinished,
+        run_experiment,
+    )
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods:
+        raise ValueError("--methods: give at least one method, e.g. none,fisher")
+    configs = [config_from(args, m) for m in methods]  # validate every method before training
+    twice = sorted({c.method for c in configs if [d.method for d in configs].count(c.method) > 1})
+    if twice:
+        raise ValueError(f"--methods: {', '.join(twice)} given twice; each method once")
+    out = Path(args.out) if args.out else default_run_dir(
+        RunConfig(benchmark=configs[0].benchmark, method="compare"))
+    args.created_out = claim_out_dir(out, bool(args.overwrite), configs[0].strategy)
+    _load_tensorflow(args.verbose)
+    from sequential_learning import plots
+    from sequential_learning.report import write_report
+    from sequential_learning.results import atomic_write_text, to_jsonable
+
+    rows = []
+    with removed_if_unfinished(out, args.created_out):
+        for config in configs:
+            start = time.perf_counter()
+            results = run_experiment(config, out / config.method, progress=f"[{config.method}]")
+            rows.append({"method": config.method, "ewc_lambda": config.ewc_lambda,
+                         "metrics": results.metrics, "seconds": time.perf_counter() - start})
+    comparison = {r["method"]: {**r["metrics"], "ewc_lambda": r["ewc_lambda"], "seconds": r["seconds"]}
+                  for r in rows}
+    atomic_write_text(out / "comparison.json", json.dumps(to_jsonable(comparison), indent=2))
+    plots.comparison({r["method"]: r["metrics"] for r in rows}, out / "comparison.png")
+    write_report(out)
+    print(_table(rows))
+    print(f"comparison: {out / 'comparison.json'}\nplot:       {out / 'comparison.png'}\n"
+          f"report:     {out / 'report.html'}\n"
+          f"runs:       {', '.join(str(out / r['method']) for r in rows)}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """`seql sweep`: runs one method for several lambda values and picks the best by ACC.
+
+    The lambdas come from `--lambdas L1,L2,...` or `--lambda-range LOW HIGH --points N` (log
+    spaced); `sweep.json` and `sweep.png` go to the output folder.
+
+    Args:
+        args: the namespace of `parse(["sweep", ...])`.
+
+    Returns:
+        The exit status, 0 (also when every lambda diverged: that is printed).
+
+    Raises:
+        ValueError: neither of `--lambdas` and `--lambda-range` given; `SeqlError` (a
+            ValueError) for both.
+
+    Example:
+    ```python
+    cmd_sweep(parse(["sweep", "--method", "fisher", "--lambda-range", "1", "1000"]))
+    # seql sweep --method fisher --lambda-range 1 1000
+    ```
+    """
+    from sequential_learning.config import RunConfig
+    from sequential_learning.errors import SeqlError
+    from sequential_learning.experiment import claim_out_dir, default_run_dir, removed_if_unfinished
+    from sequential_learning.sweep import check_lambdas, lambda_sweep, log_spaced, sweep_table
+
+    if args.lambdas is not None and args.lambda_range is not None:
+        raise SeqlError("sweep: give --lambdas or --lambda-range, not both")
+    if args.lambdas is not None:
+        lambdas = check_lambdas(args.lambdas)
+    elif args.lambda_range is not None:
+        lambdas = log_spaced(args.lambda_range[0], args.lambda_range[1], args.points)
+    else:
+        raise ValueError("sweep: give --lambdas L1,L2,... or --lambda-range LOW HIGH [--points N]")
+    args.settings.pop("ewc_lambda", None)
+    config = config_from(args)
+    out = Path(args.out) if args.out else default_run_dir(
+        RunConfig(benchmark=config.benchmark, method=f"{config.method}-sweep"))
+    args.created_out = claim_out_dir(out, bool(args.overwrite), config.strategy)
+    _load_tensorflow(args.verbose)
+    with removed_if_unfinished(out, args.created_out):
+        sweep = lambda_sweep(config, lambdas, out, progress=True)
+    print(sweep_table(sweep))
+    best = sweep["best"]
+    if best is None:
+        print("no lambda gave a finite ACC (every run diverged)")
+    else:
+        print(f"best lambda: {best['ewc_lambda']:g} (ACC {best['acc']:.3f})")
+    print(f"sweep: {out / 'sweep.json'}\nplot:  {out / 'sweep.png'}")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """`seql explain`: explains a run's task models; prints the paths of the PNGs written.
+
+    Args:
+        args: the namespace of `parse(["explain", RUN_DIR, ...])` (`method`, `task`, `images`,
+            `layer`, `seed`, `verbose`).
+
+    Returns:
+        The exit status, 0.
+
+    Example:
+    ```python
+    cmd_explain(parse(["explain", "runs/x", "--method", "occlusion", "--task", "2"]))
+    # seql explain runs/x --method occlusion --task 2
+    ```
+    """
+    _load_tensorflow(args.verbose)
+    from sequential_learning.interpret.run import explain_run
+
+    paths = explain_run(args.run_dir, args.method, task=args.task, images=args.images,
+                        layer=args.layer, seed=args.seed)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """`seql report`: rebuilds `RUN_DIR/report.html` of a run or comparison folder, prints its path.
+
+    Args:
+        args: the namespace of `parse(["report", RUN_DIR])`.
+
+    Returns:
+        The exit status, 0.
+
+    Example:
+    ```python
+    cmd_report(parse(["report", "runs/x"]))    # seql report runs/x
+    ```
+    """
+    _load_tensorflow(args.verbose)  # the report records TensorFlow's version and devices
+    from sequential_learning.report import write_report
+
+    print(write_report(args.run_dir))
+    return 0
+
+
+def cmd_augment(args: argparse.Namespace) -> int:
+    """`seql augment`: ablation curves of a run's weights ranked by importance; prints the table.
+
+    Args:
+        args: the namespace of `parse(["augment", RUN_DIR, ...])` (`fractions`, `level`, `action`,
+            `scope`, `orders`, `how`, `importance_task`, `after_task`, `data`, `no_maps`, `seed`).
+
+    Returns:
+        The exit status, 0.
+
+    Example:
+    ```python
+    cmd_augment(parse(["augment", "runs/x", "--fractions", "0.1,0.5", "--level", "unit"]))
+    # seql augment runs/x --fractions 0.1,0.5 --level unit
+    ```
+    """
+    _load_tensorflow(args.verbose)
+    from sequential_learning.augment import augment_run
+
+    done = augment_run(args.run_dir, args.fractions, level=args.level, action=args.action,
+                       scope=args.scope, orders=args.orders, how=args.how,
+                       importance_task=args.importance_task, after_task=args.after_task,
+                       data=args.data, seed=args.seed, maps=not args.no_maps)
+    from sequential_learning.augment import ablation_text
+
+    table = done["table"]
+    print(f"accuracy with weights replaced ({args.action}, level {args.level}, scope "
+          f"{args.scope}; importance {table['importance']}; models {table['models']}; "
+          f"evaluated on {done['evaluated_on']}; heads untouched)")
+    print(ablation_text(table))
+    for path in done["paths"]:
+        print(path)
+    return 0
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    """`seql drift`: explanation drift across tasks for one or more runs; prints the table.
+
+    Args:
+        args: the namespace of `parse(["drift", RUN_DIR, ...])` (`run_dirs`, `methods`, `images`,
+            `layer`, `out`).
+
+    Returns:
+        The exit status, 0.
+
+    Example:
+    ```python
+    cmd_drift(parse(["drift", "runs/a", "runs/b", "--images", "8"]))
+    # seql drift runs/a runs/b --images 8
+    ```
+    """
+    _load_tensorflow(args.verbose)
+    from sequential_learning.augment import drift_runs, drift_text
+
+    done = drift_runs(args.run_dirs, args.methods, images=args.images, layer=args.layer,
+                      out=args.out)
+    print("Spearman similarity of each task's explanations to those right after the task, by "
+          "tasks learned since (mean over tasks and images)")
+    print(drift_text(done["table"]))
+    for note in done["table"]["notes"]:
+        print(f"note: {note}")
+    for path in done["paths"]:
+        print(path)
+    return 0
+
+
+def _default_text(key: str, value) -> str:
+    if isinstance(value, dict):  # ewc_lambda per method
+        return ", ".join(f"{key}[{m}]={v:g}" for m, v in value.items())
+    from sequential_learning.options import value_text
+
+    return f"{key}={value_text(value)}"
+
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """`seql list`: prints the registered methods or the benchmarks, with their defaults.
+
+    Args:
+        args: the namespace of `parse(["list", WHAT])`; `args.what` is `"methods"` or
+            `"benchmarks"`.
+
+    Returns:
+        The exit status, 0.
+
+    Example:
+    ```python
+    cmd_list(parse(["list", "benchmarks"]))    # seql list benchmarks
+    ```
+    """
+    from sequential_learning.config import benchmark_defaults
+
+    if args.what == "methods":
+        from sequential_learning.plugins import describe_methods
+
+        lambdas = benchmark_defaults(None)["ewc_lambda"]
+        print("\n".join(describe_methods({m: v for m, v in lambdas.items() if m != "none"})))
+    else:
+        from sequential_learning.data.benchmarks import BENCHMARKS
+
+        for name, spec in BENCHMARKS.items():
+            print(f"{name:<24} {spec.description}; scenarios {'|'.join(spec.scenarios)} "
+                  f"(default {spec.default_scenario})")
+            own = benchmark_defaults(name)
+            if own:
+                print(" " * 25 + "defaults: " + ", ".join(_default_text(k, v) for k, v in own.items()))
+    return 0
