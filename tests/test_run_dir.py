@@ -171,3 +171,112 @@ def test_run_dir_spells_every_path_of_a_run_folder(tmp_path):
     # A model being saved is a temporary file that resume removes.
     run.model_temporary(4).touch()
     assert remove_temporary_files(tmp_path) == [run.model_temporary(4)]
+
+
+def test_run_dir_spells_the_paths_of_commands_comparisons_and_sweeps(tmp_path):
+    from sequential_learning.rundir import RunDir
+
+    run = RunDir(tmp_path)
+    assert run.environment_json == tmp_path / "environment.json"
+    assert run.report_html == tmp_path / "report.html"
+    assert run.task_curves_png == tmp_path / "task_curves.png"
+    assert run.accuracy_matrix_png == tmp_path / "accuracy_matrix.png"
+    assert run.importance_png == tmp_path / "importance.png"
+    assert run.explain_dir == tmp_path / "explain"
+    assert run.augment_dir == tmp_path / "augment"
+    assert run.comparison_json == tmp_path / "comparison.json"
+    assert run.comparison_png == tmp_path / "comparison.png"
+    assert run.method_run("fisher").results == tmp_path / "fisher" / "results.json"
+    assert run.sweep_json == tmp_path / "sweep.json"
+    assert run.sweep_png == tmp_path / "sweep.png"
+    assert run.sweep_run(100.0).root == tmp_path / "lambda_100"
+    assert run.sweep_run(0.5).config == tmp_path / "lambda_0.5" / "config.yaml"
+
+
+def _layout_names() -> tuple[set[str], set[tuple[str, str]]]:
+    """The names `RunDir` spells: whole path parts (`results.json`, `models`, ...) and the
+    `(prefix, suffix)` of per-task or per-λ ones (`("task_", ".keras")`, `("lambda_", "")`, ...),
+    read off every path that `RunDir("R")`'s properties and one-argument methods return."""
+    from pathlib import Path
+
+    from sequential_learning.rundir import RunDir
+
+    run, found = RunDir("R"), []
+    for name, attr in vars(RunDir).items():
+        if name.startswith("_"):
+            continue
+        if isinstance(attr, property):
+            found.append(getattr(run, name))
+        elif callable(attr):
+            try:
+                found.append(getattr(run, name)(7))
+            except TypeError:  # no argument, or not a number (method_run takes a name)
+                pass
+    names, prefixes = set(), set()
+    for value in found:
+        path = value.root if isinstance(value, RunDir) else value
+        if not isinstance(path, Path):
+            continue  # the globs (task_models, importance_files) return lists
+        for part in path.relative_to("R").parts:
+            if "7" in part:
+                prefixes.add(tuple(part.split("7", 1)))
+            else:
+                names.add(part)
+    return names, prefixes
+
+
+def test_only_rundir_spells_run_folder_paths():
+    """No module but `rundir.py` spells a run folder's layout.
+
+    The rule: parsing every `.py` file of the package (outside `rundir.py`), no string literal
+    that `RunDir` spells (a whole name such as `"results.json"`, `"models"`, `"checkpoint"`, or
+    a per-task or per-λ name, a number, `*` or one f-string field between `RunDir`'s prefix and
+    suffix, such as `f"weights_after_task_{k}.npz"`, `"task_*.keras"` or `f"lambda_{lam:g}"`) is
+    used as a path part: the right operand of `/`, or an argument of
+    `Path(...)`, `.joinpath`, `.glob`, `.rglob`, `open` or `os.path.join`. Docstrings, messages
+    and dictionary keys that merely mention a name are not path parts, so they pass (a message
+    that builds a path, `f"{out / 'results.json'}"`, does not).
+    """
+    import ast
+    import re
+    from pathlib import Path
+
+    import sequential_learning
+
+    names, prefixes = _layout_names()
+    assert {"results.json", "comparison.json", "state.json", "task_curves.png", "models",
+            "samples", "checkpoint", "sweep.json"} <= names
+    assert {("task_", ".keras"), ("weights_after_task_", ".npz"), ("lambda_", "")} <= prefixes
+    numbered = re.compile("|".join(f"{re.escape(a)}(\\d+|\\*|\\{{\\}}){re.escape(b)}"
+                                   for a, b in sorted(prefixes)))
+
+    def spelled(node: ast.AST) -> str | None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+        elif isinstance(node, ast.JoinedStr):  # each field becomes "{}"
+            text = "".join(str(v.value) if isinstance(v, ast.Constant) else "{}"
+                           for v in node.values)
+        else:
+            return None
+        return text if text in names or numbered.fullmatch(text) else None
+
+    calls = {"Path", "joinpath", "glob", "rglob", "open", "join"}
+    root = Path(sequential_learning.__file__).parent
+    found = []
+    for source in sorted(root.rglob("*.py")):
+        if source.name == "rundir.py" and source.parent == root:
+            continue
+        for node in ast.walk(ast.parse(source.read_text(), str(source))):
+            parts = []
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+                parts = [node.right]
+            elif isinstance(node, ast.Call):
+                func = node.func
+                called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if called in calls:
+                    parts = list(node.args)
+            for part in parts:
+                text = spelled(part)
+                if text is not None:
+                    found.append(f"{source.relative_to(root)}:{node.lineno}: {text!r}")
+    assert not found, "run-folder paths spelled outside rundir.py (use RunDir):\n" + "\n".join(found)

@@ -12,6 +12,8 @@ import os
 import time
 from pathlib import Path
 
+from sequential_learning.rundir import RunDir
+
 
 def config_from(args: argparse.Namespace, method: str | None = None):
     """The validated `RunConfig` of the settled options of `run`, `compare` or `sweep`.
@@ -113,8 +115,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                                  overwrite=bool(args.overwrite))
     row = {"method": config.method, "metrics": results.metrics, "seconds": time.perf_counter() - start}
     print(_table([row]))
-    print(f"results: {out / 'results.json'}\nplots:   {out / 'task_curves.png'}, "
-          f"{out / 'accuracy_matrix.png'}\nreport:  {out / 'report.html'}")
+    run = RunDir(out)
+    print(f"results: {run.results}\nplots:   {run.task_curves_png}, "
+          f"{run.accuracy_matrix_png}\nreport:  {run.report_html}")
     return 0
 
 
@@ -168,18 +171,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     with removed_if_unfinished(out, args.created_out):
         for config in configs:
             start = time.perf_counter()
-            results = run_experiment(config, out / config.method, progress=f"[{config.method}]")
+            results = run_experiment(config, RunDir(out).method_run(config.method).root, progress=f"[{config.method}]")
             rows.append({"method": config.method, "ewc_lambda": config.ewc_lambda,
                          "metrics": results.metrics, "seconds": time.perf_counter() - start})
     comparison = {r["method"]: {**r["metrics"], "ewc_lambda": r["ewc_lambda"], "seconds": r["seconds"]}
                   for r in rows}
-    atomic_write_text(out / "comparison.json", json.dumps(to_jsonable(comparison), indent=2))
-    plots.comparison({r["method"]: r["metrics"] for r in rows}, out / "comparison.png")
+    run = RunDir(out)
+    atomic_write_text(run.comparison_json, json.dumps(to_jsonable(comparison), indent=2))
+    plots.comparison({r["method"]: r["metrics"] for r in rows}, run.comparison_png)
     write_report(out)
     print(_table(rows))
-    print(f"comparison: {out / 'comparison.json'}\nplot:       {out / 'comparison.png'}\n"
-          f"report:     {out / 'report.html'}\n"
-          f"runs:       {', '.join(str(out / r['method']) for r in rows)}")
+    print(f"comparison: {run.comparison_json}\nplot:       {run.comparison_png}\n"
+          f"report:     {run.report_html}\n"
+          f"runs:       {', '.join(str(run.method_run(r['method']).root) for r in rows)}")
     return 0
 
 
@@ -232,7 +236,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print("no lambda gave a finite ACC (every run diverged)")
     else:
         print(f"best lambda: {best['ewc_lambda']:g} (ACC {best['acc']:.3f})")
-    print(f"sweep: {out / 'sweep.json'}\nplot:  {out / 'sweep.png'}")
+    print(f"sweep: {RunDir(out).sweep_json}\nplot:  {RunDir(out).sweep_png}")
     return 0
 
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from sequential_learning.config import RunConfig
+from sequential_learning.rundir import RunDir
 
 
 def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
@@ -117,7 +118,7 @@ def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
         from sequential_learning.results import atomic_write_text
 
         # The resolved settings: `seql run --config <run>/config.yaml` repeats the run.
-        atomic_write_text(Path(out_dir) / "config.yaml",
+        atomic_write_text(RunDir(out_dir).config,
                           yaml.safe_dump(config.to_dict(), sort_keys=False))
     manager = SequentialLearningManager(
         base,
@@ -139,21 +140,21 @@ def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
                 "benchmark_info": stream.describe()},
         eval_every=config.eval_every,
         eval_subset=config.eval_subset,
-        tensorboard_dir=Path(out_dir) / "tensorboard" if config.tensorboard else None,
+        tensorboard_dir=RunDir(out_dir).tensorboard if config.tensorboard else None,
         strategy=strategy,
         scenario=stream.scenario,
     )
     results = manager.train_all(resume=resume)
     if out_dir is not None:
-        plots.task_curves(results, Path(out_dir) / "task_curves.png")
-        plots.accuracy_matrix(results, Path(out_dir) / "accuracy_matrix.png")
+        plots.task_curves(results, RunDir(out_dir).task_curves_png)
+        plots.accuracy_matrix(results, RunDir(out_dir).accuracy_matrix_png)
         if manager.penalty is not None:
             plots.importance_histogram(
                 {
                     getattr(v, "path", f"variable_{i}"): o.numpy()
                     for i, (v, o) in enumerate(zip(manager.covered, manager.penalty.importance))
                 },
-                Path(out_dir) / "importance.png",
+                RunDir(out_dir).importance_png,
                 title=f"{config.method}: Ω held by the penalty after the last task",
             )
         from sequential_learning.report import write_report
@@ -221,7 +222,7 @@ def removed_if_unfinished(out: Path, created: bool):
     try:
         yield
     except BaseException:
-        if created and out.is_dir() and not any(out.rglob("results.json")):
+        if created and out.is_dir() and not any(out.rglob(RunDir(out).results.name)):
             shutil.rmtree(out, ignore_errors=True)
         raise
 
@@ -251,7 +252,7 @@ def saved_config(run_dir: Path) -> dict:
     from sequential_learning.checkpoint import checkpoint_results_path
     from sequential_learning.errors import SeqlError
 
-    path = run_dir / "results.json"
+    path = RunDir(run_dir).results
     if not run_dir.is_dir():
         raise SeqlError(f"--resume {run_dir}: not a folder; give the folder of an interrupted run")
     problem = None

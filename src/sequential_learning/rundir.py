@@ -170,7 +170,8 @@ class RunDir:
     """The layout of a run folder: the one place that spells its paths.
 
     ```
-    RUN_DIR/results.json  history.csv  config.yaml
+    RUN_DIR/results.json  history.csv  config.yaml  environment.json  report.html
+            task_curves.png  accuracy_matrix.png  importance.png   the plots after training
             models/task_K.keras          the task models at the end (K counted from 1)
             samples/task_K.npz           64 validation samples of each task (x, y)
             importance/task_K.npz        each task's Ω (weight-importance methods)
@@ -178,6 +179,9 @@ class RunDir:
                        weights_after_task_K.npz, consolidation_after_task_K.npz,
                        results_after_task_K.json
             tensorboard/                 TensorBoard logs (`tensorboard: true`)
+            explain/  augment/           what `seql explain` / `seql augment` and `drift` write
+    COMPARISON_DIR/comparison.json  comparison.png  report.html  METHOD/ (one run each)
+    SWEEP_DIR/sweep.json  sweep.png  lambda_<λ>/ (one run each)
     ```
 
     Args:
@@ -221,6 +225,72 @@ class RunDir:
     def tensorboard(self) -> Path:
         """`tensorboard/`: the TensorBoard logs."""
         return self.root / "tensorboard"
+
+    @property
+    def environment_json(self) -> Path:
+        """`environment.json`: the environment the run was made in (written with the report)."""
+        return self.root / "environment.json"
+
+    @property
+    def report_html(self) -> Path:
+        """`report.html`: the one-file report of a run or comparison."""
+        return self.root / "report.html"
+
+    # -- plots -------------------------------------------------------------------------------------
+    @property
+    def task_curves_png(self) -> Path:
+        """`task_curves.png`: each task's accuracy as training goes on."""
+        return self.root / "task_curves.png"
+
+    @property
+    def accuracy_matrix_png(self) -> Path:
+        """`accuracy_matrix.png`: the accuracy matrix as a heat map."""
+        return self.root / "accuracy_matrix.png"
+
+    @property
+    def importance_png(self) -> Path:
+        """`importance.png`: the Ω summaries (weight-importance methods)."""
+        return self.root / "importance.png"
+
+    # -- what later commands write -----------------------------------------------------------------
+    @property
+    def explain_dir(self) -> Path:
+        """`explain/`: the figures `seql explain` writes."""
+        return self.root / "explain"
+
+    @property
+    def augment_dir(self) -> Path:
+        """`augment/`: what `seql augment` and `seql drift` write by default."""
+        return self.root / "augment"
+
+    # -- a comparison or a sweep -------------------------------------------------------------------
+    @property
+    def comparison_json(self) -> Path:
+        """`comparison.json`: a comparison's metrics per method."""
+        return self.root / "comparison.json"
+
+    @property
+    def comparison_png(self) -> Path:
+        """`comparison.png`: a comparison's metrics as bars."""
+        return self.root / "comparison.png"
+
+    def method_run(self, method: str) -> RunDir:
+        """`METHOD/`: the run of `method` in a comparison folder."""
+        return RunDir(self.root / method)
+
+    @property
+    def sweep_json(self) -> Path:
+        """`sweep.json`: a λ sweep's table and best λ."""
+        return self.root / "sweep.json"
+
+    @property
+    def sweep_png(self) -> Path:
+        """`sweep.png`: ACC and BWT against λ."""
+        return self.root / "sweep.png"
+
+    def sweep_run(self, lam: float) -> RunDir:
+        """`lambda_<λ>/`: the run with λ = `lam` in a sweep folder (`lam` written with `:g`)."""
+        return RunDir(self.root / f"lambda_{lam:g}")
 
     # -- one file per task -------------------------------------------------------------------------
     @property

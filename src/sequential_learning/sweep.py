@@ -19,6 +19,7 @@ import numpy as np
 from sequential_learning.config import RunConfig, importance_method, run_experiment
 from sequential_learning.importance import EWCMethod
 from sequential_learning.results import atomic_write_text, to_jsonable
+from sequential_learning.rundir import RunDir
 
 
 def log_spaced(low: float, high: float, points: int) -> list[float]:
@@ -122,7 +123,7 @@ def lambda_sweep(
     runs = []
     for lam in values:
         run_config = dataclasses.replace(config, ewc_lambda=lam).validate()
-        run_dir = out / f"lambda_{lam:g}" if out is not None else None
+        run_dir = RunDir(out).sweep_run(lam).root if out is not None else None
         start = time.perf_counter()
         label = f"[{config.method} lambda={lam:g}]" if progress else False
         try:
@@ -149,8 +150,8 @@ def lambda_sweep(
         "config": {k: v for k, v in config.to_dict().items() if k != "ewc_lambda"},
     }
     if out is not None:
-        atomic_write_text(out / "sweep.json", json.dumps(to_jsonable(sweep), indent=2))
-        plots.sweep_plot(sweep, out / "sweep.png")
+        atomic_write_text(RunDir(out).sweep_json, json.dumps(to_jsonable(sweep), indent=2))
+        plots.sweep_plot(sweep, RunDir(out).sweep_png)
     return sweep
 
 

@@ -34,13 +34,14 @@ from sequential_learning.ablation.options import (
 from sequential_learning.ablation.plots import plot_ablation
 from sequential_learning.ablation.settings import augment_settings_label, augment_settings_suffix
 from sequential_learning.interpret.checkpoints import read_samples, weights_after_task
+from sequential_learning.rundir import RunDir
 
 
 def _run_config(run_dir: Path) -> dict:
     """The config in the run's `results.json`, or a one-line `SeqlError` naming the file."""
     from sequential_learning.errors import SeqlError
 
-    path = run_dir / "results.json"
+    path = RunDir(run_dir).results
     if not path.is_file():
         raise SeqlError(f"{path} is missing; the benchmark is rebuilt from the config it holds")
     try:
@@ -70,7 +71,7 @@ def _benchmark_tasks(run_dir: Path, count: int) -> tuple[list, str]:
             limit=c.get("limit"), class_order=c.get("class_order"), angles=c.get("angles"))
     except (ValueError, TypeError, KeyError, OSError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise SeqlError(f"benchmark {c['benchmark']!r} of {run_dir / 'results.json'} cannot be "
+        raise SeqlError(f"benchmark {c['benchmark']!r} of {RunDir(run_dir).results} cannot be "
                         f"rebuilt: {reason}") from None
     if len(stream) != count:
         raise SeqlError(f"the rebuilt benchmark has {len(stream)} tasks, the run {count}")
@@ -252,7 +253,7 @@ def augment_run(
     models = load_task_models(run_dir, after_task=after_task)
     anchor = folded_anchor(run_dir, models, importance_task) if action == "anchor" else None
     tasks, evaluated_on, source, note = _evaluation_tasks(run_dir, len(models), data)
-    out = Path(out) if out is not None else run_dir / "augment"
+    out = Path(out) if out is not None else RunDir(run_dir).augment_dir
     settings = {"fractions": [f for f in fractions if f > 0], "level": level, "action": action, "scope": scope,
                 "orders": list(orders), "how": how, "importance_task": importance_task,
                 "after_task": after_task, "data": source, "seed": int(seed)}

@@ -16,6 +16,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from sequential_learning.rundir import RunDir
+
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     from sequential_learning.checkpoint import read_npz
@@ -46,9 +48,9 @@ def weights_after_task(run_dir: str | Path, after_task: int, models: Sequence[ke
     weights_after_task("runs/x", 1, models)   # every model as it was right after task 1
     ```
     """
-    from sequential_learning.checkpoint import CHECKPOINT_DIR, CheckpointError
+    from sequential_learning.checkpoint import CheckpointError
 
-    data = _read_npz(Path(run_dir) / CHECKPOINT_DIR / f"weights_after_task_{after_task}.npz")
+    data = _read_npz(RunDir(run_dir).checkpoint_weights(after_task))
     for k, model in enumerate(models, start=1):
         index = data.get(f"index_task_{k}")
         if index is None or len(index) != len(model.weights):
@@ -81,7 +83,7 @@ def read_samples(run_dir: Path, task: int, count: int | None) -> tuple[np.ndarra
     x, y = read_samples(Path("runs/x"), 1, 8)
     ```
     """
-    path = run_dir / "samples" / f"task_{task}.npz"
+    path = RunDir(run_dir).sample(task)
     from sequential_learning.errors import SeqlError
 
     if not path.is_file():

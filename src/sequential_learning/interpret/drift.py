@@ -25,6 +25,7 @@ from scipy import stats
 
 from sequential_learning.interpret.checkpoints import read_samples, weights_after_task
 from sequential_learning.interpret.plots import plot_drift
+from sequential_learning.rundir import RunDir
 
 DRIFT_METHODS: tuple[str, ...] = ("grad-cam", "occlusion")
 
@@ -281,7 +282,7 @@ def drift_runs(
         methods = [m.strip() for m in methods.split(",") if m.strip()]
     if not run_dirs:
         raise ValueError("drift: give at least one run directory")
-    out = Path(out) if out is not None else Path(run_dirs[0]) / "augment"
+    out = Path(out) if out is not None else RunDir(run_dirs[0]).augment_dir
     paths = [out / "drift.png", out / "drift.json"]
     table = explanation_drift(run_dirs, methods, images, layer, path=paths[0], json_path=paths[1])
     return {"table": table, "paths": paths}

@@ -34,6 +34,7 @@ from sequential_learning.interpret.gradcam import (
 )
 from sequential_learning.interpret.kernels import kernel_weights
 from sequential_learning.interpret.occlusion import occlusion_sensitivity
+from sequential_learning.rundir import RunDir
 
 METHODS: tuple[str, ...] = ("grad-cam", "grad-cam++", "occlusion", "kernels", "filters", "classes")
 
@@ -64,7 +65,7 @@ def find_task_models(run_dir: str | Path) -> dict[int, Path]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ValueError(f"Run directory {str(run_dir)!r} does not exist.")
-    models_dir = run_dir / "models"
+    models_dir = RunDir(run_dir).models
     found = {}
     if models_dir.is_dir():
         for path in models_dir.iterdir():
@@ -74,14 +75,14 @@ def find_task_models(run_dir: str | Path) -> dict[int, Path]:
     if not found:
         raise ValueError(
             f"No saved models in run directory {str(run_dir)!r}: expected files "
-            f"{str(models_dir / 'task_1.keras')!r}, 'task_2.keras', ... Explaining a run needs a "
+            f"{str(RunDir(run_dir).model(1))!r}, 'task_2.keras', ... Explaining a run needs a "
             "run that saved its task models."
         )
     return dict(sorted(found.items()))
 
 
 def _load_samples(run_dir: Path, task: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-    path = run_dir / "samples" / f"task_{task}.npz"
+    path = RunDir(run_dir).sample(task)
     if not path.is_file():
         raise ValueError(
             f"No validation samples for task {task}: expected {str(path)!r} holding arrays "
@@ -160,7 +161,7 @@ def run_class_names(run_dir: str | Path) -> dict[int, list[str]]:
     """
     import json
 
-    path = Path(run_dir) / "results.json"
+    path = RunDir(run_dir).results
     try:
         config = json.loads(path.read_text()).get("config") or {}
     except (OSError, ValueError, AttributeError):
@@ -266,7 +267,7 @@ def explain_run(
                 f"{sorted(models)} (numbered from 1)."
             )
         models = {task: models[task]}
-    out_dir = run_dir / "explain"
+    out_dir = RunDir(run_dir).explain_dir
     written = []
     class_names = run_class_names(run_dir)
     for number, model_path in models.items():

@@ -19,7 +19,10 @@ import platform
 from pathlib import Path
 from typing import Any
 
-ENVIRONMENT_NAME = "environment.json"
+from sequential_learning.rundir import RunDir
+
+#: The environment's file in a run or comparison folder (see `RunDir.environment_json`).
+ENVIRONMENT_NAME = RunDir(".").environment_json.name
 # The order keys are shown in; others follow (the list of GPUs is already in `device`).
 _ORDER = ["device", "python", "tensorflow", "keras", "numpy", "sequential_learning", "platform",
           "cpu", "cpu_cores", "recorded", "note"]
@@ -86,7 +89,7 @@ def recorded_environment(directory: Path) -> dict[str, Any]:
     ```
     """
     env = None
-    path = directory / ENVIRONMENT_NAME
+    path = RunDir(directory).environment_json
     if path.is_file():
         try:
             env = json.loads(path.read_bytes().decode("utf-8"))

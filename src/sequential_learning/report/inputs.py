@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from sequential_learning.errors import SeqlError
 from sequential_learning.results import Results
+from sequential_learning.rundir import RunDir
 
 #: The metrics `seql compare` writes per method (task_il_acc only for class-incremental runs).
 METRIC_KEYS = ("acc", "bwt", "fwt", "forgetting", "task_il_acc")
@@ -207,7 +208,7 @@ def load_results(directory: Path) -> Results:
     results.metrics["acc"]
     ```
     """
-    path = directory / "results.json"
+    path = RunDir(directory).results
     problem = _results_problem(_read_json(path, _RESULTS_EXPECTED))
     if problem is None:
         try:

@@ -47,23 +47,24 @@ import numpy as np
 
 from sequential_learning.errors import SeqlError
 from sequential_learning.report.environment import (
-    ENVIRONMENT_NAME,
     environment_info,
     recorded_environment,
 )
 from sequential_learning.report.inputs import href, inside, load_comparison, load_results
 from sequential_learning.results import Results, atomic_write_text
+from sequential_learning.rundir import RunDir
 
-REPORT_NAME = "report.html"
+#: The report's file in a run or comparison folder (see `RunDir.report_html`).
+REPORT_NAME = RunDir(".").report_html.name
 # Figures other commands may leave in a run directory, with their section titles.
 EXTRA_FIGURES = {
     "ablation.png": "Ablation (augment)",
     "drift.png": "Weight drift",
-    "sweep.png": "λ sweep",
+    RunDir(".").sweep_png.name: "λ sweep",
 }
 FIGURE_FOLDERS = {
-    "explain": "Explanations (explain/)",
-    "augment": "Importance masking (augment/)",
+    RunDir(".").explain_dir.name: "Explanations (explain/)",
+    RunDir(".").augment_dir.name: "Importance masking (augment/)",
 }
 MAX_IMAGES_PER_SECTION = 48
 
@@ -119,9 +120,10 @@ def build_report_html(directory: str | os.PathLike) -> str:
     ```
     """
     directory = Path(directory)
-    if (directory / "results.json").is_file():
+    run = RunDir(directory)
+    if run.results.is_file():
         return _render("run.html.j2", _run_context(directory))
-    if (directory / "comparison.json").is_file():
+    if run.comparison_json.is_file():
         return _render("comparison.html.j2", _comparison_context(directory))
     raise SeqlError(
         f"{str(directory)!r} is not a run directory: it holds neither results.json (a run) nor "
@@ -151,18 +153,19 @@ def write_report(directory: str | os.PathLike) -> Path:
     ```
     """
     directory = Path(directory)
-    if (directory / "results.json").is_file():
+    run = RunDir(directory)
+    if run.results.is_file():
         load_results(directory)  # a malformed file raises before anything is written
-    elif (directory / "comparison.json").is_file():
-        for method in load_comparison(directory / "comparison.json"):
+    elif run.comparison_json.is_file():
+        for method in load_comparison(run.comparison_json):
             if _has_run(directory, method):
-                load_results(directory / method)
+                load_results(run.method_run(method).root)
     else:
         build_report_html(directory)  # raises the one-line error
-    env_path = directory / ENVIRONMENT_NAME
+    env_path = run.environment_json
     if not env_path.is_file():
         atomic_write_text(env_path, json.dumps(environment_info(), indent=2))
-    path = directory / REPORT_NAME
+    path = run.report_html
     atomic_write_text(path, build_report_html(directory))
     return path
 
@@ -188,7 +191,8 @@ def _run_context(directory: Path) -> dict[str, Any]:
     config = results.config
     extras = _extras(directory)
     sections = ["metrics", "matrix", "curves", "timing", "importance", "config", "environment"]
-    figure = directory / "importance.png"
+    run = RunDir(directory)
+    figure = run.importance_png
     return {
         "title": f"{config.get('benchmark', 'task stream')} — {config.get('method', 'run')}",
         "run_name": directory.resolve().name,
@@ -202,7 +206,7 @@ def _run_context(directory: Path) -> dict[str, Any]:
             if key in results.metrics or not key.startswith("task_il")  # class-incremental only
         ],
         "matrix": _matrix_table(results),
-        "curves": _data_uri(_png_or_render(directory / "task_curves.png",
+        "curves": _data_uri(_png_or_render(run.task_curves_png,
                                            lambda: _task_curves(results))),
         "timing": _timing(results),
         "importance": {
@@ -213,9 +217,10 @@ def _run_context(directory: Path) -> dict[str, Any]:
         "config": _key_values(config),
         "environment": _key_values(recorded_environment(directory)),
         "extras": extras,
-        "files": [(href(name), name) for name in ("results.json", "history.csv", "config.yaml",
-                                                   "environment.json", "models", "samples")
-                  if inside(directory, name)],
+        "files": [(href(path.name), path.name)
+                  for path in (run.results, run.history, run.config, run.environment_json,
+                               run.models, run.samples)
+                  if inside(directory, path.name)],
     }
 
 
@@ -300,9 +305,9 @@ def _extras(directory: Path) -> list[dict[str, Any]]:
         if path.is_file():
             out.append({"id": _slug(title), "title": title, "figures": [],
                         "image": _data_uri(path.read_bytes())})
-    if (directory / "tensorboard").is_dir():
+    if RunDir(directory).tensorboard.is_dir():
         out.append({"id": "tensorboard", "title": "TensorBoard", "figures": [], "image": None,
-                    "logdir": str(directory / "tensorboard")})
+                    "logdir": str(RunDir(directory).tensorboard)})
     return out
 
 
@@ -310,15 +315,16 @@ def _extras(directory: Path) -> list[dict[str, Any]]:
 def _has_run(directory: Path, method: str) -> bool:
     """Whether `method` names an existing sub-folder of `directory` holding a results.json."""
     return ("/" not in method and inside(directory, method, folder=True)
-            and (directory / method / "results.json").is_file())
+            and RunDir(directory).method_run(method).results.is_file())
 
 
 def _comparison_context(directory: Path) -> dict[str, Any]:
-    comparison = load_comparison(directory / "comparison.json")
+    run = RunDir(directory)
+    comparison = load_comparison(run.comparison_json)
     methods = list(comparison)
     # Only a method whose name is an existing sub-folder has a run to read and a link to follow.
     folders = {m for m in methods if "/" not in m and inside(directory, m, folder=True)}
-    runs = {m: load_results(directory / m) for m in methods if _has_run(directory, m)}
+    runs = {m: load_results(run.method_run(m).root) for m in methods if _has_run(directory, m)}
     first = next(iter(runs.values()), None)
     benchmark = first.config.get("benchmark", "task stream") if first else "task stream"
     sections = []
@@ -335,23 +341,23 @@ def _comparison_context(directory: Path) -> dict[str, Any]:
                         if inside(directory, f"{method}/{REPORT_NAME}") else None),
                 ewc_lambda=_fmt(results.config.get("ewc_lambda"), 6),
                 matrix=_matrix_table(results),
-                curves=_data_uri(_png_or_render(directory / method / "task_curves.png",
+                curves=_data_uri(_png_or_render(run.method_run(method).task_curves_png,
                                                 lambda r=results: _task_curves(r))),
             )
         sections.append(section)
     # The comparison's own record of the environment, else the first method's (written at the
     # end of its run).
     source = directory
-    if not (directory / ENVIRONMENT_NAME).is_file():
-        source = next((directory / m for m in runs if (directory / m / ENVIRONMENT_NAME).is_file()),
-                      directory)
+    if not run.environment_json.is_file():
+        source = next((run.method_run(m).root for m in runs
+                       if run.method_run(m).environment_json.is_file()), directory)
     return {
         "title": f"{benchmark} — comparison of {len(methods)} methods",
         "run_name": directory.resolve().name,
         "nav": _nav(["table", "plot", *(s["id"] for s in sections), "config", "environment"]),
         "table": _comparison_table(directory, comparison, first.higher_is_better if first else True,
                                    folders),
-        "plot": _data_uri(_png_or_render(directory / "comparison.png",
+        "plot": _data_uri(_png_or_render(run.comparison_png,
                                          lambda: _comparison_plot(comparison))),
         "methods": sections,
         "config": _shared_config(runs),
