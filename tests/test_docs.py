@@ -24,7 +24,7 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 
 OWNED_MODULES = [
     "metrics", "models", "class_incremental", "sweep", "distribute", "optimizers", "_tf",
-    "native",
+    "native", "graph",
     "importance.base", "importance.fisher", "importance.mas", "importance.modes",
     "importance.penalty", "importance.per_sample", "importance.simple",
     "importance.synaptic_intelligence", "importance.trackers",

@@ -18,18 +18,21 @@ differentiated. Taking one gradient per sample is slow; this module avoids it:
 * **Anything else** (BatchNorm scales, embeddings, layers called twice, subclassed models): exact
   per-sample gradients with `tf.vectorized_map`, in chunks so memory stays bounded.
 
-The model graph is walked op by op (Keras functional graphs, nested models included) so that each
-Dense / Conv2D layer's input and pre-activation are available to differentiate.
+The model graph is walked op by op (Keras functional graphs, nested models included, with the
+package's `graph.GraphWalker`) so that each Dense / Conv2D layer's input and pre-activation are
+available to differentiate.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from sequential_learning.graph import GraphWalker, call_layer, functional_graph
 
 ObjectiveFn = Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
 """Maps (model outputs [N, ...], labels [N]) to (objectives [N, K], weights [N, K])."""
@@ -50,34 +53,24 @@ class _Record:
     preactivation: tf.Tensor
 
 
-@dataclass
-class _Probe:
+class _Probe(GraphWalker):
     """Forward pass that records Dense / Conv2D inputs and pre-activations."""
 
-    covered_ids: set[int]
-    records: list[_Record] = field(default_factory=list)
+    def __init__(self, covered_ids: set[int]) -> None:
+        self.covered_ids = covered_ids
+        self.records: list[_Record] = []
 
-    def run(self, model: keras.Model, x: tf.Tensor) -> tf.Tensor:
-        return self._call_model(model, x)
+    def run(self, model, inputs, at_output: bool = True):
+        if functional_graph(model) is None:  # a subclassed model: nothing to record
+            return call_layer(model, inputs)
+        return super().run(model, inputs, at_output)
 
-    def _call_model(self, model, *args, **kwargs):
-        functional = _functional_of(model)
-        if functional is None:
-            return _call_op(model, *args, **kwargs)
-        inputs = args[0] if len(args) == 1 else list(args)
-        outputs = functional._run_through_graph(inputs, operation_fn=self._operation_fn)
-        if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
-            return outputs[0]
-        return outputs
-
-    def _operation_fn(self, op):
-        if _functional_of(op) is not None:
-            return lambda *a, **k: self._call_model(op, *a, **k)
+    def call(self, op, args, kwargs, at_output):
         if _is_probeable_dense(op) and id(op._kernel) in self.covered_ids:
-            return lambda inputs, **k: self._dense(op, inputs)
+            return self._dense(op, args[0])
         if _is_probeable_conv(op) and id(op._kernel) in self.covered_ids:
-            return lambda inputs, **k: self._conv(op, inputs)
-        return lambda *a, **k: _call_op(op, *a, **k)
+            return self._conv(op, args[0])
+        return super().call(op, args, kwargs, at_output)
 
     def _dense(self, layer, inputs):
         z = tf.matmul(inputs, tf.convert_to_tensor(layer._kernel))
@@ -92,26 +85,6 @@ class _Probe:
             z = z + tf.reshape(tf.convert_to_tensor(layer.bias), (1, 1, 1, -1))
         self.records.append(_Record(layer, inputs, z))
         return layer.activation(z) if layer.activation is not None else z
-
-
-def _functional_of(model):
-    """The Functional graph behind a Functional or built Sequential model, else None."""
-    from keras.src.models.functional import Functional
-    from keras.src.models.sequential import Sequential
-
-    if isinstance(model, Sequential):
-        return model._functional
-    if isinstance(model, Functional) and hasattr(model, "_run_through_graph"):
-        return model
-    return None
-
-
-def _call_op(op, *args, **kwargs):
-    if "training" in getattr(op, "_call_context_args", ()) or getattr(
-        op, "_call_has_training_arg", False
-    ):
-        kwargs["training"] = False
-    return op(*args, **kwargs)
 
 
 def _is_probeable_dense(op) -> bool:
@@ -414,7 +387,7 @@ class ReducerCache:
 def _model_key(model: keras.Model) -> tuple:
     """Identifies the function a model computes: its layer objects in order and input shapes
     for a functional model (two wrappers of the same layers are the same), else the model."""
-    if _functional_of(model) is None:
+    if functional_graph(model) is None:
         return ("model", id(model))
     layers = tuple(id(layer) for layer in model.layers
                    if not isinstance(layer, keras.layers.InputLayer))

@@ -13,9 +13,9 @@ probe; any other final activation is taken as it is. Probabilities are always
 switched off for the duration of that one call, so explaining such a model while another thread
 runs it is not safe; models ending in plain logits, as this project builds them, are unaffected.)
 
-Keras internals used: the probe walks a functional model's graph with `Functional`'s own
-`_run_through_graph` (the walk `Functional.call` runs), and reads `_call_has_training_arg` and
-the output tensor's `_keras_history`. Checked on Keras 3.15; `tests/interpret` covers them.
+Keras internals used: the probe walks a functional model's graph with the package's
+`graph.GraphWalker` (Keras' own `Functional._run_through_graph`, the walk `Functional.call` runs;
+see that module). Checked on Keras 3.15; `tests/interpret` and `tests/test_graph.py` cover them.
 
 Example:
 ```python
@@ -31,7 +31,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from sequential_learning.interpret.layers import sublayers, walk_layers
+from sequential_learning.graph import GraphWalker, call_layer, functional_graph
+from sequential_learning.interpret.layers import walk_layers
 
 
 def _is_softmax(activation: Any) -> bool:
@@ -45,7 +46,7 @@ def _call_without_activation(op: keras.layers.Layer, args: tuple, kwargs: dict) 
     saved = op.activation
     op.activation = keras.activations.linear
     try:
-        return op(*args, **kwargs)
+        return call_layer(op, *args, **kwargs)
     finally:
         op.activation = saved
 
@@ -56,67 +57,45 @@ def _contained_ids(model: Any) -> set[int]:
     return {id(layer) for _, layer in walk_layers(model)}
 
 
-class _Replay:
-    """Runs a model's graph op by op, descending into nested models, recording chosen outputs.
+class _Replay(GraphWalker):
+    """Runs a model's graph op by op, recording chosen outputs and dropping a final softmax.
 
-    Every layer that takes a `training` argument gets `training=False`.
+    Descends only into the nested models that hold chosen layers or make the output.
     """
 
     def __init__(self, targets: Sequence[keras.layers.Layer]) -> None:
         self.target_ids = {id(layer) for layer in targets}
         self.captured: dict[int, Any] = {}
 
-    def run(self, model: keras.Model, inputs: Any, strip_softmax: bool) -> Any:
-        if isinstance(model, keras.Sequential):
-            x = inputs
-            layers = sublayers(model)
-            for i, layer in enumerate(layers):
-                x = self.call(layer, (x,), {}, strip_softmax and i == len(layers) - 1)
-            return x
-        if hasattr(model, "_run_through_graph"):  # a functional model
-            if len(model.outputs) != 1:
-                raise ValueError(
-                    f"Model {model.name!r} has {len(model.outputs)} outputs; the "
-                    "interpretability functions need a model with a single output (the logits)."
-                )
-            history = getattr(model.outputs[0], "_keras_history", None)
-            output_op = history.operation if history is not None else None
-
-            def operation_fn(op: Any) -> Any:
-                def call(*args: Any, **kwargs: Any) -> Any:
-                    return self.call(op, args, kwargs, strip_softmax and op is output_op)
-
-                return call
-
-            # Keras' own graph walk (what `Functional.call` runs), with our call per operation.
-            outputs = model._run_through_graph(
-                keras.tree.flatten(inputs), operation_fn=operation_fn
+    def run(self, model: keras.Model, inputs: Any, at_output: bool = True) -> Any:
+        graph = functional_graph(model)
+        if graph is None:
+            raise ValueError(
+                f"Model {model.name!r} is a subclassed model ({type(model).__name__}); its inner "
+                "layers cannot be reached. Use a Sequential or functional model (nested ones are "
+                "fine)."
             )
-            if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
-                outputs = outputs[0]
-            return outputs
-        raise ValueError(
-            f"Model {model.name!r} is a subclassed model ({type(model).__name__}); its inner "
-            "layers cannot be reached. Use a Sequential or functional model (nested ones are fine)."
-        )
+        if len(graph.outputs) != 1:
+            raise ValueError(
+                f"Model {model.name!r} has {len(graph.outputs)} outputs; the "
+                "interpretability functions need a model with a single output (the logits)."
+            )
+        return super().run(model, inputs, at_output)
 
-    def call(self, op: Any, args: tuple, kwargs: dict, strip_softmax: bool) -> Any:
+    def call(self, op: Any, args: tuple, kwargs: dict, at_output: bool) -> Any:
         is_target = id(op) in self.target_ids
         holds_targets = not is_target and bool(_contained_ids(op) & self.target_ids)
-        if isinstance(op, keras.Model) and (holds_targets or strip_softmax):
-            out = self.run(op, args[0] if len(args) == 1 else list(args), strip_softmax)
-        else:
-            if getattr(op, "_call_has_training_arg", False):
-                kwargs = {**kwargs, "training": False}
-            if strip_softmax and isinstance(op, keras.layers.Softmax):
+        if isinstance(op, keras.Model) and (holds_targets or at_output):
+            out = self.run(op, args[0] if len(args) == 1 else list(args), at_output)
+        elif at_output and isinstance(op, keras.layers.Softmax):
+            out = args[0]
+        elif at_output and _is_softmax(getattr(op, "activation", None)):
+            if isinstance(op, keras.layers.Activation):
                 out = args[0]
-            elif strip_softmax and _is_softmax(getattr(op, "activation", None)):
-                if isinstance(op, keras.layers.Activation):
-                    out = args[0]
-                else:
-                    out = _call_without_activation(op, args, kwargs)
             else:
-                out = op(*args, **kwargs)
+                out = _call_without_activation(op, args, kwargs)
+        else:
+            out = call_layer(op, *args, **kwargs)
         if is_target:
             self.captured[id(op)] = out
         return out
@@ -198,7 +177,7 @@ class Probe:
     def forward(self, images: Any) -> Any:
         """`[*layer_outputs, logits]` (just `logits` without layers), uncompiled."""
         replay = _Replay(self.layers)
-        logits = replay.run(self.model, images, strip_softmax=True)
+        logits = replay.run(self.model, images)
         missing = [layer.name for layer in self.layers if id(layer) not in replay.captured]
         if missing:
             raise ValueError(
