@@ -13,7 +13,6 @@ import io
 import json
 import pickle
 import re
-import shutil
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from run_folders import edit_state, rollback
 from sequential_learning.cli import main
 
 #: The options of the `finished_run` fixture (tests/conftest.py).
@@ -50,17 +50,6 @@ def _yaml(tmp: Path, text: str | bytes) -> Path:
     return path
 
 
-def _state(run: Path) -> tuple[Path, dict]:
-    path = run / "checkpoint" / "state.json"
-    return path, json.loads(path.read_text())
-
-
-def _edit_state(run: Path, **changes) -> None:
-    path, state = _state(run)
-    state.update(changes)
-    path.write_text(json.dumps(state))
-
-
 def _rewrite_npz(path: Path, change: Callable[[dict], dict]) -> None:
     with np.load(path) as data:
         arrays = change({k: data[k] for k in data.files})
@@ -85,14 +74,6 @@ def _os_system(config: dict) -> None:
     layer.update({"module": "os", "class_name": "system", "registered_name": None})
 
 
-def _rollback(run: Path, task: int) -> None:
-    """The checkpoint as it was after `task` (an unfinished run to resume)."""
-    _edit_state(run, completed_tasks=task, weights=f"weights_after_task_{task}.npz",
-                consolidation=f"consolidation_after_task_{task}.npz",
-                results=f"results_after_task_{task}.json")
-    shutil.copy(run / "checkpoint" / f"results_after_task_{task}.json", run / "results.json")
-
-
 def _cmd(argv: list, *effects) -> list:
     """`argv`, once `effects` (calls made while the list of arguments was built) are done."""
     return argv
@@ -105,7 +86,7 @@ def _results_copy_without_keys(run: Path) -> None:
 
 
 def _nan_weights(run: Path) -> list[str]:
-    _rollback(run, 2)
+    rollback(run, 2)
     _rewrite_npz(run / "checkpoint" / "weights_after_task_2.npz",
                  lambda a: {**a, "v0": np.full_like(a["v0"], np.nan)})
     return ["run", "--resume", str(run)]
@@ -251,7 +232,7 @@ CASES: list[tuple[str, bool, Callable, str]] = [
     ("state-a-list", True, lambda t, r: _cmd(
         ["run", "--resume", r], (r / "checkpoint" / "state.json").write_text("[]")), "mapping"),
     ("state-path-outside", True, lambda t, r: _cmd(
-        ["run", "--resume", r], _edit_state(r, weights="../../../elsewhere/good.npz")),
+        ["run", "--resume", r], edit_state(r, weights="../../../elsewhere/good.npz")),
      "outside"),
     ("state-weights-file-missing", True, lambda t, r: _cmd(
         ["run", "--resume", r], (r / "checkpoint" / "weights_after_task_5.npz").unlink()),

@@ -6,11 +6,11 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
 
+from run_folders import rollback
 from sequential_learning import checkpoint
 from sequential_learning.cli import main
 from sequential_learning.config import RunConfig, run_experiment
@@ -19,17 +19,6 @@ from sequential_learning.rundir import claim_run_dir, inside, remove_temporary_f
 
 SMALL = ["--benchmark", "split-digits", "--epochs", "1", "--hidden", "8", "--fisher-samples",
          "50", "--method", "fisher+replay", "--memory", "50"]
-
-
-def _rollback(run, task: int) -> None:
-    """The folder as a run stopped after `task` would have left it."""
-    state_path = run / "checkpoint" / "state.json"
-    state = json.loads(state_path.read_text())
-    state.update(completed_tasks=task, weights=f"weights_after_task_{task}.npz",
-                 consolidation=f"consolidation_after_task_{task}.npz",
-                 results=f"results_after_task_{task}.json")
-    state_path.write_text(json.dumps(state))
-    shutil.copy(run / "checkpoint" / f"results_after_task_{task}.json", run / "results.json")
 
 
 def test_overwrite_replaces_the_whole_run(finished_run_copy, tmp_path, capsys):
@@ -50,7 +39,7 @@ def test_the_python_api_refuses_a_folder_holding_a_run(finished_run_copy, tmp_pa
 
 def test_resume_repeating_the_saved_settings_or_changing_how_it_runs(finished_run_copy, tmp_path):
     run = finished_run_copy
-    _rollback(run, 4)
+    rollback(run, 4)
     assert main(["run", "--resume", str(run), *SMALL, "--tensorboard"]) == 0
     assert json.loads((run / "results.json").read_text())["completed_tasks"] == 5
     assert (run / "tensorboard").is_dir()
@@ -59,7 +48,7 @@ def test_resume_repeating_the_saved_settings_or_changing_how_it_runs(finished_ru
 def test_resume_uses_the_checkpoint_copy_when_results_json_is_unreadable(finished_run_copy, tmp_path,
                                                                           capsys):
     run = finished_run_copy
-    _rollback(run, 4)
+    rollback(run, 4)
     (run / "results.json").write_bytes(b"\x00garbage")
     assert main(["run", "--resume", str(run)]) == 0
     err = capsys.readouterr().err
