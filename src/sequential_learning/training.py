@@ -10,9 +10,11 @@
    gradients stay available for trackers); A-GEM projects;
 3. the optimizer update;
 4. every plugin's `after_update`: importance trackers (synaptic intelligence, sign flips, ...)
-   and buffer insertion, on `tf.Variable`s.
+   and buffer insertion, on `keras.Variable`s.
 
-No Python callback runs per batch.
+No Python callback runs per batch. The step (`continual_step`) is written once in `keras.ops`;
+`train_step` hands it to the backend's module (`sequential_learning.backend`), which takes the
+gradients and, on JAX, threads every variable through the stateless step.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
-import tensorflow as tf
+from keras import ops
 
+from sequential_learning import backend
 from sequential_learning.importance.base import ImportanceEstimator
 from sequential_learning.importance.penalty import ConsolidationPenalty
 from sequential_learning.plugins.base import Plugin, Step, replica_share
@@ -78,11 +81,16 @@ class ContinualTrainer(keras.Model):
         self.routed_data = bool(routed_data)
         # Step (within the epoch, from 0) of the first non-finite loss, -1 while all are finite;
         # checked once per epoch, so the hot path has no host sync.
-        self.nonfinite_step = tf.Variable(-1, dtype=tf.int64, trainable=False)
-        self.epoch_step = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self._multi_worker = isinstance(
-            tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy
-        )
+        self.nonfinite_step = keras.Variable(-1, dtype="int32", trainable=False,
+                                             name="nonfinite_step")
+        self.epoch_step = keras.Variable(0, dtype="int32", trainable=False, name="epoch_step")
+        self._multi_worker = False
+        if backend.is_tensorflow():
+            import tensorflow as tf
+
+            self._multi_worker = isinstance(
+                tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy
+            )
         self.sample_batch = None  # a non-distributed (x, y) batch; see _maybe_symbolic_build
         self.base_loss_tracker = keras.metrics.Mean(name="base_loss")
         names = []
@@ -108,6 +116,13 @@ class ContinualTrainer(keras.Model):
         # Positions of the covered variables in the trained ones, fixed at trace time.
         self.covered_indices = [position[id(v)] for v in self.covered]
         self.needs_old_values = any(p.needs_old_values for p in self.plugins)
+        # Tracked, so that they are this model's variables: on JAX every variable the step reads
+        # must go in and out of the stateless step (a variable left out would be compiled in as
+        # a constant). The routed tasks' heads are trained, the plugins' state is not.
+        self.route_models = [t.model for t in self._router_tasks or []]
+        own = {id(v) for v in self.trained_variables}
+        self.plugin_variables = [v for p in self.plugins for v in p.variables()
+                                 if id(v) not in own]
 
     @property
     def penalty(self) -> ConsolidationPenalty | None:
@@ -145,60 +160,87 @@ class ContinualTrainer(keras.Model):
             self.router = Router(self._router_tasks or [_ModelOnly(self.task_model, self.loss)])
         return self.router
 
-    def train_step(self, data):
+    def train_step(self, *args):
+        # Keras's signature differs per backend (JAX: `(state, data)`); the backend module runs
+        # `continual_step` in its terms.
+        return backend.ops().train_step(self, *args)
+
+    def continual_step(self, data) -> dict:
+        """One training step in `keras.ops`: the loss, the plugins' hooks, one update.
+
+        Args:
+            data: one batch, `(x, y)` or `(x, y, sample_weight)`.
+
+        Returns:
+            The step's logs.
+        """
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         trainable = self.trained_variables
         self._get_router()
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        with tf.GradientTape() as tape:
+        replicas = backend.replicas()
+        kept = {}
+
+        def forward():
+            inputs = x
             if self.routed_data:
                 inputs, task_ids = x
                 y_pred = self.router.outputs(inputs, task_ids, training=True)
                 loss = self.router.loss(inputs, y, task_ids, sample_weight, outputs=y_pred)
                 if self.task_model.losses:
-                    loss = loss + replica_share(tf.add_n(self.task_model.losses))
-                x = inputs
+                    loss = loss + replica_share(_add_n(self.task_model.losses))
             else:
                 y_pred = self.task_model(x, training=True)
                 # Already divided by the number of replicas under a distribution strategy.
                 loss = self._compute_loss(
                     x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
                 )
-            step = Step(self, x, y, sample_weight, y_pred, loss)
+            step = Step(self, inputs, y, sample_weight, y_pred, loss)
+            kept["step"] = step
             extras = {}
             for plugin in self.plugins:
                 extras.update(plugin.extra_losses(step))
             differentiated = loss
             if extras:
-                differentiated = loss + tf.add_n(list(extras.values()))
-            scaled_loss = self.optimizer.scale_loss(differentiated)
-        gradients = tape.gradient(scaled_loss, trainable)
-        gradients = [
-            tf.zeros_like(v) if g is None else g for g, v in zip(gradients, trainable)
-        ]
+                differentiated = loss + _add_n(list(extras.values()))
+            aux = {"y_pred": y_pred, "loss": loss, "extras": extras, "logged": step.logged,
+                   "added": step.added, "carried": step.carried}
+            return self.optimizer.scale_loss(differentiated), aux
+
+        ops_module = backend.ops()
+        _, aux, gradients = ops_module.value_and_grad(forward, trainable)
+        step = kept["step"]
+        # The differentiated function's tensors, as it returned them (on JAX its own are
+        # tracers of the gradient's trace).
+        y_pred, loss, extras = aux["y_pred"], aux["loss"], dict(aux["extras"])
+        step.y_pred, step.task_loss = y_pred, loss
+        step.logged, step.added = dict(aux["logged"]), list(aux["added"])
+        step.carried = dict(aux["carried"])
+        x = step.x
         step.gradients = list(gradients)
         task_loss = loss * replicas
         for plugin in self.plugins:
             # No branch on whether anything is consolidated yet: before the first task's Ω
             # is folded in, √(λΩ) is 0, so the penalty is 0 and the gradients are unchanged,
-            # and one compiled step serves every task (a `tf.cond` cost more, measured).
+            # and one compiled step serves every task (a `cond` cost more, measured).
             gradients = plugin.transform_gradients(step, gradients)
         if self.needs_old_values:
-            step.old_values = [tf.identity(tf.convert_to_tensor(v)) for v in self.covered]
+            step.old_values = [ops.copy(ops.convert_to_tensor(v)) for v in self.covered]
         # Extra losses are replicas' shares, like `loss`: logged and totalled whole.
         extras = {name: value * replicas if replicas != 1 else value
                   for name, value in extras.items()}
         total = task_loss
         for value in [*extras.values(), *step.added]:
             total = total + value
-        first_bad = tf.logical_and(
-            tf.logical_not(tf.math.is_finite(total)), self.nonfinite_step < 0
+        first_bad = ops.logical_and(
+            ops.logical_not(ops.isfinite(total)), self.nonfinite_step.value < 0
         )
-        self.nonfinite_step.assign(tf.where(first_bad, self.epoch_step, self.nonfinite_step))
-        self.epoch_step.assign_add(1)
-        self.optimizer.apply_gradients(zip(gradients, trainable))
-        for plugin in self.plugins:
-            plugin.after_update(step)
+        self.nonfinite_step.assign(
+            ops.where(first_bad, self.epoch_step.value, self.nonfinite_step.value))
+        self.epoch_step.assign(self.epoch_step + 1)
+        ops_module.apply_gradients(self.optimizer, gradients, trainable)
+        with ops_module.no_grad():
+            for plugin in self.plugins:
+                plugin.after_update(step)
         batch = step.batch_size
         self.base_loss_tracker.update_state(task_loss, sample_weight=batch)
         logged = {**extras, **step.logged}
@@ -212,8 +254,16 @@ class ContinualTrainer(keras.Model):
         if self._multi_worker:
             # Keras reduces each log across workers with a MEAN over axis 0, which a scalar
             # lacks: give each log that axis (the reduction then returns the scalar).
-            logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
+            logs = {k: ops.reshape(v, [1]) for k, v in logs.items()}
         return logs
+
+
+def _add_n(values: list):
+    """The sum of a list of tensors, in order."""
+    total = values[0]
+    for value in values[1:]:
+        total = total + value
+    return total
 
 
 class _ModelOnly:

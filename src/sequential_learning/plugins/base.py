@@ -1,11 +1,14 @@
 """The plugin seam: hooks named for when they run, on the Python side and inside the train step.
 
 A continual-learning method is one or more `Plugin`s. The manager loops over tasks and calls the
-Python-side hooks; `ContinualTrainer.train_step` calls the in-graph hooks inside the one compiled
-step (they are traced once, so they use TensorFlow ops and `tf.Variable`s only, never a host
-sync). Avalanche's hook names, in the order they run:
+Python-side hooks; `ContinualTrainer.continual_step` calls the in-graph hooks inside the one
+compiled step (they are traced once, so they use `keras.ops` and `keras.Variable`s only, never a
+host sync, and run on every Keras backend). Avalanche's hook names, in the order they run:
 
-* `build(run)`: once, before the first task, under the strategy's scope: create `tf.Variable`s.
+* `build(run)`: once, before the first task, under the strategy's scope: create
+  `keras.Variable`s (and `keras.random.SeedGenerator`s for random draws). Every variable the
+  in-graph hooks read must be reachable from `variables()` (by default: the plugin's attributes),
+  so that on JAX it is threaded through the stateless step.
 * `before_training_exp(exp)`: before a task's training (reset per-task state, take a teacher).
 * `adapt_dataset(dataset, exp)`: the task's training stream (e.g. the union of several tasks').
 * in-graph, every step: `extra_losses(step)` inside the gradient tape (each returned value is
@@ -22,13 +25,13 @@ class CountSteps(Plugin):
     name = "count-steps"
 
     def build(self, run):
-        self.steps = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.steps = keras.Variable(0, dtype="int32", trainable=False)
 
     def after_update(self, step):
         self.steps.assign_add(1)
 
     def state(self):
-        return {"steps": self.steps.numpy()}
+        return {"steps": keras.ops.convert_to_numpy(self.steps)}
 
     def load_state(self, state):
         self.steps.assign(state["steps"])
@@ -46,7 +49,9 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
+
+from sequential_learning import backend
 
 
 @dataclass
@@ -89,18 +94,18 @@ class Run:
 
     @property
     def train_sizes(self) -> list[int]:
-        """The number of training samples of each task (0 where a task streams a tf.data set)."""
+        """The number of training samples of each task (0 where a task streams a dataset)."""
         sizes = []
         for task in self.tasks:
             data = task.train_data
-            sizes.append(0 if isinstance(data, tf.data.Dataset) else len(data[0]))
+            sizes.append(len(data[0]) if isinstance(data, tuple | list) else 0)
         return sizes
 
     def require_arrays(self, who: str, why: str) -> None:
-        """Raises ValueError when a task streams a tf.data set: `who` needs arrays `why`."""
+        """Raises ValueError when a task streams a dataset: `who` needs arrays `why`."""
         if not all(self.train_sizes):
             raise ValueError(f"{who} needs array training data ({why}); a task streams a "
-                             "tf.data set")
+                             "dataset")
 
 
 @dataclass
@@ -117,7 +122,7 @@ class Experience:
     Example:
     ```python
     def after_training_exp(self, exp):
-        exp.summary["my_plugin"] = {"task": exp.index + 1, "steps": int(self.steps.numpy())}
+        exp.summary["my_plugin"] = {"task": exp.index + 1, "steps": int(self.steps)}
     ```
     """
 
@@ -161,7 +166,13 @@ class Plugin:
             )
 
     def build(self, run: Run) -> None:
-        """Creates the plugin's `tf.Variable`s (called once, under the strategy's scope)."""
+        """Creates the plugin's `keras.Variable`s (called once, under the strategy's scope)."""
+
+    def variables(self) -> list:
+        """Every Keras variable the in-graph hooks read or assign (seed generators' states
+        included): the trainer tracks them, so that on JAX they go in and out of the stateless
+        step. Default: found among the plugin's attributes (see `find_variables`)."""
+        return find_variables(vars(self))
 
     def routed_tasks(self, exp: Experience) -> int:
         """How many leading tasks' models this plugin's in-graph hooks send samples through.
@@ -180,7 +191,7 @@ class Plugin:
     def before_training_exp(self, exp: Experience) -> None:
         """Called before a task's training starts."""
 
-    def adapt_dataset(self, dataset: tf.data.Dataset, exp: Experience) -> tf.data.Dataset:
+    def adapt_dataset(self, dataset: Any, exp: Experience) -> Any:
         """Returns the task's training stream (default: unchanged)."""
         return dataset
 
@@ -202,7 +213,7 @@ class Plugin:
         return {}
 
     # -- in-graph (traced once inside the compiled train step) -------------------------------
-    def extra_losses(self, step: Step) -> dict[str, tf.Tensor]:
+    def extra_losses(self, step: Step) -> dict[str, Any]:
         """Loss terms added inside the gradient tape, `{name: scalar}`, in the units of the task
         loss: a replica's share (a mean divided by the replicas in sync, as `step.loss` gives)."""
         return {}
@@ -218,7 +229,7 @@ class Plugin:
 class Step:
     """What the in-graph hooks see of one training step (symbolic tensors, built at trace time).
 
-    The trainer makes one per traced step; plugins only read it (and `log`).
+    The trainer makes one per traced step; plugins only read it (and `log` / `carry`).
 
     Args:
         trainer: the `ContinualTrainer` running the step.
@@ -231,7 +242,7 @@ class Step:
     Example:
     ```python
     def extra_losses(self, step):
-        return {"logit_loss": 0.01 * tf.reduce_mean(tf.square(step.y_pred))}
+        return {"logit_loss": 0.01 * ops.mean(ops.square(step.y_pred))}
     ```
 
     Attributes:
@@ -249,6 +260,8 @@ class Step:
         loss_scale: the optimizer's loss scale (a tensor; 1 without one).
         analytic_share: the factor on an analytic gradient added to `gradients` so that it is
             scaled like the task's (loss scale / replicas; the Python float 1.0 when both are 1).
+        carried: what `extra_losses` handed on with `carry` (on JAX the differentiated
+            function's tensors cannot be kept any other way).
     """
 
     def __init__(self, trainer, x, y, sample_weight, y_pred, task_loss) -> None:
@@ -259,22 +272,23 @@ class Step:
         self.model = trainer.task_model
         self.variables = trainer.trained_variables
         self.covered_indices = trainer.covered_indices
-        self.replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        self.loss_scale = trainer.optimizer.scale_loss(tf.constant(1.0))
-        self.analytic_share: float | tf.Tensor = 1.0
+        self.replicas = backend.replicas()
+        self.loss_scale = trainer.optimizer.scale_loss(ops.convert_to_tensor(1.0))
+        self.analytic_share: Any = 1.0
         if (isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
                 or self.replicas != 1):
             self.analytic_share = self.loss_scale / self.replicas
         self.gradients: list | None = None
         self.old_values: list | None = None
-        self.logged: dict[str, tf.Tensor] = {}
-        self.added: list[tf.Tensor] = []
+        self.logged: dict[str, Any] = {}
+        self.added: list[Any] = []
+        self.carried: dict[str, Any] = {}
 
     @property
-    def batch_size(self) -> tf.Tensor:
-        return tf.shape(tf.nest.flatten(self.x)[0])[0]
+    def batch_size(self) -> Any:
+        return ops.shape(keras.tree.flatten(self.x)[0])[0]
 
-    def log(self, name: str, value: tf.Tensor, counts: bool = False) -> None:
+    def log(self, name: str, value: Any, counts: bool = False) -> None:
         """Logs `value` under `name` (declared in the plugin's `log_names`).
 
         Args:
@@ -287,7 +301,15 @@ class Step:
         if counts:
             self.added.append(value)
 
-    def tracked_gradients(self) -> list[tf.Tensor]:
+    def carry(self, name: str, value: Any) -> None:
+        """Hands a tensor made in `extra_losses` on to the later hooks (`step.carried[name]`).
+
+        Inside the differentiated function (`extra_losses`) tensors must leave through the
+        step's outputs: on JAX anything kept otherwise is a leaked tracer.
+        """
+        self.carried[name] = value
+
+    def tracked_gradients(self) -> list:
         """The covered variables' gradients of the differentiated loss (the task loss plus the
         plugins' `extra_losses`, without analytic terms such as the consolidation penalty and
         before any `transform_gradients`), unscaled and summed over replicas' shares: what
@@ -296,23 +318,60 @@ class Step:
         return [self.gradients[i] * factor for i in self.covered_indices]
 
     # -- routing: samples of earlier tasks through their own task's model --------------------
-    def outputs(self, x, task_ids=None, training: bool = True) -> tf.Tensor:
+    def outputs(self, x, task_ids=None, training: bool = True) -> Any:
         """Each sample's outputs from its own task's model (`task_ids`: int32, one per sample).
 
         With one model for all tasks (a shared head) the ids are not needed; with a head per
-        task the batch is partitioned by task, each part goes through its task's model and the
-        outputs are put back in batch order.
+        task each sample's outputs come from its own task's head.
         """
         return self.trainer.router.outputs(x, task_ids, training)
 
     def loss(self, x, y, task_ids=None, sample_weight=None, training: bool = True,
-             outputs=None) -> tf.Tensor:
+             outputs=None) -> Any:
         """The mean per-sample loss of a batch, each sample through its own task's model and
         loss (a per-replica mean, like the task loss; `outputs` reuses outputs already made)."""
         return self.trainer.router.loss(x, y, task_ids, sample_weight, training, outputs)
 
 
-def per_sample_loss(loss, y, y_pred) -> tf.Tensor:
+def find_variables(objects: Any, depth: int = 3) -> list:
+    """The Keras variables in `objects` (attributes, lists, dicts, seed generators' states,
+    objects with a `variables` list), each once, in the order found.
+
+    Args:
+        objects: a plugin's `vars(self)`, a list, a variable ...
+        depth: how deep to look into containers and objects.
+
+    Returns:
+        A list of `keras.Variable`s.
+
+    Example:
+    ```python
+    find_variables({"draws": keras.random.SeedGenerator(0), "n": keras.Variable(0)})
+    ```
+    """
+    found: dict[int, Any] = {}
+
+    def visit(obj, level):
+        if isinstance(obj, keras.Variable):
+            found.setdefault(id(obj), obj)
+        elif isinstance(obj, keras.random.SeedGenerator):
+            found.setdefault(id(obj.state), obj.state)
+        elif level <= 0 or isinstance(obj, str | bytes | int | float | np.ndarray | keras.Model):
+            return
+        elif isinstance(obj, dict):
+            for value in obj.values():
+                visit(value, level - 1)
+        elif isinstance(obj, list | tuple):
+            for value in obj:
+                visit(value, level - 1)
+        elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+            visit(vars(obj), level - 1)
+
+    visit(objects, depth)
+    return list(found.values())
+
+
+def per_sample_loss(loss, y, y_pred) -> Any:
     """The unreduced loss of each sample (a Keras `Loss` object, a loss name or a function).
 
     Args:
@@ -333,13 +392,13 @@ def per_sample_loss(loss, y, y_pred) -> tf.Tensor:
         values = loss.call(y, y_pred)
     else:
         values = keras.losses.get(loss)(y, y_pred)
-    values = tf.convert_to_tensor(values)
-    if values.shape.rank is not None and values.shape.rank > 1:
-        values = tf.reduce_mean(values, axis=list(range(1, values.shape.rank)))
+    values = ops.convert_to_tensor(values)
+    if len(values.shape) > 1:
+        values = ops.mean(values, axis=list(range(1, len(values.shape))))
     return values
 
 
-def replica_share(value: tf.Tensor) -> tf.Tensor:
+def replica_share(value: Any) -> Any:
     """`value` divided by the replicas in sync (unchanged on one): a mean's share, so that
     summing the replicas' gradients gives the global mean's, as Keras scales its losses.
 
@@ -351,14 +410,14 @@ def replica_share(value: tf.Tensor) -> tf.Tensor:
 
     Example:
     ```python
-    return {"my_loss": replica_share(tf.reduce_mean(values))}
+    return {"my_loss": replica_share(ops.mean(values))}
     ```
     """
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    replicas = backend.replicas()
     return value / float(replicas) if replicas != 1 else value
 
 
-def mean_over_batch(values: tf.Tensor, weights: tf.Tensor | None = None) -> tf.Tensor:
+def mean_over_batch(values: Any, weights: Any | None = None) -> Any:
     """Σ w·v / batch size (Keras's `sum_over_batch_size`), 0 for an empty batch.
 
     Args:
@@ -370,38 +429,14 @@ def mean_over_batch(values: tf.Tensor, weights: tf.Tensor | None = None) -> tf.T
 
     Example:
     ```python
-    mean_over_batch(tf.constant([1.0, 3.0]), tf.constant([1.0, 0.0]))   # 0.5
+    mean_over_batch(ops.array([1.0, 3.0]), ops.array([1.0, 0.0]))   # 0.5
     ```
     """
-    values = tf.cast(values, tf.float32)
+    values = ops.cast(values, "float32")
     if weights is not None:
-        values = values * tf.cast(weights, tf.float32)
-    count = tf.cast(tf.shape(values)[0], tf.float32)
-    return tf.math.divide_no_nan(tf.reduce_sum(values), count)
-
-
-def stateless_seed(seed: int, counter: tf.Variable, salt: int = 0) -> tf.Tensor:
-    """A `[2]` seed for TensorFlow's stateless random ops: (seed + salt, counter).
-
-    Stateless draws from a counter kept in a `tf.Variable` are the same on every run with the
-    same seed, in the compiled step and under a strategy, and resume exactly from a checkpoint.
-
-    Args:
-        seed: the run's seed.
-        counter: an int64 `tf.Variable` the caller advances after each draw.
-        salt: separates the draws of different plugins or purposes with the same seed.
-
-    Returns:
-        An int64 tensor of shape `[2]`.
-
-    Example:
-    ```python
-    indices = tf.random.stateless_uniform([batch], stateless_seed(run.seed, self.draws, salt=1),
-                                          maxval=filled, dtype=tf.int32)
-    self.draws.assign_add(1)
-    ```
-    """
-    return tf.stack([tf.constant(int(seed) + int(salt), tf.int64), tf.cast(counter, tf.int64)])
+        values = values * ops.cast(weights, "float32")
+    count = ops.cast(ops.shape(values)[0], "float32")
+    return ops.divide_no_nan(ops.sum(values), count)
 
 
 def check_combination(plugins: Sequence[Plugin]) -> None:
@@ -427,3 +462,10 @@ def check_combination(plugins: Sequence[Plugin]) -> None:
     from sequential_learning.plugins.registry import check_families
 
     check_families([(p.name, p.family) for p in plugins])
+
+
+def stateless_seed(seed: int, counter: Any, salt: int = 0) -> Any:
+    """TensorFlow only, until the buffers draw with `keras.random`: (seed + salt, counter)."""
+    import tensorflow as tf
+
+    return tf.stack([tf.constant(int(seed) + int(salt), tf.int64), tf.cast(counter, tf.int64)])

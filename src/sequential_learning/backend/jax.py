@@ -1,0 +1,236 @@
+"""JAX: stateless steps. Every variable a step reads goes in as a value and comes out updated.
+
+Keras's JAX trainer compiles `train_step(state, data)` with `jax.jit`; a variable that is not in
+`state` would be baked into the compiled step as a constant. `ContinualTrainer` therefore tracks
+every variable its plugins, router and class masks use (they are the trainer's non-trainable
+variables), and `train_step` runs the backend-neutral step inside a `keras.StatelessScope` that maps
+each variable to its value in `state` and collects what the step assigned.
+
+Gradients of a function of variables (`value_and_grad`) open a nested scope that maps the
+differentiated variables to `jax.value_and_grad`'s arguments and falls back to the enclosing
+scope for every other variable; what the function assigns (a seed counter, BatchNorm statistics)
+comes out through the gradient's aux and is assigned in the enclosing scope.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from keras import StatelessScope
+from keras.src.backend.common.stateless_scope import get_stateless_scope
+
+
+def replicas() -> int:
+    """Replicas in sync (1: `keras.distribution` shards the batch, the step sees it whole).
+
+    Returns:
+        1.
+
+    Example:
+    ```python
+    replicas()   # 1
+    ```
+    """
+    return 1
+
+
+class _NestedScope(StatelessScope):
+    """A stateless scope that reads variables it does not map from the enclosing scope and
+    records which variables were assigned."""
+
+    def __init__(self, mapping) -> None:
+        self.parent = get_stateless_scope()
+        super().__init__(state_mapping=mapping)
+        self.written: dict[int, Any] = {}
+
+    def add_update(self, update) -> None:
+        variable, _ = update
+        self.written[id(variable)] = variable
+        super().add_update(update)
+
+    def get_current_value(self, variable):
+        value = self.state_mapping.get(id(variable))
+        if value is None and self.parent is not None:
+            value = self.parent.get_current_value(variable)
+        return value
+
+
+def _assign_all(written: dict, values: dict) -> None:
+    for key, variable in written.items():
+        variable.assign(values[key])
+
+
+def value_and_grad(fn: Callable[[], tuple[Any, Any]], variables: Sequence) -> tuple:
+    """`fn()`'s value, its aux and the value's gradients with respect to `variables`.
+
+    Works inside the compiled train step (the enclosing `StatelessScope`) and eagerly. The
+    variables `fn` assigns are assigned again outside the differentiated function.
+
+    Args:
+        fn: a function of no arguments returning `(scalar, aux)`; aux holds tensors only.
+        variables: Keras variables; an unconnected one gets a zero gradient.
+
+    Returns:
+        `(value, aux, gradients)`.
+
+    Example:
+    ```python
+    value, aux, grads = value_and_grad(lambda: (ops.sum(v * v), {}), [v])
+    ```
+    """
+    variables = list(variables)
+    written: dict[int, Any] = {}
+    parent = get_stateless_scope()
+
+    def current(v):
+        value = parent.get_current_value(v) if parent is not None else None
+        return v.value if value is None else value
+
+    def differentiated(values):
+        with _NestedScope(list(zip(variables, values))) as scope:
+            value, aux = fn()
+        written.update({k: v for k, v in scope.written.items()})
+        updates = {k: scope.state_mapping[k] for k in scope.written}
+        return value, (aux, updates)
+
+    (value, (aux, updates)), gradients = jax.value_and_grad(differentiated, has_aux=True)(
+        [current(v) for v in variables])
+    _assign_all(written, updates)
+    return value, aux, list(gradients)
+
+
+def input_gradients(fn: Callable[..., tuple[Any, Any]], inputs: Sequence) -> tuple:
+    """`fn(*inputs)`'s value, its aux and the value's gradients with respect to `inputs`.
+
+    Args:
+        fn: a function of the tensors `inputs` returning `(scalar, aux)`.
+        inputs: tensors.
+
+    Returns:
+        `(value, aux, gradients)` (zeros where the value does not depend on an input).
+
+    Example:
+    ```python
+    value, aux, (gx,) = input_gradients(lambda x: (ops.sum(x * x), None), [x])
+    ```
+    """
+    written: dict[int, Any] = {}
+
+    def differentiated(tensors):
+        with _NestedScope([]) as scope:
+            value, aux = fn(*tensors)
+        written.update(scope.written)
+        updates = {k: scope.state_mapping[k] for k in scope.written}
+        return value, (aux, updates)
+
+    tensors = [jnp.asarray(t) for t in inputs]
+    (value, (aux, updates)), gradients = jax.value_and_grad(differentiated, has_aux=True)(tensors)
+    _assign_all(written, updates)
+    return value, aux, list(gradients)
+
+
+def no_grad() -> contextlib.AbstractContextManager:
+    """A context in which nothing is recorded for gradients (nothing to do on JAX).
+
+    Returns:
+        A context manager.
+
+    Example:
+    ```python
+    with no_grad():
+        optimizer.apply(gradients, variables)
+    ```
+    """
+    return contextlib.nullcontext()
+
+
+def apply_gradients(optimizer, gradients: Sequence, variables: Sequence) -> None:
+    """One optimizer update (inside the step's stateless scope its assignments are collected).
+
+    Args:
+        optimizer: a Keras optimizer.
+        gradients: one per variable.
+        variables: the trained variables.
+
+    Returns:
+        None.
+
+    Example:
+    ```python
+    apply_gradients(trainer.optimizer, grads, trainer.trained_variables)
+    ```
+    """
+    optimizer.apply(list(gradients), list(variables))
+
+
+def train_step(trainer, state, data) -> tuple[dict, tuple]:
+    """Keras's JAX `train_step`: the backend-neutral step on the values in `state`.
+
+    Args:
+        trainer: a `ContinualTrainer`.
+        state: `(trainable, non_trainable, optimizer, metrics)` variable values, in the order of
+            the trainer's `trainable_variables`, `non_trainable_variables`, its optimizer's
+            `variables` and its `metrics_variables`.
+        data: one batch.
+
+    Returns:
+        `(logs, new_state)`.
+
+    Example:
+    ```python
+    logs, state = train_step(trainer, state, (x, y))
+    ```
+    """
+    groups = (trainer.trainable_variables, trainer.non_trainable_variables,
+              trainer.optimizer.variables, trainer.metrics_variables)
+    mapping = [pair for refs, values in zip(groups, state) for pair in zip(refs, values)]
+    with StatelessScope(state_mapping=mapping) as scope:
+        logs = trainer.continual_step(data)
+    new_state = []
+    for refs, values in zip(groups, state):
+        out = []
+        for ref, value in zip(refs, values):
+            new = scope.get_current_value(ref)
+            out.append(value if new is None else new)
+        new_state.append(out)
+    return logs, tuple(new_state)
+
+
+def compiled(fn: Callable, variables: Sequence = ()) -> Callable:
+    """`fn` compiled with `jax.jit`, reading `variables`' current values at every call.
+
+    A jitted function would otherwise compile the variables' values in as constants. The
+    variables `fn` assigns are assigned after the call.
+
+    Args:
+        fn: a function of arrays that may read and assign Keras variables.
+        variables: every Keras variable `fn` reads or assigns.
+
+    Returns:
+        A function with `fn`'s arguments and outputs.
+
+    Example:
+    ```python
+    step = compiled(lambda x: model(x, training=False), model.variables)
+    ```
+    """
+    variables = list(variables)
+
+    @jax.jit
+    def pure(values, *args):
+        with StatelessScope(state_mapping=list(zip(variables, values))) as scope:
+            out = fn(*args)
+        new = [scope.get_current_value(v) for v in variables]
+        return out, [old if n is None else n for old, n in zip(values, new)]
+
+    def call(*args):
+        out, new = pure([v.value for v in variables], *args)
+        for variable, value in zip(variables, new):
+            variable.assign(value)
+        return out
+
+    return call
