@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
+from sequential_learning import backend
 from sequential_learning.data.benchmarks import split
 from sequential_learning.models import mlp_base
 from sequential_learning.plugins.base import Experience, Run
@@ -29,7 +29,7 @@ class Setup:
         self.base = mlp_base(stream.input_shape, hidden)
         self.tasks = tasks_from_benchmark(stream, self.base, batch_size=batch_size)
         self.run = Run(tasks=self.tasks, covered=list(self.base.trainable_variables),
-                       base_model=self.base, strategy=tf.distribute.get_strategy(), seed=0,
+                       base_model=self.base, strategy=_strategy(), seed=0,
                        shared_head=scenario != "task", scenario=scenario)
 
     def build(self, plugin):
@@ -46,6 +46,15 @@ class Setup:
             routes = self.tasks[: index + 1]
         return task.make_trainer(keras.optimizers.SGD(learning_rate), covered=self.run.covered,
                                  plugins=plugins, routes=routes)
+
+
+def _strategy():
+    """The `tf.distribute` strategy in scope on TensorFlow, None on the other backends."""
+    if not backend.is_tensorflow():
+        return None
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy()
 
 
 @pytest.fixture

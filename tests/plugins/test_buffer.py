@@ -1,50 +1,78 @@
 """The memory buffer: reservoir sampling against the textbook algorithm, balanced and slot fills,
-draws, state."""
+draws, state; on every backend, eagerly and inside a compiled function."""
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from keras import ops
 
+from sequential_learning import backend
 from sequential_learning.plugins.buffer import MemoryBuffer
+
+pytestmark = pytest.mark.all_backends
 
 
 def _buffer(capacity=6, seed=0, logits=0):
-    buffer = MemoryBuffer(capacity, (2,), (), tf.int32, logits=logits, seed=seed)
+    buffer = MemoryBuffer(capacity, (2,), (), "int32", logits=logits, seed=seed)
     buffer.build()
     return buffer
 
 
 def _reference_reservoir(capacity, batches, seed):
-    """Vitter's algorithm R one sample at a time, with the buffer's own random draws."""
+    """Vitter's algorithm R one sample at a time, with the buffer's own random draws (one
+    `keras.random.uniform` per batch from a seed generator of the buffer's seed, in float32)."""
+    draws = keras.random.SeedGenerator(seed)
     slots = [None] * capacity
     seen = 0
-    for call, batch in enumerate(batches):
-        draws = tf.random.stateless_uniform(
-            [len(batch)], tf.constant([seed + 2, call], tf.int64), dtype=tf.float64).numpy()
-        for item, u in zip(batch, draws):
-            slot = seen if seen < capacity else int(np.floor(u * (seen + 1)))
+    for batch in batches:
+        u = ops.convert_to_numpy(keras.random.uniform((len(batch),), seed=draws))
+        for item, value in zip(batch, u):
+            chosen = int(np.floor(np.float32(value) * np.float32(seen + 1)))
+            slot = seen if seen < capacity else min(chosen, seen)
             if slot < capacity:
                 slots[slot] = item
             seen += 1
     return slots, seen
 
 
+BATCHES = [list(range(start, start + size)) for start, size in
+           ((0, 4), (4, 5), (9, 7), (16, 7), (23, 3))]
+
+
+def _offer(add, batch):
+    """Item k is x = (k, -k), label k % 3, task k // 8."""
+    x = np.array([[k, -k] for k in batch], np.float32)
+    add(x, (np.array(batch) % 3).astype(np.int32), batch[0] // 8)
+
+
 def test_reservoir_equals_one_sample_at_a_time():
     buffer = _buffer(capacity=6, seed=5)
-    batches = [list(range(start, start + size)) for start, size in
-               ((0, 4), (4, 5), (9, 7), (16, 7), (23, 3))]
-    for batch in batches:  # item k is x = (k, -k), label k % 3, task k // 8
-        x = np.array([[k, -k] for k in batch], np.float32)
-        buffer.reservoir_add(x, np.array(batch) % 3, batch[0] // 8)
-    want, seen = _reference_reservoir(6, batches, seed=5)
+    for batch in BATCHES:
+        _offer(buffer.reservoir_add, batch)
+    want, seen = _reference_reservoir(6, BATCHES, seed=5)
     got = buffer.arrays()
-    assert int(buffer.seen.numpy()) == seen == 26
-    assert int(buffer.filled.numpy()) == 6
+    assert int(ops.convert_to_numpy(buffer.seen)) == seen == 26
+    assert int(ops.convert_to_numpy(buffer.filled)) == 6
     np.testing.assert_array_equal(got["x"][:, 0], want)
     np.testing.assert_array_equal(got["x"][:, 1], [-k for k in want])
     np.testing.assert_array_equal(got["y"], np.array(want) % 3)
+
+
+def test_reservoir_in_a_compiled_function_equals_the_eager_one():
+    """Fixed shapes: the insertion compiles (jax.jit, tf.function) and gives the eager buffer."""
+    eager, inside = _buffer(capacity=6, seed=3), _buffer(capacity=6, seed=3)
+    add = backend.ops().compiled(
+        lambda x, y, task: inside.reservoir_add(x, y, task), inside.variables())
+    for batch in BATCHES[:3] + [BATCHES[1]] * 2:  # a repeated batch size reuses the compilation
+        _offer(eager.reservoir_add, batch)
+        _offer(lambda x, y, t: add(x, y, np.int32(t)), batch)
+    for key, value in eager.state().items():
+        np.testing.assert_array_equal(inside.state()[key], value, err_msg=key)
+    draw = backend.ops().compiled(lambda: inside.sample(7), inside.variables())
+    np.testing.assert_array_equal(ops.convert_to_numpy(draw()["x"]),
+                                  ops.convert_to_numpy(eager.sample(7)["x"]))
 
 
 def test_reservoir_keeps_every_sample_with_equal_probability():
@@ -54,7 +82,8 @@ def test_reservoir_keeps_every_sample_with_equal_probability():
         buffer = _buffer(capacity=12, seed=seed)
         for start in range(0, 120, 10):
             items = np.arange(start, start + 10)
-            buffer.reservoir_add(np.stack([items, items], 1).astype(np.float32), items, 0)
+            buffer.reservoir_add(np.stack([items, items], 1).astype(np.float32),
+                                 items.astype(np.int32), 0)
         kept[buffer.arrays()["x"][:, 0].astype(int)] += 1
     assert kept.sum() == 40 * 12
     first, last = kept[:60].mean() / 40, kept[60:].mean() / 40
@@ -64,14 +93,15 @@ def test_reservoir_keeps_every_sample_with_equal_probability():
 def test_sample_draws_from_filled_slots_and_says_whether_there_is_data():
     buffer = _buffer(capacity=8)
     empty = buffer.sample(5)
-    assert float(empty["has_data"]) == 0.0
-    buffer.reservoir_add(np.array([[1, 1], [2, 2], [3, 3]], np.float32), [1, 2, 0], 4)
-    batch = buffer.sample(50)
+    assert float(ops.convert_to_numpy(empty["has_data"])) == 0.0
+    buffer.reservoir_add(np.array([[1, 1], [2, 2], [3, 3]], np.float32),
+                         np.array([1, 2, 0], np.int32), 4)
+    batch = {k: ops.convert_to_numpy(v) for k, v in buffer.sample(50).items()}
     assert float(batch["has_data"]) == 1.0
-    assert set(batch["x"].numpy()[:, 0].astype(int)) == {1, 2, 3}  # never an empty slot
-    assert set(batch["task"].numpy()) == {4}
-    again = buffer.sample(50)  # the counter moves: a new draw
-    assert not np.array_equal(batch["x"].numpy(), again["x"].numpy())
+    assert set(batch["x"][:, 0].astype(int)) == {1, 2, 3}  # never an empty slot
+    assert set(batch["task"]) == {4}
+    again = buffer.sample(50)  # the seed generator moves: a new draw
+    assert not np.array_equal(batch["x"], ops.convert_to_numpy(again["x"]))
 
 
 def test_same_seed_same_draws_and_state_round_trip():
@@ -79,7 +109,8 @@ def test_same_seed_same_draws_and_state_round_trip():
         buffer = _buffer(capacity=4, seed=seed, logits=3)
         for k in range(5):
             x = np.full((3, 2), k, np.float32)
-            buffer.reservoir_add(x, [k % 2] * 3, k, np.full((3, 3), float(k), np.float32))
+            buffer.reservoir_add(x, np.array([k % 2] * 3, np.int32), k,
+                                 np.full((3, 3), float(k), np.float32))
         return buffer
 
     a, b = run(1), run(1)
@@ -87,7 +118,8 @@ def test_same_seed_same_draws_and_state_round_trip():
         np.testing.assert_array_equal(value, b.state()[key])
     restored = _buffer(capacity=4, seed=1, logits=3)
     restored.load_state(a.state())
-    np.testing.assert_array_equal(restored.sample(20)["logits"], a.sample(20)["logits"])
+    np.testing.assert_array_equal(ops.convert_to_numpy(restored.sample(20)["logits"]),
+                                  ops.convert_to_numpy(a.sample(20)["logits"]))
     with pytest.raises(ValueError, match="shape"):
         _buffer(capacity=5, logits=3).load_state(a.state())
 

@@ -9,16 +9,18 @@ raise that loss (g · g_ref < 0), applies its projection instead:
 
 The dot products run over every variable the step trains. Under a strategy with several
 replicas both gradients are summed across replicas before the projection (it is not linear in
-the replicas' shares), and the result is handed back as a share. Before the first task has
-ended the memory is empty and the step skips the reference pass (`tf.cond`; under several
-replicas, where a branch may not hold the all-reduce, the pass runs with no effect).
+the replicas' shares), and the result is handed back as a share. The reference gradient is the
+backend's `value_and_grad` inside the step. Before the first task has ended the memory is empty:
+on TensorFlow (one replica) the step skips the reference pass (`tf.cond`); elsewhere, and under
+several replicas (a branch may not hold the all-reduce), the pass runs with no effect.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from sequential_learning import backend
 from sequential_learning.plugins.base import Experience, Plugin, Run, Step
 from sequential_learning.plugins.buffer import MemoryBuffer, buffer_for
 from sequential_learning.plugins.registry import MEMORY, MEMORY_BATCH
@@ -70,6 +72,10 @@ class AGEM(Plugin):
         self.buffer.build()
         self.batch = int(self.memory_batch or run.tasks[0].batch_size)
 
+    def variables(self) -> list:
+        """The buffer's variables (its seed generator's state included)."""
+        return self.buffer.variables()
+
     def routed_tasks(self, exp: Experience) -> int:
         return exp.index + 1
 
@@ -81,35 +87,41 @@ class AGEM(Plugin):
     def transform_gradients(self, step: Step, gradients: list) -> list:
         gradients = list(gradients)
         variables = step.variables
-        batch = self.buffer.sample(self.batch)  # outside the branch: it moves a counter
+        batch = self.buffer.sample(self.batch)  # outside any branch: it moves the seed
+        ops_module = backend.ops()
+
+        def reference_loss():
+            loss = step.loss(batch["x"], batch["y"], batch["task"])
+            return step.trainer.optimizer.scale_loss(loss), {}
 
         def project():
-            with tf.GradientTape() as tape:
-                loss = step.loss(batch["x"], batch["y"], batch["task"])
-                scaled = step.trainer.optimizer.scale_loss(loss)
-            reference = tape.gradient(scaled, variables)
-            reference = [tf.zeros_like(v) if r is None else r for r, v in zip(reference, variables)]
+            _, _, reference = ops_module.value_and_grad(reference_loss, variables)
             own = gradients
-            if step.replicas > 1:
+            if step.replicas > 1:  # TensorFlow's strategies only
+                import tensorflow as tf
+
                 context = tf.distribute.get_replica_context()
                 own = context.all_reduce(tf.distribute.ReduceOp.SUM, own)
                 reference = context.all_reduce(tf.distribute.ReduceOp.SUM, reference)
-            dot = tf.add_n([tf.reduce_sum(g * r) for g, r in zip(own, reference)])
-            norm = tf.add_n([tf.reduce_sum(r * r) for r in reference])
-            conflict = tf.logical_and(dot < 0, batch["has_data"] > 0)
-            coefficient = tf.where(conflict, tf.math.divide_no_nan(dot, norm), 0.0)
+            dot = _add_n([ops.sum(g * r) for g, r in zip(own, reference)])
+            norm = _add_n([ops.sum(r * r) for r in reference])
+            conflict = ops.logical_and(dot < 0, batch["has_data"] > 0)
+            coefficient = ops.where(conflict, ops.divide_no_nan(dot, norm), 0.0)
             projected = [g - coefficient * r for g, r in zip(own, reference)]
             if step.replicas > 1:  # a share again: apply_gradients sums the replicas'
                 projected = [g / float(step.replicas) for g in projected]
-            return projected, tf.cast(conflict, tf.float32)
+            return projected, ops.cast(conflict, "float32")
 
-        if step.replicas > 1:
-            # A branch may not hold the all-reduce (a synchronisation point): always project,
-            # with a zero coefficient while the memory is empty.
-            out, flag = project()
-        else:
+        if backend.is_tensorflow() and step.replicas == 1:
+            # TensorFlow skips the reference pass while the memory is empty. (A branch may not
+            # hold a strategy's all-reduce, and JAX would trace both branches anyway: there the
+            # pass always runs, with a zero coefficient while the memory is empty.)
+            import tensorflow as tf
+
             out, flag = tf.cond(batch["has_data"] > 0, project,
                                 lambda: (gradients, tf.constant(0.0)))
+        else:
+            out, flag = project()
         step.log("projected", flag)
         return list(out)
 
@@ -122,3 +134,11 @@ class AGEM(Plugin):
     def describe(self) -> dict:
         return {"memory": self.memory, "memory_per_task": self.per_task,
                 "memory_batch": self.batch}
+
+
+def _add_n(values: list):
+    """The sum of a list of tensors, in order."""
+    total = values[0]
+    for value in values[1:]:
+        total = total + value
+    return total

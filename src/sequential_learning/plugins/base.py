@@ -463,9 +463,3 @@ def check_combination(plugins: Sequence[Plugin]) -> None:
 
     check_families([(p.name, p.family) for p in plugins])
 
-
-def stateless_seed(seed: int, counter: Any, salt: int = 0) -> Any:
-    """TensorFlow only, until the buffers draw with `keras.random`: (seed + salt, counter)."""
-    import tensorflow as tf
-
-    return tf.stack([tf.constant(int(seed) + int(salt), tf.int64), tf.cast(counter, tf.int64)])

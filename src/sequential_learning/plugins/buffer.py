@@ -1,4 +1,4 @@
-"""A memory of past samples in `tf.Variable`s, filled and read inside the compiled step.
+"""A memory of past samples in `keras.Variable`s, filled and read inside the compiled step.
 
 `MemoryBuffer` holds up to `capacity` samples: inputs, labels, the task each came from, and, for
 DER++, the logits the model gave it. Three ways to fill it:
@@ -10,22 +10,25 @@ DER++, the logits the model gave it. Three ways to fill it:
 * `fill_slots` (Python, after a task): a fixed block of slots per task, as A-GEM's episodic
   memory.
 
-Random draws are TensorFlow's stateless ops seeded by (seed, a counter in a `tf.Variable`): the
-same seed gives the same buffer, in the compiled step, under a strategy and after a resume.
-Under a strategy with several replicas the variables take the first replica's update
-(`ONLY_FIRST_REPLICA`): the buffer is a uniform sample of the batches that replica saw, which is
-a uniform sample of the task's data too.
+Everything in the step is `keras.ops` on fixed shapes (no boolean masks, no data-dependent
+shapes: JAX compiles the step once), so the buffer works on every Keras backend. Random draws use
+`keras.random` with a `keras.random.SeedGenerator` kept on the buffer (its state is checkpointed
+with the rest): the same seed gives the same buffer on one backend, in the compiled step and after
+a resume. Under a `tf.distribute` strategy with several replicas the variables take the first
+replica's update (`only_first_replica`): the buffer is a uniform sample of the batches that
+replica saw, which is a uniform sample of the task's data too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from sequential_learning.checkpoint import CheckpointError
-from sequential_learning.plugins.base import stateless_seed
 from sequential_learning.saved_state import kind_of, state_array
 
 
@@ -33,10 +36,10 @@ class MemoryBuffer:
     """A fixed-size memory of samples (see the module docstring).
 
     Args:
-        capacity: the number of samples it holds (≥ 1).
+        capacity: the number of samples it holds (>= 1).
         input_shape: the shape of one input.
         label_shape: the shape of one label (`()` for class indices).
-        label_dtype: `int32` for class indices, `float32` for regression targets.
+        label_dtype: `"int32"` for class indices, `"float32"` for regression targets.
         logits: the width of the stored logits (0: none stored).
         seed: the seed of its random draws.
         name: a prefix for its variables.
@@ -47,7 +50,7 @@ class MemoryBuffer:
 
     Example:
     ```python
-    buffer = MemoryBuffer(500, (784,), (), tf.int32, seed=0)
+    buffer = MemoryBuffer(500, (784,), (), "int32", seed=0)
     buffer.build()                          # under the strategy's scope
     batch = buffer.sample(32)               # in the step: {"x", "y", "task", "has_data"}
     buffer.reservoir_add(x, y, task_id)     # in the step, after the update
@@ -55,7 +58,7 @@ class MemoryBuffer:
     """
 
     def __init__(self, capacity: int, input_shape: Sequence[int], label_shape: Sequence[int] = (),
-                 label_dtype=tf.int32, logits: int = 0, seed: int = 0,
+                 label_dtype: Any = "int32", logits: int = 0, seed: int = 0,
                  name: str = "memory", *, tasks: int | None = None,
                  classes: Sequence[int] | None = None) -> None:
         self.capacity = int(capacity)
@@ -65,7 +68,7 @@ class MemoryBuffer:
             raise ValueError(f"{name}: needs inputs of a fixed shape, got {tuple(input_shape)}")
         self.input_shape = tuple(int(d) for d in input_shape)
         self.label_shape = tuple(int(d) for d in label_shape)
-        self.label_dtype = tf.as_dtype(label_dtype)
+        self.label_dtype = keras.backend.standardize_dtype(label_dtype)
         self.logits_width = int(logits)
         self.seed = int(seed)
         self.name = name
@@ -73,105 +76,126 @@ class MemoryBuffer:
         self.classes = None if classes is None else [int(c) for c in classes]
 
     def build(self) -> None:
-        """Creates the variables (call under the strategy's scope)."""
+        """Creates the variables and the seed generator (call under the strategy's scope)."""
 
         def variable(shape, dtype, suffix):
-            return tf.Variable(tf.zeros(shape, dtype), trainable=False,
-                               name=f"{self.name}_{suffix}",
-                               aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            return keras.Variable(np.zeros(shape, dtype), trainable=False, dtype=dtype,
+                                  name=f"{self.name}_{suffix}",
+                                  aggregation="only_first_replica")
 
         m = self.capacity
-        self.x = variable((m, *self.input_shape), tf.float32, "x")
+        self.x = variable((m, *self.input_shape), "float32", "x")
         self.y = variable((m, *self.label_shape), self.label_dtype, "y")
-        self.task = variable((m,), tf.int32, "task")
+        self.task = variable((m,), "int32", "task")
         self.stored = {"x": self.x, "y": self.y, "task": self.task}
         if self.logits_width:
-            self.logits = variable((m, self.logits_width), tf.float32, "logits")
+            self.logits = variable((m, self.logits_width), "float32", "logits")
             self.stored["logits"] = self.logits
-        self.seen = variable((), tf.int64, "seen")  # samples offered so far
-        self.filled = variable((), tf.int64, "filled")  # slots in use
-        self.draws = variable((), tf.int64, "draws")  # random draws so far
-        self.counters = {"seen": self.seen, "filled": self.filled, "draws": self.draws}
+        self.seen = variable((), "int32", "seen")  # samples offered so far
+        self.filled = variable((), "int32", "filled")  # slots in use
+        self.counters = {"seen": self.seen, "filled": self.filled}
+        self.draws = keras.random.SeedGenerator(self.seed, name=f"{self.name}_draws")
+
+    def variables(self) -> list:
+        """Every variable the in-graph methods read or assign (the seed generator's included)."""
+        return [*self.stored.values(), *self.counters.values(), self.draws.state]
 
     # -- in-graph ----------------------------------------------------------------------------
-    def _next_seed(self, salt: int) -> tf.Tensor:
-        seed = stateless_seed(self.seed, self.draws, salt)
-        self.draws.assign_add(1)
-        return seed
-
-    def sample(self, n: int) -> dict[str, tf.Tensor]:
+    def sample(self, n: int) -> dict[str, Any]:
         """`n` samples drawn uniformly (with replacement) from the filled slots.
 
-        Returns `{"x", "y", "task", ("logits"), "has_data"}`; `has_data` is 1.0 once
-        anything is stored and 0.0 before (the draws then read empty slots: multiply a loss on
-        them by it).
+        Args:
+            n: the number of samples (a Python int).
+
+        Returns:
+            `{"x", "y", "task", ("logits"), "has_data"}`; `has_data` is 1.0 once anything is
+            stored and 0.0 before (the draws then read empty slots: multiply a loss on them
+            by it).
         """
-        filled = tf.convert_to_tensor(self.filled)
-        index = tf.random.stateless_uniform(
-            [int(n)], self._next_seed(1), minval=0, maxval=tf.maximum(filled, 1), dtype=tf.int64
-        )
-        out = {key: tf.gather(tf.convert_to_tensor(v), index) for key, v in self.stored.items()}
-        out["has_data"] = tf.cast(filled > 0, tf.float32)
+        filled = ops.convert_to_tensor(self.filled)
+        top = ops.maximum(filled, 1)
+        draw = keras.random.uniform((int(n),), seed=self.draws)
+        index = ops.cast(ops.floor(draw * ops.cast(top, "float32")), "int32")
+        index = ops.minimum(index, top - 1)  # u * top may round up to top
+        out = {key: ops.take(ops.convert_to_tensor(v), index, axis=0)
+               for key, v in self.stored.items()}
+        out["has_data"] = ops.cast(filled > 0, "float32")
         return out
 
     def reservoir_add(self, x, y, task, logits=None) -> None:
         """Offers a batch to the reservoir: sample number n of the stream takes a slot with
-        probability capacity / (n + 1), replacing a uniformly chosen one."""
-        x = tf.convert_to_tensor(x)
-        count = tf.shape(x, out_type=tf.int64)[0]
-        seen = tf.convert_to_tensor(self.seen)
-        position = seen + tf.range(count, dtype=tf.int64)
-        draw = tf.random.stateless_uniform(tf.reshape(count, [1]), self._next_seed(2),
-                                           dtype=tf.float64)
-        chosen = tf.cast(tf.floor(draw * tf.cast(position + 1, tf.float64)), tf.int64)
-        target = tf.where(position < self.capacity, position, chosen)
+        probability capacity / (n + 1), replacing a uniformly chosen one.
+
+        Args:
+            x: the batch's inputs.
+            y: its labels.
+            task: the task id of every sample (an int or a scalar tensor / variable).
+            logits: the model's outputs on `x` (with `logits`), else None.
+
+        Returns:
+            None.
+        """
+        x = ops.convert_to_tensor(x)
+        count = ops.shape(x)[0]
+        seen = ops.convert_to_tensor(self.seen)
+        position = seen + ops.cast(ops.arange(count), "int32")
+        draw = keras.random.uniform((count,), seed=self.draws)
+        chosen = ops.cast(ops.floor(draw * ops.cast(position + 1, "float32")), "int32")
+        chosen = ops.minimum(chosen, position)  # u * (n + 1) may round up to n + 1
+        target = ops.where(position < self.capacity, position, chosen)
         keep = target < self.capacity
         # Two samples of one batch aimed at the same slot: the later one wins, as it would
         # one sample at a time.
-        order = tf.range(count)
-        later = tf.logical_and(tf.equal(target[:, None], target[None, :]),
-                               order[None, :] > order[:, None])
-        keep = tf.logical_and(keep, tf.logical_not(
-            tf.reduce_any(tf.logical_and(later, keep[None, :]), axis=1)))
-        rows = tf.where(keep)[:, 0]
-        slots = tf.gather(target, rows)[:, None]
-        values = {"x": x, "y": y, "task": tf.fill(tf.reshape(count, [1]), tf.cast(task, tf.int32))}
+        order = ops.cast(ops.arange(count), "int32")
+        later = ops.logical_and(
+            ops.logical_and(ops.equal(target[:, None], target[None, :]),
+                            order[None, :] > order[:, None]),
+            keep[None, :])
+        keep = ops.logical_and(keep, ops.logical_not(ops.any(later, axis=1)))
+        # Samples not kept write a spare row past the end, which is then dropped: fixed shapes.
+        slots = ops.where(keep, target, self.capacity)[:, None]
+        task_ids = ops.zeros_like(position) + ops.cast(ops.convert_to_tensor(task), "int32")
+        values = {"x": x, "y": y, "task": task_ids}
         if self.logits_width:
             values["logits"] = logits
         for key, variable in self.stored.items():
-            update = tf.cast(tf.gather(values[key], rows), variable.dtype)
-            if not isinstance(variable, tf.distribute.DistributedValues):
-                variable.scatter_nd_update(slots, update)
-            else:  # a mirrored variable has no scatter, also with one replica (one GPU)
-                variable.assign(tf.tensor_scatter_nd_update(
-                    tf.convert_to_tensor(variable), slots, update))
-        self.seen.assign(seen + count)
-        self.filled.assign(tf.minimum(seen + count, self.capacity))
+            current = ops.convert_to_tensor(variable)
+            spare = ops.zeros((1, *current.shape[1:]), variable.dtype)
+            update = ops.reshape(ops.cast(values[key], variable.dtype),
+                                 (-1, *current.shape[1:]))
+            written = ops.scatter_update(ops.concatenate([current, spare], axis=0), slots, update)
+            variable.assign(written[: self.capacity])
+        # Both from the value read before: on torch a variable's tensor changes with it.
+        total = seen + ops.cast(count, "int32")
+        filled = ops.minimum(total, self.capacity)
+        self.filled.assign(filled)
+        self.seen.assign(total)
 
     # -- Python side -------------------------------------------------------------------------
     def arrays(self) -> dict[str, np.ndarray]:
         """The filled part of the buffer as NumPy arrays."""
-        n = int(self.filled.numpy())
-        return {key: v.numpy()[:n] for key, v in self.stored.items()}
+        n = int(_numpy(self.filled))
+        return {key: _numpy(v)[:n] for key, v in self.stored.items()}
 
     def composition(self) -> dict[str, int]:
         """How many samples of each task the buffer holds, `{"task_K": count}`."""
-        ids, counts = np.unique(self.task.numpy()[: int(self.filled.numpy())], return_counts=True)
+        n = int(_numpy(self.filled))
+        ids, counts = np.unique(_numpy(self.task)[:n], return_counts=True)
         return {f"task_{int(i) + 1}": int(c) for i, c in zip(ids, counts)}
 
     def _assign(self, arrays: dict[str, np.ndarray]) -> None:
         n = len(arrays["x"])
         for key, variable in self.stored.items():
-            full = np.zeros(variable.shape, variable.dtype.as_numpy_dtype)
+            full = np.zeros(variable.shape, variable.dtype)
             full[:n] = arrays[key]
             variable.assign(full)
         self.filled.assign(n)
-        self.seen.assign(max(int(self.seen.numpy()), n))
+        self.seen.assign(max(int(_numpy(self.seen)), n))
 
     def fill_slots(self, first: int, x: np.ndarray, y: np.ndarray, task: int) -> None:
         """Writes `x, y` (of task `task`) into slots `first, first + 1, ...`; the buffer is then
         filled up to the last of them."""
-        current = {key: v.numpy() for key, v in self.stored.items()}
+        current = {key: _numpy(v) for key, v in self.stored.items()}
         end = first + len(x)
         if end > self.capacity:
             raise ValueError(f"{self.name}: slots {first}..{end - 1} exceed its {self.capacity}")
@@ -214,8 +238,9 @@ class MemoryBuffer:
 
     def state(self) -> dict[str, np.ndarray]:
         """Every variable as a NumPy array (for checkpoints)."""
-        out = {key: v.numpy() for key, v in self.stored.items()}
-        out.update({key: np.asarray(v.numpy()) for key, v in self.counters.items()})
+        out = {key: _numpy(v) for key, v in self.stored.items()}
+        out.update({key: _numpy(v) for key, v in self.counters.items()})
+        out["draws"] = _numpy(self.draws.state)
         return out
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
@@ -224,7 +249,8 @@ class MemoryBuffer:
         Raises:
             CheckpointError: a key is missing, has another shape or dtype, holds non-finite
                 values, or a counter, task id or class label is out of range (`filled` above
-                the capacity, say); nothing is assigned then.
+                the capacity, say); nothing is assigned then. `draws` is the seed generator's
+                state (its shape and dtype are the backend's).
         """
         name = f"{self.name} buffer"
         filled = state_array(name, state, "filled", (), "int", low=0, high=self.capacity,
@@ -233,12 +259,12 @@ class MemoryBuffer:
             "filled": filled,
             "seen": state_array(name, state, "seen", (), "int", low=int(filled),
                                 what="at least the filled slots"),
-            "draws": state_array(name, state, "draws", (), "int", low=0),
         }
+        draws = state_array(name, state, "draws", tuple(self.draws.state.shape), "int")
         top = None if self.tasks is None else self.tasks - 1
         task = state_array(name, state, "task", tuple(self.task.shape), "int", low=0, high=top,
                            what=f"the stream's {self.tasks} tasks" if self.tasks else "")
-        classification = self.label_dtype.is_integer
+        classification = kind_of(self.label_dtype) == "int"
         stored = {
             "x": state_array(name, state, "x", tuple(self.x.shape)),
             "y": state_array(name, state, "y", tuple(self.y.shape),
@@ -259,7 +285,13 @@ class MemoryBuffer:
                     f"{int(limits[slot])}, that task's head's width")
         for key, value in {**stored, **counters}.items():
             variable = self.stored.get(key, self.counters.get(key))
-            variable.assign(value.astype(variable.dtype.as_numpy_dtype))
+            variable.assign(value.astype(variable.dtype))
+        self.draws.state.assign(draws.astype(self.draws.state.dtype))
+
+
+def _numpy(variable) -> np.ndarray:
+    """A copy of a variable's value (on torch a CPU tensor's NumPy view changes with it)."""
+    return np.array(ops.convert_to_numpy(variable))
 
 
 def _flat(labels: np.ndarray) -> list:
@@ -293,12 +325,12 @@ def buffer_for(tasks: Sequence, capacity: int, logits: bool = False, seed: int =
     task = tasks[0]
     input_shape = tuple(task.model.input_shape[1:])
     data = task.train_data
-    if isinstance(data, tf.data.Dataset):
-        label_shape = tuple(data.element_spec[1].shape[1:])
-    else:
+    if isinstance(data, tuple | list):
         label_shape = tuple(np.asarray(data[1]).shape[1:])
+    else:  # a tf.data.Dataset (TensorFlow only)
+        label_shape = tuple(data.element_spec[1].shape[1:])
     classification = task._is_classification()
-    dtype = tf.int32 if classification else tf.float32
+    dtype = "int32" if classification else "float32"
     width = int(task.model.output_shape[-1]) if logits else 0
     classes = ([int(t.model.output_shape[-1]) for t in tasks] if classification else None)
     return MemoryBuffer(capacity, input_shape, label_shape, dtype, width, seed, name,

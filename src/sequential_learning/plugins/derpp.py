@@ -15,8 +15,11 @@ with only the then-active classes matched).
 
 from __future__ import annotations
 
+from typing import Any
+
+import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from sequential_learning.plugins.base import Experience, Plugin, Run, Step, replica_share
 from sequential_learning.plugins.buffer import MemoryBuffer, buffer_for
@@ -66,8 +69,12 @@ class DERPlusPlus(Plugin):
         self.buffer: MemoryBuffer = buffer_for(run.tasks, self.memory, logits=True,
                                                seed=seed + 2, name="derpp")
         self.buffer.build()
-        self.current_task = tf.Variable(0, dtype=tf.int32, trainable=False, name="derpp_task")
+        self.current_task = keras.Variable(0, dtype="int32", trainable=False, name="derpp_task")
         self.batch = int(self.memory_batch or run.tasks[0].batch_size)
+
+    def variables(self) -> list:
+        """The buffer's variables (its seed generator's state included) and the task id."""
+        return [*self.buffer.variables(), self.current_task]
 
     def routed_tasks(self, exp: Experience) -> int:
         return exp.index + 1
@@ -78,17 +85,17 @@ class DERPlusPlus(Plugin):
     def after_training_exp(self, exp: Experience) -> None:
         exp.summary["replay_buffer"] = self.buffer.composition()
 
-    def extra_losses(self, step: Step) -> dict[str, tf.Tensor]:
+    def extra_losses(self, step: Step) -> dict[str, Any]:
         first = self.buffer.sample(self.batch)
-        outputs = tf.cast(step.outputs(first["x"], first["task"]), tf.float32)
-        logit_loss = replica_share(tf.reduce_mean(tf.square(outputs - first["logits"])))
+        outputs = ops.cast(step.outputs(first["x"], first["task"]), "float32")
+        logit_loss = replica_share(ops.mean(ops.square(outputs - first["logits"])))
         second = self.buffer.sample(self.batch)
         label_loss = step.loss(second["x"], second["y"], second["task"])
         return {"logit_loss": self.alpha * logit_loss * first["has_data"],
                 "replay_loss": self.beta * label_loss * second["has_data"]}
 
     def after_update(self, step: Step) -> None:
-        logits = tf.stop_gradient(tf.cast(step.y_pred, tf.float32))
+        logits = ops.stop_gradient(ops.cast(step.y_pred, "float32"))
         self.buffer.reservoir_add(step.x, step.y, self.current_task, logits)
 
     def state(self) -> dict[str, np.ndarray]:

@@ -1,7 +1,7 @@
 """Learning without Forgetting (Li & Hoiem 2017): distil the previous model into the new one.
 
 Before each task after the first, the weights of every task model are copied into a frozen
-teacher (`tf.Variable`s; the teacher is the same models run with those values through Keras's
+teacher (`keras.Variable`s; the teacher is the same models run with those values through Keras's
 `stateless_call`, so no model is cloned). Every step then adds
 
     α · Σ_old KL( softmax(z_teacher / T) ‖ softmax(z_student / T) )   (batch mean)
@@ -14,13 +14,16 @@ them (domain-incremental).
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from sequential_learning.class_incremental import mask_outputs
 from sequential_learning.plugins.base import Experience, Plugin, Run, Step, replica_share
 from sequential_learning.plugins.registry import LWF_ALPHA, LWF_TEMPERATURE
+from sequential_learning.plugins.routing import split_heads
 from sequential_learning.saved_state import kind_of, state_array
 
 
@@ -56,13 +59,18 @@ class LearningWithoutForgetting(Plugin):
             for v in task.model.weights:
                 variables.setdefault(id(v), v)
         self._sources = list(variables.values())
-        self.teacher = {key: tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False,
-                                         name=f"lwf_teacher_{i}")
+        self.teacher = {key: keras.Variable(np.zeros(v.shape, v.dtype), trainable=False,
+                                            dtype=v.dtype, name=f"lwf_teacher_{i}")
                         for i, (key, v) in enumerate(variables.items())}
-        self.on = tf.Variable(0.0, trainable=False, name="lwf_on")
+        self.on = keras.Variable(0.0, trainable=False, dtype="float32", name="lwf_on")
         width = int(run.tasks[0].model.output_shape[-1])
-        self.old_classes = tf.Variable(tf.ones([width]), trainable=False, name="lwf_old_classes")
+        self.old_classes = keras.Variable(np.ones([width], np.float32), trainable=False,
+                                          name="lwf_old_classes")
         self._heads = _heads(run)
+
+    def variables(self) -> list:
+        """The teacher's copies, the on switch and the old classes' mask (not the models')."""
+        return [*self.teacher.values(), self.on, self.old_classes]
 
     def routed_tasks(self, exp: Experience) -> int:
         return exp.index + 1
@@ -72,13 +80,13 @@ class LearningWithoutForgetting(Plugin):
             self.on.assign(0.0)
             return
         for v in self._sources:
-            self.teacher[id(v)].assign(v)
+            self.teacher[id(v)].assign(ops.convert_to_tensor(v))
         self.on.assign(1.0)
         active = getattr(exp.task, "active_classes", None)
         if active is not None:  # the classes seen before this task
             self.old_classes.assign(active.mask_through(exp.index - 1))
 
-    def extra_losses(self, step: Step) -> dict[str, tf.Tensor]:
+    def extra_losses(self, step: Step) -> dict[str, Any]:
         x = step.x
         if self.run.shared_head:
             teacher = _stateless(step.model, self.teacher, x)
@@ -86,8 +94,8 @@ class LearningWithoutForgetting(Plugin):
         else:
             old = step.trainer.router.tasks[:-1]
             if not old:
-                return {"distillation_loss": tf.constant(0.0)}
-            loss = tf.constant(0.0)
+                return {"distillation_loss": ops.zeros((), "float32")}
+            loss = ops.zeros((), "float32")
             for t_out, s_out in zip(self._teacher_outputs(old, x), self._student_outputs(old, x)):
                 loss = loss + self._distillation(t_out, s_out, None)
         return {"distillation_loss": replica_share(self.alpha * loss * self.on)}
@@ -106,22 +114,23 @@ class LearningWithoutForgetting(Plugin):
             return [_stateless(heads[t.model.name], self.teacher, features) for t in tasks]
         return [_stateless(t.model, self.teacher, x) for t in tasks]
 
-    def _distillation(self, teacher, student, mask) -> tf.Tensor:
+    def _distillation(self, teacher, student, mask) -> Any:
         """KL(softmax(teacher/T) ‖ softmax(student/T)) summed over classes, batch mean."""
         from_logits = getattr(self.run.tasks[0], "from_logits", True)
-        teacher = _as_logits(tf.cast(teacher, tf.float32), from_logits) / self.temperature
-        student = _as_logits(tf.cast(student, tf.float32), from_logits) / self.temperature
+        teacher = _as_logits(ops.cast(teacher, "float32"), from_logits) / self.temperature
+        student = _as_logits(ops.cast(student, "float32"), from_logits) / self.temperature
         if mask is not None:  # masked classes get q = 0: they add nothing
             teacher, student = mask_outputs(teacher, mask), mask_outputs(student, mask)
-        q = tf.nn.softmax(teacher)
-        terms = q * (tf.nn.log_softmax(teacher) - tf.nn.log_softmax(student))
-        count = tf.cast(tf.shape(terms)[0], tf.float32)
-        return tf.math.divide_no_nan(tf.reduce_sum(terms), count)
+        q = ops.softmax(teacher, axis=-1)
+        terms = q * (ops.log_softmax(teacher, axis=-1) - ops.log_softmax(student, axis=-1))
+        count = ops.cast(ops.shape(terms)[0], "float32")
+        return ops.divide_no_nan(ops.sum(terms), count)
 
     def state(self) -> dict[str, np.ndarray]:
-        out = {f"teacher_{i}": v.numpy() for i, v in enumerate(self.teacher.values())}
-        out["on"] = np.asarray(self.on.numpy())
-        out["old_classes"] = self.old_classes.numpy()
+        out = {f"teacher_{i}": np.array(ops.convert_to_numpy(v))
+               for i, v in enumerate(self.teacher.values())}
+        out["on"] = np.array(ops.convert_to_numpy(self.on))
+        out["old_classes"] = np.array(ops.convert_to_numpy(self.old_classes))
         return out
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
@@ -138,7 +147,7 @@ class LearningWithoutForgetting(Plugin):
         old = state_array(self.name, state, "old_classes", tuple(self.old_classes.shape),
                           low=0, high=1, what="a 0/1 mask of classes")
         for v, value in teacher:
-            v.assign(value.astype(v.dtype.as_numpy_dtype))
+            v.assign(value.astype(v.dtype))
         self.on.assign(float(on))
         self.old_classes.assign(old.astype(np.float32))
 
@@ -146,14 +155,14 @@ class LearningWithoutForgetting(Plugin):
         return {"lwf_alpha": self.alpha, "lwf_temperature": self.temperature}
 
 
-def _as_logits(outputs: tf.Tensor, from_logits: bool) -> tf.Tensor:
-    return outputs if from_logits else tf.math.log(tf.clip_by_value(outputs, 1e-7, 1.0))
+def _as_logits(outputs: Any, from_logits: bool) -> Any:
+    return outputs if from_logits else ops.log(ops.clip(outputs, 1e-7, 1.0))
 
 
-def _stateless(layer, values: dict, x) -> tf.Tensor:
+def _stateless(layer, values: dict, x) -> Any:
     """`layer(x)` in inference mode, computed with the teacher's copies of its weights."""
-    trainable = [tf.convert_to_tensor(values[id(v)]) for v in layer.trainable_variables]
-    frozen = [tf.convert_to_tensor(values[id(v)]) for v in layer.non_trainable_variables]
+    trainable = [ops.convert_to_tensor(values[id(v)]) for v in layer.trainable_variables]
+    frozen = [ops.convert_to_tensor(values[id(v)]) for v in layer.non_trainable_variables]
     outputs, _ = layer.stateless_call(trainable, frozen, x, training=False)
     return outputs
 
@@ -164,11 +173,7 @@ def _heads(run: Run):
     base = run.base_model
     if base is None or run.shared_head:
         return None
-    heads = {}
-    for task in run.tasks:
-        layers = [layer for layer in task.model.layers
-                  if not isinstance(layer, keras.layers.InputLayer)]
-        if len(layers) != 2 or layers[0] is not base or isinstance(layers[1], keras.Model):
-            return None
-        heads[task.model.name] = layers[1]
-    return base, heads
+    found = split_heads([task.model for task in run.tasks])
+    if found is None or found[0] is not base:
+        return None
+    return base, {task.model.name: head for task, head in zip(run.tasks, found[1])}

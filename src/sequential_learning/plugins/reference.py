@@ -17,8 +17,9 @@ more data for that head.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-import tensorflow as tf
 
 from sequential_learning.plugins.base import Experience, Plugin, Run
 
@@ -51,7 +52,7 @@ class Cumulative(Plugin):
     def routed_data(self, exp: Experience) -> bool:
         return not exp.run.shared_head and len(self._tasks(exp)) > 1
 
-    def adapt_dataset(self, dataset: tf.data.Dataset, exp: Experience) -> tf.data.Dataset:
+    def adapt_dataset(self, dataset: Any, exp: Experience) -> Any:
         from sequential_learning.pipeline import array_dataset
 
         indices = self._tasks(exp)

@@ -11,14 +11,16 @@ buffer policies:
 * `balanced`: after each task the buffer is refilled with an equal share per (task, class), as
   Avalanche's class-balanced buffer (nothing is replayed during task 1).
 
-The buffer lives in `tf.Variable`s, so the step stays one compiled function; its contents are
+The buffer lives in `keras.Variable`s, so the step stays one compiled function on every backend; its contents are
 checkpointed with the rest of the run.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import keras
 import numpy as np
-import tensorflow as tf
 
 from sequential_learning.plugins.base import Experience, Plugin, Run, Step
 from sequential_learning.plugins.buffer import MemoryBuffer, buffer_for
@@ -69,9 +71,13 @@ class ExperienceReplay(Plugin):
         self.buffer: MemoryBuffer = buffer_for(run.tasks, self.memory, seed=seed + 1,
                                                name="replay")
         self.buffer.build()
-        self.current_task = tf.Variable(0, dtype=tf.int32, trainable=False, name="replay_task")
+        self.current_task = keras.Variable(0, dtype="int32", trainable=False, name="replay_task")
         self.batch = int(self.memory_batch or run.tasks[0].batch_size)
         self._seed = seed
+
+    def variables(self) -> list:
+        """The buffer's variables (its seed generator's state included) and the task id."""
+        return [*self.buffer.variables(), self.current_task]
 
     def routed_tasks(self, exp: Experience) -> int:
         return exp.index + 1
@@ -85,7 +91,7 @@ class ExperienceReplay(Plugin):
             self.buffer.fill_balanced(x.astype(np.float32), y, exp.index, self._seed + exp.index)
         exp.summary["replay_buffer"] = self.buffer.composition()
 
-    def extra_losses(self, step: Step) -> dict[str, tf.Tensor]:
+    def extra_losses(self, step: Step) -> dict[str, Any]:
         batch = self.buffer.sample(self.batch)
         loss = step.loss(batch["x"], batch["y"], batch["task"])
         return {"replay_loss": loss * batch["has_data"]}

@@ -2,20 +2,78 @@
 when every task has its own head.
 
 In a task-incremental stream task k's model is the shared base plus head k, so a batch that
-mixes samples of several tasks (a replay buffer's, or the union of every task's data) is
-partitioned by task id, each part goes through its own task's model, and the outputs and
-per-sample losses are put back in batch order. The parts are disjoint, so the base computes each
-sample once. With one model for every task (domain- and class-incremental streams) the ids are
-not needed and the batch goes through that model whole.
+mixes samples of several tasks (a replay buffer's, or the union of every task's data) needs each
+sample's outputs from its own task's head. Shapes stay fixed (JAX compiles the step once, and no
+backend partitions a batch by value inside it): the shared base runs once on the whole batch,
+every routed head (small) runs on its features, and each sample takes its own head's outputs and
+its own task's loss with `ops.where`. Task models that are not `head(base(inputs))` are each run
+on the whole batch and selected the same way. With one model for every task (domain- and
+class-incremental streams) the ids are not needed and the batch goes through that model whole.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-import tensorflow as tf
+import keras
+from keras import ops
 
 from sequential_learning.plugins.base import mean_over_batch, per_sample_loss, replica_share
+
+
+def split_heads(models: Sequence[keras.Model]) -> tuple[keras.Model, list] | None:
+    """`(base, heads)` when every model is `head_k(base(inputs))` with one shared base, else None.
+
+    Args:
+        models: task models.
+
+    Returns:
+        The shared base and each model's head (in the models' order), or None when a model is
+        built otherwise (then each model has to be run whole).
+
+    Example:
+    ```python
+    found = split_heads([t.model for t in tasks])
+    if found is not None:
+        base, heads = found
+        outputs = [head(base(x)) for head in heads]
+    ```
+    """
+    base, heads = None, []
+    for model in models:
+        layers = [layer for layer in getattr(model, "layers", [])
+                  if not isinstance(layer, keras.layers.InputLayer)]
+        if len(layers) != 2 or not isinstance(layers[0], keras.Model):
+            return None
+        if isinstance(layers[1], keras.Model) or (base is not None and layers[0] is not base):
+            return None
+        base = layers[0]
+        heads.append(layers[1])
+    return (base, heads) if base is not None else None
+
+
+def select(task_ids: Any, values: Sequence[Any]) -> Any:
+    """Each sample's row of `values[task_ids[i]]` (fixed shapes: `ops.where`, no partition).
+
+    Args:
+        task_ids: int, one per sample, `[N]`.
+        values: one tensor per task, each `[N, ...]`.
+
+    Returns:
+        A tensor shaped like `values[0]`.
+
+    Example:
+    ```python
+    select(ops.array([1, 0]), [ops.zeros((2, 3)), ops.ones((2, 3))])   # rows: ones, zeros
+    ```
+    """
+    ids = ops.cast(task_ids, "int32")
+    out = values[0]
+    for k, value in enumerate(values[1:], start=1):
+        chosen = ops.reshape(ops.equal(ids, k), (-1,) + (1,) * (len(value.shape) - 1))
+        out = ops.where(chosen, value, out)
+    return out
 
 
 class Router:
@@ -43,22 +101,27 @@ class Router:
                 "samples of several tasks are routed to heads with different output shapes "
                 f"({sorted(shapes)}); give every task's head the same number of outputs"
             )
+        self.heads = split_heads(self.models) if len(self.tasks) > 1 else None
 
     @property
     def models(self) -> list:
         return [t.model for t in self.tasks]
 
-    def outputs(self, x, task_ids=None, training: bool = True) -> tf.Tensor:
+    def outputs(self, x, task_ids=None, training: bool = True) -> Any:
         """Each sample's outputs from its own task's model, in batch order."""
         if len(self.tasks) == 1:
             return self.tasks[0].model(x, training=training)
-        ids, positions = self._partition(task_ids, x)
-        parts = _split(x, ids, len(self.tasks))
-        outputs = [t.model(p, training=training) for t, p in zip(self.tasks, parts)]
-        return tf.dynamic_stitch(positions, outputs)
+        self._check(task_ids)
+        if self.heads is not None:
+            base, heads = self.heads
+            features = base(x, training=training)
+            outputs = [head(features, training=training) for head in heads]
+        else:
+            outputs = [t.model(x, training=training) for t in self.tasks]
+        return select(task_ids, outputs)
 
     def loss(self, x, y, task_ids=None, sample_weight=None, training: bool = True,
-             outputs=None) -> tf.Tensor:
+             outputs=None) -> Any:
         """The mean per-sample loss, each sample by its own task's loss; a replica's share.
 
         Like Keras's losses under a distribution strategy, the mean is divided by the number of
@@ -69,23 +132,28 @@ class Router:
         if len(self.tasks) == 1:
             values = per_sample_loss(self.tasks[0].loss, y, outputs)
         else:
-            ids, positions = self._partition(task_ids, x)
-            n = len(self.tasks)
-            parts = [per_sample_loss(t.loss, yk, ok) for t, yk, ok in
-                     zip(self.tasks, tf.dynamic_partition(y, ids, n),
-                         tf.dynamic_partition(outputs, ids, n))]
-            values = tf.dynamic_stitch(positions, [tf.cast(p, tf.float32) for p in parts])
+            self._check(task_ids)
+            losses = [t.loss for t in self.tasks]
+            if all(_same_loss(loss, losses[0]) for loss in losses[1:]):
+                values = per_sample_loss(losses[0], y, outputs)
+            else:
+                values = select(task_ids, [ops.cast(per_sample_loss(loss, y, outputs), "float32")
+                                           for loss in losses])
         return replica_share(mean_over_batch(values, sample_weight))
 
-    def _partition(self, task_ids, x):
+    def _check(self, task_ids) -> None:
         if task_ids is None:
             raise ValueError("samples of several tasks' heads need their task ids")
-        ids = tf.cast(task_ids, tf.int32)
-        size = tf.shape(tf.nest.flatten(x)[0])[0]
-        return ids, tf.dynamic_partition(tf.range(size), ids, len(self.tasks))
 
 
-def _split(x, ids, n: int) -> list:
-    """`x` (a tensor or a nest of them) partitioned by `ids` into `n` parts."""
-    flat = [tf.dynamic_partition(t, ids, n) for t in tf.nest.flatten(x)]
-    return [tf.nest.pack_sequence_as(x, [f[k] for f in flat]) for k in range(n)]
+def _same_loss(a, b) -> bool:
+    """Whether two tasks' losses are the same function (the same object, or one loss name or
+    Keras loss class with the same configuration)."""
+    if a is b or (isinstance(a, str) and a == b):
+        return True
+    if isinstance(a, keras.losses.Loss) and type(a) is type(b):
+        try:
+            return a.get_config() == b.get_config()
+        except NotImplementedError:
+            return False
+    return False
