@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-slow test-all test-deps install lint bench clean docs
+.PHONY: demo test test-slow test-all test-deps test-backends backend-deps install lint bench clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,11 @@ demo: install
 
 # `make test`: lint and the fast suite (tests not marked `slow`), a few minutes on two cores.
 # `make test-slow`: only the slow tests (honest runs, subprocesses); `make test-all`: everything.
-# .ci/run runs `make test` and then `make test-slow`. PYTEST_WORKERS=0 runs in one process;
+# .ci/run runs `make test`, `make test-slow`, then `make test-backends`. These run on TensorFlow
+# whatever KERAS_BACKEND says. PYTEST_WORKERS=0 runs in one process;
 # PYTEST_ARGS passes more options (PYTEST_ARGS="--durations=30", PYTEST_ARGS="tests/test_cli.py").
 PYTEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+PYTEST := KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # The docs extra too: a slow test builds the documentation site in strict mode.
 test-deps: $(BIN)/python
@@ -35,6 +36,21 @@ test: test-deps
 
 test-slow: test-deps
 	$(PYTEST) -m slow
+
+# `make test-backends`: the test modules marked `pytest.mark.all_backends` (the core suite: every
+# method and estimator, resume, bad input, the CLI) under KERAS_BACKEND=jax and then torch, with
+# the jax and torch extras installed (torch pinned to the CPU build this machine has on disk).
+# tests/conftest.py collects only the marked modules on a backend other than TensorFlow.
+BACKENDS_TESTED ?= jax torch
+
+backend-deps: $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[dev,jax,torch]"
+
+test-backends: backend-deps
+	for backend in $(BACKENDS_TESTED); do \
+	  echo "== KERAS_BACKEND=$$backend"; \
+	  KERAS_BACKEND=$$backend $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS) || exit 1; \
+	done
 
 test-all: test-deps
 	$(BIN)/ruff check src tests bench

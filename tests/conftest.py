@@ -1,4 +1,9 @@
-"""Shared test set-up: quiet TensorFlow, small seeded models, runs made once per session.
+"""Shared test set-up: the Keras backend, quiet TensorFlow, seeded models, runs made once per session.
+
+The backend is `KERAS_BACKEND` at session start (TensorFlow when unset). On TensorFlow every test
+module is collected; on JAX or PyTorch only the modules marked to run on every backend
+(`pytestmark = pytest.mark.all_backends` at their top, and no TensorFlow in them): the others
+test TensorFlow-only paths or are not yet ported.
 
 Session fixtures are made once per process: once per worker under pytest-xdist (`make test` runs
 two), so a session fixture must never be changed by a test (copy it first) and must write only
@@ -8,22 +13,51 @@ under `tmp_path_factory`, which gives every worker folders of its own.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
-from sequential_learning._tf import quiet_tensorflow
+from sequential_learning.backend import select
 
-quiet_tensorflow()
+#: The Keras backend of this session (`KERAS_BACKEND`, else TensorFlow), set before Keras loads.
+BACKEND = select(None)
+#: What a module's source holds to be collected on a backend other than TensorFlow.
+ALL_BACKENDS_MARK = "pytest.mark.all_backends"
+
+if BACKEND == "tensorflow":
+    from sequential_learning._tf import quiet_tensorflow
+
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-tf.get_logger().setLevel("ERROR")
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "all_backends: a test module that runs on every Keras backend (set as "
+        "`pytestmark` at its top; it holds no TensorFlow); under KERAS_BACKEND=jax or torch only "
+        "these modules are collected")
+
+
+def pytest_ignore_collect(collection_path: Path, config):
+    """On JAX or PyTorch, leaves out the test modules not marked `all_backends`."""
+    if BACKEND == "tensorflow" or collection_path.suffix != ".py":
+        return None
+    if not collection_path.name.startswith("test_"):
+        return None
+    try:
+        source = collection_path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return None if ALL_BACKENDS_MARK in source else True
 
 
 @pytest.fixture
 def seeded():
-    """Seeds Python, NumPy and TensorFlow."""
+    """Seeds Python, NumPy and the backend (Keras's global seed)."""
     keras.utils.set_random_seed(0)
     return np.random.default_rng(0)
 

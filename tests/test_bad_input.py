@@ -9,6 +9,7 @@ checks the answer.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import json
 import pickle
@@ -17,11 +18,14 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
 from run_folders import edit_state, rollback
 from sequential_learning.cli import main
+
+pytestmark = pytest.mark.all_backends
 
 #: The options of the `finished_run` fixture (tests/conftest.py).
 SMALL = ["--benchmark", "split-digits", "--epochs", "1", "--hidden", "8", "--fisher-samples",
@@ -83,6 +87,15 @@ def _results_copy_without_keys(run: Path) -> None:
     (run / "results.json").unlink()
     copy = run / "checkpoint" / "results_after_task_5.json"
     copy.write_text(json.dumps({"config": json.loads(copy.read_text())["config"]}))
+
+
+def _made_on_another_backend(run: Path) -> str:
+    """Records another backend than this session's in the run's results (and their checkpoint
+    copy); returns that backend."""
+    other = "jax" if keras.backend.backend() != "jax" else "torch"
+    for path in (run / "results.json", *run.glob("checkpoint/results_after_task_*.json")):
+        path.write_text(json.dumps({**json.loads(path.read_text()), "backend": other}))
+    return other
 
 
 def _nan_weights(run: Path) -> list[str]:
@@ -164,6 +177,12 @@ CASES: list[tuple[str, bool, Callable, str]] = [
     ("explain-not-a-run", False, lambda t, r: ["explain", str(t)], ""),
     ("report-no-folder", False, lambda t, r: ["report", str(t / "nope")], "nope"),
     ("drift-not-a-run", False, lambda t, r: ["drift", str(t)], ""),
+    # backends (one that is not installed: test_backend_not_installed_is_one_line_and_exit_2)
+    ("backend-unknown", False, lambda t, r: ["run", "--backend", "nosuch"], "unknown backend"),
+    ("backend-unknown-before-command", False, lambda t, r: ["--backend", "mxnet", "list",
+                                                          "methods"], "mxnet"),
+    ("backend-unknown-on-report", False, lambda t, r: ["report", str(t), "--backend=theano"],
+     "theano"),
     # config files
     ("config-missing", False, lambda t, r: ["run", "--config", str(t / "no.yaml")], "no.yaml"),
     ("config-not-yaml", False, lambda t, r: ["run", "--config", str(_yaml(t, "a: [1,"))],
@@ -220,6 +239,8 @@ CASES: list[tuple[str, bool, Callable, str]] = [
      "--limit"),
     ("resume-with-out", True, lambda t, r: ["run", "--resume", str(r), "--out", str(t / "o")],
      "--out"),
+    ("resume-on-another-backend", True, lambda t, r: _cmd(
+        ["run", "--resume", r], _made_on_another_backend(r)), "resume it with --backend"),
     ("resume-empty-folder", False, lambda t, r: ["run", "--resume", str(t)], "not a run"),
     ("resume-a-file", False, lambda t, r: [
         "run", "--resume", str((t / "f", (t / "f").write_text("x"))[0])], "not a folder"),
@@ -291,7 +312,23 @@ def test_bad_input_is_one_line_and_exit_2(name, needs_run, build, expected, requ
     work = tmp_path / "work"
     work.mkdir()
     run = request.getfixturevalue("finished_run_copy") if needs_run else None
-    argv = [str(a) for a in build(work, run)]
+    _check_one_line_exit_2([str(a) for a in build(work, run)], expected, tmp_path, capsys)
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_backend_not_installed_is_one_line_and_exit_2(backend, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "work").mkdir()
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a, **k: None if name == backend else real(name, *a, **k))
+    _check_one_line_exit_2(["run", "--backend", backend, "--epochs", "1"],
+                           f"pip install 'sequential-learning[{backend}]'", tmp_path, capsys)
+
+
+def _check_one_line_exit_2(argv: list[str], expected: str, tmp_path: Path, capsys) -> None:
+    """Runs `seql ARGV` in-process: exit 2, one error line holding `expected`, nothing changed."""
+    work = tmp_path / "work"
     before = _snapshot(tmp_path)
     capsys.readouterr()
     try:

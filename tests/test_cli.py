@@ -9,6 +9,8 @@ import pytest
 from sequential_learning.cli import main
 from sequential_learning.results import Results
 
+pytestmark = pytest.mark.all_backends
+
 
 def test_help_lists_choices_and_defaults(capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.all_backends
+
 HEAVY = ("tensorflow", "keras", "matplotlib", "sklearn")
 MARKER = "HEAVY-MODULES:"
 

@@ -21,6 +21,8 @@ from sequential_learning.config import (
 from sequential_learning.data.benchmarks import BENCHMARKS
 from sequential_learning.importance import EWCMethod
 
+pytestmark = pytest.mark.all_backends
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 

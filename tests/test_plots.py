@@ -15,6 +15,8 @@ from PIL import Image
 from sequential_learning import plots
 from sequential_learning.results import Results
 
+pytestmark = pytest.mark.all_backends
+
 METHODS = ["none", "fisher", "ewc_online", "si", "mas", "rwalk", "lwf", "der", "derpp", "er",
            "agem", "gem", "icarl", "l2", "packnet", "hat", "ewc_kfac", "scp_with_a_longer_name"]
 

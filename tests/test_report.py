@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import importlib
 import json
 import re
 import shutil
@@ -17,13 +18,18 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from sequential_learning.cli import main
 from sequential_learning.errors import SeqlError
 from sequential_learning.plots import contrast_ratio
 from sequential_learning.report import build_report_html, write_report
 from sequential_learning.results import Results
+
+pytestmark = pytest.mark.all_backends
+
+#: The running backend and its framework's version (never TensorFlow's under JAX or PyTorch).
+BACKEND = keras.backend.backend()
+FRAMEWORK_VERSION = importlib.import_module(BACKEND).__version__
 
 CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
@@ -62,7 +68,10 @@ def test_run_and_compare_write_reports(comparison_dir):
     for folder in (comparison_dir, comparison_dir / "none", comparison_dir / "fisher"):
         assert (folder / "report.html").stat().st_size > 10_000
         environment = json.loads((folder / "environment.json").read_text())
-        assert environment["tensorflow"] == tf.__version__
+        assert environment["backend"] == BACKEND
+        assert environment[BACKEND] == FRAMEWORK_VERSION
+        # Only the running framework's version: under JAX, TensorFlow is not even imported.
+        assert not ({"tensorflow", "jax", "torch"} - {BACKEND}) & set(environment)
 
 
 def test_run_report_has_every_section(run_dir):
@@ -86,7 +95,8 @@ def test_run_report_has_every_section(run_dir):
     for key in ("fisher_mode", "fisher_samples", "ewc_lambda", "benchmark_info"):
         assert f"<td class='k'>{key}</td>" in text
     assert f"<td class='v'>{keras.__version__}</td>" in text
-    assert f"<td class='v'>{tf.__version__}</td>" in text
+    assert f"<td class='v'>{FRAMEWORK_VERSION}</td>" in text
+    assert f"<td class='k'>backend</td><td class='v'>{BACKEND}</td>" in text
     assert "explain/task_1/grad-cam.png</figcaption>" in text
     # Self-contained: every image inline, no remote or external resource, one inline script.
     sources, links = _sources(text)

@@ -1,7 +1,9 @@
 """sequential_learning: sequential (continual) learning for Keras 3.
 
-The public API is re-exported here lazily (PEP 562), so `import sequential_learning` is cheap and
-the command line can silence TensorFlow's start-up log before TensorFlow loads.
+The public API is re-exported here lazily (PEP 562), so `import sequential_learning` imports
+neither Keras nor any backend's framework: the Keras backend (`KERAS_BACKEND`, or `seql --backend`)
+can still be chosen after it, TensorFlow is never loaded under JAX or PyTorch, and the command line
+can silence TensorFlow's start-up log before TensorFlow loads.
 
 Example:
 ```python
@@ -46,6 +48,7 @@ _MODULES = {
     "importance": "sequential_learning.importance",
     "interpret": "sequential_learning.interpret",
     "augment": "sequential_learning.augment",
+    "backend": "sequential_learning.backend",
 }
 
 __all__ = sorted([*_EXPORTS, *_MODULES])

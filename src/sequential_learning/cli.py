@@ -8,6 +8,11 @@ declarations' defaults the rest. Plain argparse, generated, rather than jsonargp
 pydantic model: the schema is already declared (`Option`), argparse answers `--help` and bad
 input in milliseconds without a new dependency, and no TensorFlow is imported before the
 settings are checked. What each command then does is in `commands.py`.
+
+The Keras backend (`--backend tensorflow|jax|torch`, before or after the command, else
+`KERAS_BACKEND`, else TensorFlow) is chosen before anything imports Keras: `main` reads the flag
+from the command line first (`backend_flag`) and calls `backend.select`, so an unknown or
+uninstalled backend is one line and exit 2, and under JAX or PyTorch TensorFlow is never loaded.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from sequential_learning.commands import (
 from sequential_learning.commands import config_from as _config_from  # noqa: F401 - tests
 
 EXIT_USAGE = 2
+BACKEND_HELP = ("Keras backend: tensorflow, jax or torch (default: $KERAS_BACKEND, else "
+                "tensorflow); recorded in results.json and environment.json")
 #: The commands whose flags are generated from the declarations.
 GENERATED = ("run", "compare", "sweep")
 
@@ -144,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sequential (continual) learning with Keras: train task streams with "
         "elastic weight consolidation and its family, compare methods, report metrics.",
     )
+    parser.add_argument("--backend", default=argparse.SUPPRESS, metavar="NAME", help=BACKEND_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="train one method on a task stream",
                          description="Train one method on a task stream and write its results.")
@@ -210,8 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--out", default=None,
                        help="output folder (default: the first RUN_DIR's augment/)")
     drift.add_argument("--verbose", action="store_true", help="show TensorFlow's log and warnings")
-    lister = sub.add_parser("list", help="list methods or benchmarks")
-    lister.add_argument("what", choices=["methods", "benchmarks"])
+    lister = sub.add_parser("list", help="list methods, benchmarks or Keras backends")
+    lister.add_argument("what", choices=["methods", "benchmarks", "backends"])
+    for command in sub.choices.values():  # `seql run --backend jax` as well as `seql --backend jax run`
+        command.add_argument("--backend", default=argparse.SUPPRESS, metavar="NAME",
+                             help=BACKEND_HELP)
     return parser
 
 
@@ -257,7 +268,7 @@ def _settle(args: argparse.Namespace) -> None:
 
     options = command_options(args.command)
     given = vars(args)
-    args.explicit = set(given) - {"command"}
+    args.explicit = set(given) - {"command", "backend"}
     args.settings = {k: v for k, v in given.items() if k in options and k not in COMMAND_KEYS
                      and k not in _command_only()}
     if given.get("config"):
@@ -309,13 +320,49 @@ def _one_line(error: BaseException) -> str:
     return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `seql`: parses the command line and runs the command.
+def backend_flag(argv: list[str]) -> str | None:
+    """The value of `--backend NAME` (or `--backend=NAME`) anywhere in `argv`, read before parsing.
 
-    Every failure a user can provoke (`errors.SeqlError` and the other `ValueError`s of bad
-    input, a file that cannot be read or written) is caught here, once, and printed as one line;
-    `--verbose` shows the traceback instead. A closed pipe (`seql list methods | head`) is not
-    an error.
+    The backend must be chosen before Keras is imported, and building the full parser must not
+    be what imports it; so `main` reads this one flag first. Only the flag spelt in full is read
+    here (an abbreviation such as `--backe` is settled after parsing, still before Keras loads).
+
+    Args:
+        argv: the command line without the program name.
+
+    Returns:
+        The backend's name as given, or None when the flag is not given (or given without value).
+
+    Example:
+    ```python
+    backend_flag(["run", "--backend", "jax", "--epochs", "1"])    # 'jax'
+    backend_flag(["--backend=torch", "list", "methods"])           # 'torch'
+    ```
+    """
+    for i, token in enumerate(argv):
+        if token == "--":
+            break
+        if token.startswith("--backend="):
+            return token.split("=", 1)[1]
+        if token == "--backend" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+def _select_backend(name: str | None) -> str:
+    from sequential_learning.backend import select
+
+    return select(name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `seql`: chooses the Keras backend, parses the command line, runs the command.
+
+    The backend (`--backend`, else `KERAS_BACKEND`, else TensorFlow) is checked and set before
+    anything imports Keras. Every failure a user can provoke (`errors.SeqlError` and the other
+    `ValueError`s of bad input, a file that cannot be read or written, a backend that is unknown
+    or not installed) is caught here, once, and printed as one line; `--verbose` shows the
+    traceback instead. A closed pipe (`seql list methods | head`) is not an error.
 
     Args:
         argv: the arguments without the program name; None reads `sys.argv[1:]`.
@@ -328,14 +375,24 @@ def main(argv: list[str] | None = None) -> int:
     ```python
     main(["list", "methods"])    # prints the methods, returns 0
     main(["run", "--epochs", "-1"])    # seql: error: ... ; returns 2
+    main(["--backend", "jax", "list", "backends"])    # jax marked as the one running
     ```
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     verbose = "--verbose" in argv
+    try:
+        chosen = _select_backend(backend_flag(argv))
+    except ValueError as error:
+        if verbose:
+            raise
+        sys.stderr.write(f"seql: error: {_one_line(error)}\n")
+        return EXIT_USAGE
     args = build_parser().parse_args(_join_negative_values(argv))
     handlers = {"run": cmd_run, "compare": cmd_compare, "sweep": cmd_sweep, "list": cmd_list, "explain": cmd_explain,
                 "report": cmd_report, "augment": cmd_augment, "drift": cmd_drift}
     try:
+        if getattr(args, "backend", chosen) != chosen:  # the flag abbreviated (`--backe jax`)
+            _select_backend(args.backend)
         if args.command in GENERATED:
             _settle(args)
             verbose = verbose or bool(args.verbose)

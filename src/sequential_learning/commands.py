@@ -1,7 +1,8 @@
 """What each `seql` command does once its arguments are parsed (`cli.py` parses them).
 
-One function per command, `cmd_<command>(args) -> exit status`; each loads TensorFlow only after
-its settings are checked (`_load_tensorflow`; `--verbose` shows its log).
+One function per command, `cmd_<command>(args) -> exit status`; each loads the Keras backend only
+after its settings are checked (`_load_backend`: TensorFlow's start-up log silenced unless
+`--verbose`; JAX and PyTorch load with Keras, and TensorFlow is then never imported).
 """
 
 from __future__ import annotations
@@ -35,15 +36,24 @@ def config_from(args: argparse.Namespace, method: str | None = None):
     return make_config({**args.settings, **({"method": method} if method else {})}).validate()
 
 
-def _load_tensorflow(verbose: bool) -> None:
-    """Imports TensorFlow, its start-up log and Python log silenced unless `verbose`.
+def _load_backend(verbose: bool) -> str:
+    """Prepares the Keras backend chosen by `seql` (`backend.select`) before Keras is imported.
 
-    Each command that needs TensorFlow calls this before its first import of it (directly or
-    through the package's modules), after its arguments are checked.
+    On TensorFlow, imports it with its start-up log and Python log silenced unless `verbose`;
+    on JAX and PyTorch nothing is imported here (Keras loads them), and TensorFlow never is.
+    Each command that trains or loads models calls this after its arguments are checked.
+
+    Returns:
+        The backend's name.
     """
+    from sequential_learning.backend import select
+
+    name = select(None)  # what `seql` chose; also checks it when a command is called directly
+    if name != "tensorflow":
+        return name
     if verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
-        return
+        return name
     from sequential_learning._tf import quiet_tensorflow
 
     quiet_tensorflow()
@@ -51,6 +61,68 @@ def _load_tensorflow(verbose: bool) -> None:
 
     tf.get_logger().setLevel("ERROR")
     tf.autograph.set_verbosity(0)
+    return name
+
+
+def recorded_backend(run_dir: Path) -> str:
+    """The Keras backend an earlier run in `run_dir` was made with.
+
+    Read from `results.json` (its `backend`), else the checkpoint's copy of it, else
+    `environment.json`; a run that records none was made before backends could be chosen, on
+    TensorFlow.
+
+    Args:
+        run_dir: a run folder.
+
+    Returns:
+        `tensorflow`, `jax` or `torch` (whatever the file says; unreadable files count as none).
+
+    Example:
+    ```python
+    recorded_backend(Path("runs/x"))    # 'jax'
+    ```
+    """
+    run = RunDir(run_dir)
+    for path in (run.results, *sorted(run.checkpoint.glob("results_after_task_*.json"),
+                                      reverse=True), run.environment_json):
+        try:
+            value = json.loads(path.read_bytes().decode("utf-8")).get("backend")
+        except (OSError, ValueError, AttributeError, RecursionError):
+            continue
+        if isinstance(value, str) and value:
+            return value
+    return "tensorflow"
+
+
+def check_resume_backend(run_dir: Path, running: str) -> None:
+    """Refuses to resume a run made with another Keras backend than the one running.
+
+    Weights would load on any backend, but random streams, kernels and rounding differ between
+    backends: a run resumed elsewhere would equal no uninterrupted run, and its `results.json`
+    could name only one backend. So a run is resumed on the backend it was started with.
+
+    Args:
+        run_dir: the folder of `--resume`.
+        running: the backend of this process.
+
+    Raises:
+        SeqlError: the run records another backend (the message names the one to use).
+
+    Example:
+    ```python
+    check_resume_backend(Path("runs/x"), "torch")
+    # SeqlError: --resume runs/x: the run was made with the jax backend; resume it with --backend jax
+    ```
+    """
+    from sequential_learning.errors import SeqlError
+
+    if not Path(run_dir).is_dir():
+        return  # resume_config says what is wrong with it
+    made = recorded_backend(run_dir)
+    if made != running:
+        raise SeqlError(f"--resume {run_dir}: the run was made with the {made} backend and this "
+                        f"is {running}; resume it with --backend {made} (a run keeps one backend: "
+                        "its numbers would match no uninterrupted run)")
 
 
 def _table(rows: list[dict]) -> str:
@@ -102,13 +174,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
 
     if args.resume:  # settings given must repeat the saved ones, but how it runs may change
+        check_resume_backend(Path(args.resume), _load_backend(args.verbose))
         given = {k: getattr(args, k) for k in args.explicit if k not in ("resume", "verbose")}
         config, out = resume_config(Path(args.resume), given, args.flags), Path(args.resume)
     else:
         config = config_from(args)
         out = Path(args.out) if args.out else default_run_dir(config)
         args.created_out = claim_out_dir(out, bool(args.overwrite), config.strategy)
-    _load_tensorflow(args.verbose)
+    _load_backend(args.verbose)
     start = time.perf_counter()
     with removed_if_unfinished(out, getattr(args, "created_out", False)):
         results = run_experiment(config, out, progress=True, resume=bool(args.resume),
@@ -162,7 +235,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_run_dir(
         RunConfig(benchmark=configs[0].benchmark, method="compare"))
     args.created_out = claim_out_dir(out, bool(args.overwrite), configs[0].strategy)
-    _load_tensorflow(args.verbose)
+    _load_backend(args.verbose)
     from sequential_learning import plots
     from sequential_learning.report import write_report
     from sequential_learning.results import atomic_write_text, to_jsonable
@@ -227,7 +300,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_run_dir(
         RunConfig(benchmark=config.benchmark, method=f"{config.method}-sweep"))
     args.created_out = claim_out_dir(out, bool(args.overwrite), config.strategy)
-    _load_tensorflow(args.verbose)
+    _load_backend(args.verbose)
     with removed_if_unfinished(out, args.created_out):
         sweep = lambda_sweep(config, lambdas, out, progress=True)
     print(sweep_table(sweep))
@@ -256,7 +329,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     # seql explain runs/x --method occlusion --task 2
     ```
     """
-    _load_tensorflow(args.verbose)
+    _load_backend(args.verbose)
     from sequential_learning.interpret.run import explain_run
 
     paths = explain_run(args.run_dir, args.method, task=args.task, images=args.images,
@@ -280,7 +353,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     cmd_report(parse(["report", "runs/x"]))    # seql report runs/x
     ```
     """
-    _load_tensorflow(args.verbose)  # the report records TensorFlow's version and devices
+    _load_backend(args.verbose)  # the report records the backend's version and devices
     from sequential_learning.report import write_report
 
     print(write_report(args.run_dir))
@@ -303,7 +376,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
     # seql augment runs/x --fractions 0.1,0.5 --level unit
     ```
     """
-    _load_tensorflow(args.verbose)
+    _load_backend(args.verbose)
     from sequential_learning.augment import augment_run
 
     done = augment_run(args.run_dir, args.fractions, level=args.level, action=args.action,
@@ -338,7 +411,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     # seql drift runs/a runs/b --images 8
     ```
     """
-    _load_tensorflow(args.verbose)
+    _load_backend(args.verbose)
     from sequential_learning.augment import drift_runs, drift_text
 
     done = drift_runs(args.run_dirs, args.methods, images=args.images, layer=args.layer,
@@ -366,8 +439,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     """`seql list`: prints the registered methods or the benchmarks, with their defaults.
 
     Args:
-        args: the namespace of `parse(["list", WHAT])`; `args.what` is `"methods"` or
-            `"benchmarks"`.
+        args: the namespace of `parse(["list", WHAT])`; `args.what` is `"methods"`,
+            `"benchmarks"` or `"backends"`.
 
     Returns:
         The exit status, 0.
@@ -377,6 +450,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     cmd_list(parse(["list", "benchmarks"]))    # seql list benchmarks
     ```
     """
+    if args.what == "backends":
+        print("\n".join(describe_backends()))
+        return 0
     from sequential_learning.config import benchmark_defaults
 
     if args.what == "methods":
@@ -394,3 +470,38 @@ def cmd_list(args: argparse.Namespace) -> int:
             if own:
                 print(" " * 25 + "defaults: " + ", ".join(_default_text(k, v) for k, v in own.items()))
     return 0
+
+
+def describe_backends() -> list[str]:
+    """One line per Keras backend: its version if installed (else the extra to install), and
+    which one `seql` runs (`--backend`, else `KERAS_BACKEND`, else TensorFlow).
+
+    Nothing is imported: versions come from the installed packages' metadata.
+
+    Returns:
+        The lines, e.g. `jax         0.10.2   (running)`.
+
+    Example:
+    ```python
+    print("\\n".join(describe_backends()))
+    ```
+    """
+    import importlib.metadata
+    import importlib.util
+    import sys
+
+    from sequential_learning.backend import BACKENDS
+
+    running = (sys.modules["keras"].backend.backend() if "keras" in sys.modules
+               else os.environ.get("KERAS_BACKEND") or "tensorflow")
+    lines = []
+    for name, module in BACKENDS.items():
+        if importlib.util.find_spec(module) is None:
+            state = f"not installed: pip install 'sequential-learning[{name}]'"
+        else:
+            try:
+                state = importlib.metadata.version(module)
+            except importlib.metadata.PackageNotFoundError:
+                state = "installed"
+        lines.append(f"{name:<11} {state}{'   (running)' if name == running else ''}")
+    return lines

@@ -1,4 +1,4 @@
-"""The environment a run was made in: Python, TensorFlow, Keras, NumPy, the device, the penalty.
+"""The environment a run was made in: the Keras backend, its framework, Keras, NumPy, the device.
 
 It is recorded in `environment.json` the first time a report is written (at the end of the run
 when `run_experiment` writes it) and read back when the report is rebuilt.
@@ -24,28 +24,68 @@ from sequential_learning.rundir import RunDir
 #: The environment's file in a run or comparison folder (see `RunDir.environment_json`).
 ENVIRONMENT_NAME = RunDir(".").environment_json.name
 # The order keys are shown in; others follow (the list of GPUs is already in `device`).
-_ORDER = ["device", "python", "tensorflow", "keras", "numpy", "sequential_learning", "platform",
-          "cpu", "cpu_cores", "recorded", "note"]
+_ORDER = ["backend", "device", "python", "tensorflow", "jax", "torch", "keras", "numpy",
+          "sequential_learning", "platform", "cpu", "cpu_cores", "recorded", "note"]
 
 
 def environment_info() -> dict[str, Any]:
     """Versions and device of the running process.
 
+    Only the running backend's framework is imported (never TensorFlow under JAX or PyTorch).
+
     Returns:
-        Python, TensorFlow, Keras, NumPy and package versions, the platform, the device (GPUs by
-        name, else the CPU and its cores), how the consolidation penalty runs (the fused native
-        kernel or TensorFlow's ops) and when this was recorded.
+        The Keras backend (`backend`: `tensorflow`, `jax` or `torch`), the version of its
+        framework (under the framework's name), Keras, NumPy, Python and package versions, the
+        platform, the device (GPUs by name, else the CPU and its cores), how the consolidation
+        penalty runs (the fused native kernel or the backend's ops) and when this was recorded.
 
     Example:
     ```python
-    environment_info()["tensorflow"]   # '2.17.0'
+    environment_info()["backend"]      # 'jax'
+    environment_info()["tensorflow"]   # '2.17.0' (on the TensorFlow backend)
     ```
     """
     import keras
     import numpy as np
-    import tensorflow as tf
 
     import sequential_learning
+
+    name = keras.backend.backend()
+    version, gpus, kernel = _framework(name)
+    cpu = _cpu_name()
+    cores = os.cpu_count()
+    return {
+        "backend": name,
+        "python": platform.python_version(),
+        name: version,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "sequential_learning": sequential_learning.__version__,
+        "platform": platform.platform(),
+        "device": ", ".join(gpus) if gpus else f"CPU only ({cpu}, {cores} cores)",
+        "gpus": gpus,
+        "cpu": cpu,
+        "cpu_cores": cores,
+        "penalty_kernel": kernel,
+        "recorded": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def _framework(name: str) -> tuple[str, list[str], str]:
+    """(version, GPU names, penalty kernel status) of the backend `name`'s framework."""
+    if name == "jax":
+        import jax
+
+        gpus = [str(getattr(d, "device_kind", d)) for d in jax.devices()
+                if d.platform in ("gpu", "cuda", "rocm")]
+        return jax.__version__, gpus, "keras.ops (the fused kernel is TensorFlow's)"
+    if name == "torch":
+        import torch
+
+        gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        return torch.__version__, gpus, "keras.ops (the fused kernel is TensorFlow's)"
+    import tensorflow as tf
+
     from sequential_learning import native
 
     gpus = []
@@ -55,22 +95,7 @@ def environment_info() -> dict[str, Any]:
         except Exception:  # details are best effort; the device name is enough
             details = {}
         gpus.append(details.get("device_name", device.name))
-    cpu = _cpu_name()
-    cores = os.cpu_count()
-    return {
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "numpy": np.__version__,
-        "sequential_learning": sequential_learning.__version__,
-        "platform": platform.platform(),
-        "device": ", ".join(gpus) if gpus else f"CPU only ({cpu}, {cores} cores)",
-        "gpus": gpus,
-        "cpu": cpu,
-        "cpu_cores": cores,
-        "penalty_kernel": native.status(decide=False),
-        "recorded": _dt.datetime.now().isoformat(timespec="seconds"),
-    }
+    return tf.__version__, gpus, native.status(decide=False)
 
 
 def recorded_environment(directory: Path) -> dict[str, Any]:
@@ -81,7 +106,8 @@ def recorded_environment(directory: Path) -> dict[str, Any]:
 
     Returns:
         The recorded keys (without the list of GPUs); when the file is missing or unreadable,
-        the running process's environment with a `note` saying so.
+        the running process's environment with a `note` saying so. A file written before
+        backends could be chosen has no `backend`: it was TensorFlow.
 
     Example:
     ```python
@@ -97,6 +123,8 @@ def recorded_environment(directory: Path) -> dict[str, Any]:
             env = None
     if not isinstance(env, dict):
         env = {**environment_info(), "note": "captured when this report was built, not with the run"}
+    if "backend" not in env and "tensorflow" in env:
+        env = {"backend": "tensorflow", **env}
     keys = [k for k in _ORDER if k in env] + [k for k in env if k not in _ORDER and k != "gpus"]
     return {k: env[k] for k in keys}
 
