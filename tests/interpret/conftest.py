@@ -5,6 +5,9 @@ shapes, so every method is checked on each: a flat Sequential, a flat functional
 model on a nested shared base (`Model(inp, head(base(inp)))`, the shape this project uses), the
 same with a Sequential head, and the nested model after a save / load round trip.
 
+The weights are drawn with NumPy (Glorot-uniform kernels, N(0, 0.1) biases, as the layers'
+seeded initialisers would), so a model is the same on every Keras backend.
+
 `planted` trains a small CNN (once per session) on images whose class is decided by a bright
 square at a random position, for the sanity checks.
 """
@@ -40,6 +43,19 @@ def _layers(filters, strides, classes, softmax, seed):
     return conv, pool, dense
 
 
+def _numpy_weights(conv, dense, seed):
+    """Sets the conv and dense layers' weights from a NumPy generator (same on every backend)."""
+    rng = np.random.default_rng(seed)
+    for layer in (conv, dense):
+        kernel = layer.kernel
+        fan_in = int(np.prod(kernel.shape[:-1]))
+        fan_out = int(kernel.shape[-1]) * int(np.prod(kernel.shape[:-2]))
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        values = rng.uniform(-limit, limit, kernel.shape).astype(np.float32)
+        bias = rng.normal(0.0, 0.1, layer.bias.shape).astype(np.float32)
+        layer.set_weights([values, bias])
+
+
 def build_model(
     kind: str,
     input_shape=(8, 10, 2),
@@ -52,10 +68,14 @@ def build_model(
 ) -> keras.Model:
     conv, pool, dense = _layers(filters, strides, classes, softmax, seed)
     if kind == "sequential":
-        return keras.Sequential([keras.Input(input_shape), conv, pool, dense], name="seq")
+        model = keras.Sequential([keras.Input(input_shape), conv, pool, dense], name="seq")
+        _numpy_weights(conv, dense, seed)
+        return model
     if kind == "functional":
         inp = keras.Input(input_shape)
-        return keras.Model(inp, dense(pool(conv(inp))), name="func")
+        model = keras.Model(inp, dense(pool(conv(inp))), name="func")
+        _numpy_weights(conv, dense, seed)
+        return model
     base_in = keras.Input(input_shape)
     shared = keras.Model(base_in, pool(conv(base_in)), name="base")
     head = dense
@@ -63,6 +83,7 @@ def build_model(
         head = keras.Sequential([keras.Input((filters,)), dense], name="head")
     inp = keras.Input(input_shape)
     model = keras.Model(inp, head(shared(inp)), name="task")
+    _numpy_weights(conv, dense, seed)
     if kind == "loaded":
         path = tmp_path / "task.keras"
         model.save(path)

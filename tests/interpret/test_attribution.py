@@ -12,6 +12,8 @@ import pytest
 
 from sequential_learning.interpret import grad_cam, grad_cam_plus_plus, occlusion_sensitivity
 
+pytestmark = pytest.mark.all_backends
+
 METHODS = {
     "grad-cam": grad_cam,
     "grad-cam++": grad_cam_plus_plus,

@@ -14,9 +14,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from sequential_learning.interpret import find_layer, grad_cam, grad_cam_plus_plus
+
+pytestmark = pytest.mark.all_backends
 
 
 def _conv_and_dense(model):
@@ -30,11 +31,32 @@ def _activations(model, images):
     return layer_activations(model, conv, images)
 
 
+def _bilinear_weights(size_in, size_out):
+    """`(size_out, size_in)` weights of bilinear resizing with half-pixel centres (as
+    `tf.image.resize`, `jax.image.resize` and `torch`'s `interpolate(align_corners=False)`
+    upsample): output pixel i samples input position `(i + 0.5) * size_in / size_out - 0.5`,
+    clamped to the image."""
+    source = (np.arange(size_out) + 0.5) * size_in / size_out - 0.5
+    source = np.clip(source, 0.0, size_in - 1)
+    low = np.floor(source).astype(int)
+    high = np.minimum(low + 1, size_in - 1)
+    weights = np.zeros((size_out, size_in))
+    np.add.at(weights, (np.arange(size_out), low), 1.0 - (source - low))
+    np.add.at(weights, (np.arange(size_out), high), source - low)
+    return weights
+
+
+def test_bilinear_reference_by_hand():
+    """The reference resizing itself: 2 -> 4 samples at 0, 0.25, 0.75, 1 of the way across."""
+    np.testing.assert_allclose(_bilinear_weights(2, 4) @ np.array([0.0, 4.0]), [0, 1, 3, 4])
+
+
 def _finish(cam, size):
     """ReLU, bilinear upsampling to the input size, division by the maximum (0 stays 0)."""
     cam = np.maximum(cam, 0.0)
     if cam.shape[1:] != size:
-        cam = tf.image.resize(cam[..., None], size, method="bilinear")[..., 0].numpy()
+        rows, cols = _bilinear_weights(cam.shape[1], size[0]), _bilinear_weights(cam.shape[2], size[1])
+        cam = np.einsum("Hh,nhw,Ww->nHW", rows, cam, cols)
     peak = cam.max(axis=(1, 2), keepdims=True)
     return np.where(peak > 0, cam / np.where(peak > 0, peak, 1.0), 0.0)
 

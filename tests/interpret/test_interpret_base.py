@@ -15,6 +15,12 @@ from sequential_learning.interpret import (
     walk_layers,
 )
 
+pytestmark = pytest.mark.all_backends
+
+
+def _numpy(tensor):
+    return keras.ops.convert_to_numpy(tensor)
+
 
 def _two_level_model():
     """A task model whose base holds another nested block, with a repeated layer name."""
@@ -64,13 +70,13 @@ def test_probe_reaches_two_levels_down_and_tracks_weight_changes():
     probe = build_probe(model, [inner])
     assert build_probe(model, [inner]) is probe  # cached
     activations, logits = probe(x)
-    np.testing.assert_allclose(logits, model(x), atol=1e-6)
+    np.testing.assert_allclose(logits, _numpy(model(x)), atol=1e-6)
     outer_conv = find_layer(model, "base/conv")
-    expected = inner(outer_conv(x))
+    expected = _numpy(inner(outer_conv(x)))
     np.testing.assert_allclose(activations, expected, atol=1e-6)
     head = find_layer(model, "head")
     head.kernel.assign(head.kernel * 2.0)
-    np.testing.assert_allclose(probe(x)[1], model(x), atol=1e-6)
+    np.testing.assert_allclose(probe(x)[1], _numpy(model(x)), atol=1e-6)
 
 
 def test_grad_cam_two_levels_down():
@@ -123,6 +129,6 @@ def test_probe_runs_in_inference_mode():
     x = np.random.default_rng(0).uniform(size=(4, 5, 5, 1)).astype(np.float32)
     probe = build_probe(model, [bn])
     activations, logits = probe(x)
-    np.testing.assert_allclose(logits, model(x, training=False), atol=1e-5)
+    np.testing.assert_allclose(logits, _numpy(model(x, training=False)), atol=1e-5)
     np.testing.assert_array_equal(probe(x)[1], logits)  # no dropout noise, no BN update
-    assert not np.allclose(logits, model(x, training=True), atol=1e-3)  # (this one updates BN)
+    assert not np.allclose(logits, _numpy(model(x, training=True)), atol=1e-3)  # updates BN

@@ -9,6 +9,8 @@ import pytest
 from sequential_learning.interpret import occlusion_sensitivity
 from sequential_learning.interpret.occlusion import occlusion_masks, patch_positions
 
+pytestmark = pytest.mark.all_backends
+
 
 def _softmax(z):
     e = np.exp(z - z.max(axis=-1, keepdims=True))

@@ -110,7 +110,7 @@ def as_values(values: Any, what: str) -> dict[str, np.ndarray]:
     ```
     """
     if isinstance(values, keras.Model):
-        return {v.path: np.asarray(v.numpy()) for v in values.weights}
+        return {v.path: np.asarray(keras.ops.convert_to_numpy(v)) for v in values.weights}
     try:
         return as_importance(values)
     except ValueError as error:

@@ -156,12 +156,12 @@ def folded_anchor(run_dir: str | Path, models: Sequence[keras.Model], task: int 
     """
     from sequential_learning.checkpoint import load_importance
 
-    saved = [[np.asarray(v.numpy()) for v in m.weights] for m in models]
+    saved = [[np.asarray(keras.ops.convert_to_numpy(v)) for v in m.weights] for m in models]
     current = {v.path: value for v, value in zip(models[0].weights, saved[0])}
 
     def after(k):
         weights_after_task(run_dir, k, models)
-        return {v.path: np.asarray(v.numpy()) for v in models[0].weights}
+        return {v.path: np.asarray(keras.ops.convert_to_numpy(v)) for v in models[0].weights}
 
     try:
         if task is not None:

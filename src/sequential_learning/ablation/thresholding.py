@@ -31,7 +31,7 @@ def _ranking(groups: list[ImportanceGroup], order: str, how: str, scope: str, se
     """Per scope unit (the whole model, or each layer), item indices in ablation order."""
     rng = np.random.default_rng(seed)
     if order == "magnitude":
-        scores = [g.reduce([np.abs(m.variable.numpy()) for m in g.members], "mean") for g in groups]
+        scores = [g.reduce([np.abs(keras.ops.convert_to_numpy(m.variable)) for m in g.members], "mean") for g in groups]
     else:
         scores = [g.reduce([m.omega for m in g.members], how) for g in groups]
     pools = [np.concatenate(scores)] if scope == "model" else scores
@@ -71,7 +71,7 @@ class AblationPlan:
         self.groups = importance_groups(importance, model, level)
         self.seed = int(seed)
         self.rankings = _ranking(self.groups, order, how, scope, self.seed)
-        self.originals = {m.path: np.asarray(m.variable.numpy()) for g in self.groups for m in g.members}
+        self.originals = {m.path: np.asarray(keras.ops.convert_to_numpy(m.variable)) for g in self.groups for m in g.members}
 
     @property
     def items(self) -> int:

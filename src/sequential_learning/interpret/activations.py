@@ -12,6 +12,10 @@ at once, one image each, in one batch; the model runs with `training=False`.
 - Filters: the score is the filter's mean activation over all positions of the layer's output.
 - Classes: the score is the class's logit (before any softmax, see `interpret/base.py`): the
   probability can also rise by lowering the other classes, the logit only by adding evidence.
+
+Every backend: a step is `keras.ops` with the gradient from `backend.ops().input_gradients`,
+compiled with `backend.ops().compiled`; the images live on the host between steps as the
+function's argument and result.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from sequential_learning import backend
 from sequential_learning.interpret import base
+from sequential_learning.interpret.probe import compile_for
 
 
 def layer_activations(
@@ -53,14 +59,12 @@ def layer_activations(
     found = base.find_layer(model, layer)
     probe = base.build_probe(model, [found])
     x = base.validate_images(model, images)
-    chunks = [
-        keras.ops.convert_to_numpy(probe(x[i : i + batch_size])[0])
-        for i in range(0, len(x), batch_size)
-    ]
+    chunks = [probe(x[i : i + batch_size])[0] for i in range(0, len(x), batch_size)]
     return np.concatenate(chunks, axis=0)
 
 
 def _ascend(
+    model: keras.Model,
     score: Any,
     input_shape: tuple,
     indices: np.ndarray,
@@ -86,25 +90,26 @@ def _ascend(
     start = (low + high) / 2 + 0.1 * (high - low) * rng.standard_normal(shape)
     if value_range is not None:
         start = np.clip(start, low, high)
-    x = tf.Variable(start.astype(np.float32))
-    idx = tf.constant(indices.astype(np.int32))
-    axes = list(range(1, len(shape)))
+    x = ops.convert_to_tensor(start.astype(np.float32))
+    idx = ops.convert_to_tensor(indices.astype(np.int32))
+    rate = ops.convert_to_tensor(np.float32(step_size))
+    axes = tuple(range(1, len(shape)))
+    gradients = backend.ops().input_gradients  # resolved here, not inside the traced step
 
-    @tf.function
-    def step(rate):
-        with tf.GradientTape() as tape:
-            scores = score(x, idx)
-        grads = tape.gradient(scores, x)  # images are independent: the sum's gradient suffices
-        rms = tf.sqrt(tf.reduce_mean(tf.square(grads), axis=axes, keepdims=True))
+    def step(x: Any, idx: Any, rate: Any) -> Any:
+        # Images are independent: the gradient of the sum is every image's own gradient.
+        _, _, (grads,) = gradients(
+            lambda images: (ops.sum(score(images, idx)), None), [x])
+        rms = ops.sqrt(ops.mean(ops.square(grads), axis=axes, keepdims=True))
         moved = x + rate * grads / (rms + 1e-8)
         if value_range is not None:
-            moved = tf.clip_by_value(moved, low, high)
-        x.assign(moved)
+            moved = ops.clip(moved, low, high)
+        return moved
 
-    rate = tf.constant(float(step_size), tf.float32)
+    compiled = compile_for(model, step)
     for _ in range(int(steps)):
-        step(rate)
-    return x.numpy()
+        x = compiled(x, idx, rate)
+    return np.asarray(ops.convert_to_numpy(x), np.float32)
 
 
 def _indices(values: Any, count: int, what: str, where: str) -> np.ndarray:
@@ -157,15 +162,16 @@ def filter_activation_maximization(
     count = int(probe.layer_shapes[0][-1])
     chosen = _indices(filters, count, "filters", f"layer {found.name!r} has {count} filters")
 
-    def score(x: tf.Tensor, idx: tf.Tensor) -> tf.Tensor:
+    def score(x: Any, idx: Any) -> Any:
         activations = probe.forward(x)[0]
-        onehot = tf.one_hot(idx, count, dtype=activations.dtype)
-        onehot = tf.reshape(onehot, [-1] + [1] * (len(activations.shape) - 2) + [count])
-        per_position = tf.reduce_sum(activations * onehot, axis=-1)
-        axes = list(range(1, len(per_position.shape)))
-        return tf.reduce_mean(per_position, axis=axes) if axes else per_position
+        onehot = ops.one_hot(idx, count, dtype=activations.dtype)
+        onehot = ops.reshape(onehot, [-1] + [1] * (len(activations.shape) - 2) + [count])
+        per_position = ops.sum(activations * onehot, axis=-1)
+        axes = tuple(range(1, len(per_position.shape)))
+        return ops.mean(per_position, axis=axes) if axes else per_position
 
     return _ascend(
+        model,
         score, base.model_input_shape(model), chosen, steps, step_size, seed, value_range
     )
 
@@ -203,10 +209,11 @@ def class_activation_maximization(
     count = probe.num_classes
     chosen = _indices(classes, count, "classes", f"model {model.name!r} has {count} outputs")
 
-    def score(x: tf.Tensor, idx: tf.Tensor) -> tf.Tensor:
+    def score(x: Any, idx: Any) -> Any:
         logits = probe.forward(x)
-        return tf.gather(logits, idx, axis=1, batch_dims=1)
+        return ops.take_along_axis(logits, ops.expand_dims(idx, 1), axis=1)[:, 0]
 
     return _ascend(
+        model,
         score, base.model_input_shape(model), chosen, steps, step_size, seed, value_range
     )

@@ -17,6 +17,10 @@ methods differ only in the channel weights `w_k`:
 
 For a model whose convolutional features go straight into global average pooling and a dense
 layer, Grad-CAM equals CAM (Zhou et al. 2016): `ReLU(Σ_k w_ck A_k)`, normalised.
+
+Every backend: the math is `keras.ops`; `∂y/∂A` comes from `backend.ops().input_gradients` of the
+logits as a function of `A` (the probe replays the graph with the layer's output replaced by `A`,
+see `interpret/probe.py`), and the whole map is one compiled function per (model, layer).
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from sequential_learning import backend
 from sequential_learning.interpret import base
+from sequential_learning.interpret.probe import compile_for, fixed_batches, pad_rows
 
 
 class BaseCAM:
@@ -70,33 +76,46 @@ class BaseCAM:
                 f"{model.name!r} takes {input_shape}."
             )
         self._num_classes = self.probe.num_classes
-        self._compute = tf.function(
-            self._maps,
-            input_signature=[
-                tf.TensorSpec((None, *input_shape[1:]), tf.float32),
-                tf.TensorSpec((None,), tf.int32),
-            ],
-        )
+        self._backend = backend.ops()  # resolved here, not inside the traced function
+        self._compute = compile_for(model, self._maps)
 
-    def channel_weights(self, activations: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
-        """Weights of the channels, shape `(N, K)`, from `A` and `∂y/∂A` (both `(N, h, w, K)`)."""
+    def channel_weights(self, activations: Any, grads: Any) -> Any:
+        """Weights of the channels, shape `(N, K)`, from `A` and `∂y/∂A` (both `(N, h, w, K)`).
+
+        Args:
+            activations: the layer's output `A`, `(N, h, w, K)`.
+            grads: the gradient of the target's logit with respect to `A`, `(N, h, w, K)`.
+
+        Returns:
+            The channel weights `(N, K)` (a tensor of the running backend).
+
+        Example:
+        ```python
+        weights = GradCAM(model).channel_weights(activations, grads)
+        ```
+        """
         raise NotImplementedError
 
-    def _maps(self, images: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
-        with tf.GradientTape() as tape:
-            activations, logits = self.probe.forward(images)
-            scores = tf.gather(logits, targets, axis=1, batch_dims=1)
-        # Each image's score depends only on its own activations, so one gradient of the sum
-        # gives every image's gradient.
-        grads = tape.gradient(scores, activations)
-        if grads is None:  # the logits do not depend on the layer at all
-            grads = tf.zeros_like(activations)
+    def _maps(self, images: Any, targets: Any) -> Any:
+        with self._backend.no_grad():
+            activations = ops.stop_gradient(self.probe.forward(images)[0])
+
+        def score(a: Any) -> tuple[Any, None]:
+            logits = self.probe.forward(images, replace={self.layer: a})[-1]
+            chosen = ops.take_along_axis(logits, ops.expand_dims(targets, 1), axis=1)
+            # Each image's score depends only on its own activations, so one gradient of the
+            # sum gives every image's gradient (zero where the logits ignore the layer).
+            return ops.sum(chosen), None
+
+        _, _, (grads,) = self._backend.input_gradients(score, [activations])
         weights = self.channel_weights(activations, grads)
-        cam = tf.nn.relu(tf.einsum("nhwk,nk->nhw", activations, weights))
-        size = tf.shape(images)[1:3]
-        cam = tf.image.resize(cam[..., None], size, method="bilinear")[..., 0]
-        peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
-        return tf.math.divide_no_nan(cam, peak)
+        cam = ops.relu(ops.einsum("nhwk,nk->nhw", activations, weights))
+        size = tuple(images.shape[1:3])
+        if None in size:  # a model taking any image size, traced without a static one
+            size = tuple(ops.shape(images)[1:3])
+        cam = ops.image.resize(cam[..., None], size, interpolation="bilinear")[..., 0]
+        peak = ops.max(cam, axis=(1, 2), keepdims=True)
+        return ops.divide_no_nan(cam, peak)
 
     def __call__(self, images: Any, targets: Any, batch_size: int = 64) -> np.ndarray:
         """Computes the maps of a batch of images.
@@ -114,11 +133,14 @@ class BaseCAM:
             raise ValueError(f"`batch_size` must be a positive int; got {batch_size!r}.")
         x = base.validate_images(self.model, images, require_spatial=True)
         y = base.validate_targets(targets, len(x), self._num_classes)
-        chunks = [
-            self._compute(tf.constant(x[i : i + batch_size]), tf.constant(y[i : i + batch_size]))
-            for i in range(0, len(x), batch_size)
-        ]
-        return np.concatenate([c.numpy() for c in chunks], axis=0)
+        chunks = []
+        for start, stop, size in fixed_batches(len(x), batch_size):
+            maps = self._compute(
+                ops.convert_to_tensor(pad_rows(x[start:stop], size)),
+                ops.convert_to_tensor(pad_rows(y[start:stop], size)),
+            )
+            chunks.append(ops.convert_to_numpy(maps)[: stop - start])
+        return np.concatenate(chunks, axis=0).astype(np.float32, copy=False)
 
 
 class GradCAM(BaseCAM):
@@ -136,8 +158,22 @@ class GradCAM(BaseCAM):
 
     method_name = "Grad-CAM"
 
-    def channel_weights(self, activations: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
-        return tf.reduce_mean(grads, axis=(1, 2))
+    def channel_weights(self, activations: Any, grads: Any) -> Any:
+        """`mean_ij ∂y/∂A_kij`, shape `(N, K)` (see `BaseCAM.channel_weights`).
+
+        Args:
+            activations: `A`, `(N, h, w, K)` (unused).
+            grads: `∂y/∂A`, `(N, h, w, K)`.
+
+        Returns:
+            The weights `(N, K)`.
+
+        Example:
+        ```python
+        GradCAM(model).channel_weights(activations, grads)
+        ```
+        """
+        return ops.mean(grads, axis=(1, 2))
 
 
 class GradCAMPlusPlus(BaseCAM):
@@ -155,14 +191,28 @@ class GradCAMPlusPlus(BaseCAM):
 
     method_name = "Grad-CAM++"
 
-    def channel_weights(self, activations: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
-        g2 = tf.square(grads)
+    def channel_weights(self, activations: Any, grads: Any) -> Any:
+        """`Σ_ij α_kij ReLU(g_kij)`, shape `(N, K)` (see the module docstring).
+
+        Args:
+            activations: `A`, `(N, h, w, K)`.
+            grads: `g = ∂y/∂A`, `(N, h, w, K)`.
+
+        Returns:
+            The weights `(N, K)`.
+
+        Example:
+        ```python
+        GradCAMPlusPlus(model).channel_weights(activations, grads)
+        ```
+        """
+        g2 = ops.square(grads)
         g3 = g2 * grads
-        activation_sums = tf.reduce_sum(activations, axis=(1, 2), keepdims=True)
+        activation_sums = ops.sum(activations, axis=(1, 2), keepdims=True)
         # No ε in the denominator: with small gradients (g² ~ 1e-5) it biases α visibly. Only
         # positive gradients count, and an exactly zero denominator gives α = 0.
-        alpha = tf.math.divide_no_nan(g2, 2.0 * g2 + activation_sums * g3)
-        return tf.reduce_sum(alpha * tf.nn.relu(grads), axis=(1, 2))
+        alpha = ops.divide_no_nan(g2, 2.0 * g2 + activation_sums * g3)
+        return ops.sum(alpha * ops.relu(grads), axis=(1, 2))
 
 
 def _explainer(cls: type[BaseCAM], model: keras.Model, layer: Any) -> BaseCAM:

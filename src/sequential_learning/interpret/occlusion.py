@@ -9,8 +9,9 @@ covered at least once. A stride larger than the patch would leave pixels between
 patch covers (their map value would be 0 / 0); it is refused with a `SeqlError` rather than
 filled with an invented value.
 
-All occluded variants of all images are evaluated in batches by one compiled function: there is
-no Python loop over patches.
+All occluded variants of all images are evaluated in batches by one compiled function
+(`backend.ops().compiled`, on every backend; `keras.ops` inside): there is no Python loop over
+patches.
 
 Probabilities are `softmax(logits)`; for a model that ends in a softmax that is its output (the
 softmax is taken from the logits, see `interpret/base.py`).
@@ -23,10 +24,12 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from sequential_learning import backend
 from sequential_learning.errors import SeqlError
 from sequential_learning.interpret import base
+from sequential_learning.interpret.probe import compile_for, fixed_batches, pad_rows
 
 
 def check_stride(patch: tuple[int, int], stride: tuple[int, int]) -> None:
@@ -125,26 +128,17 @@ def _target_probability_fn(model: keras.Model) -> Any:
     if "occlusion" in cache:
         return cache["occlusion"]
     probe = base.build_probe(model)
-    shape = base.model_input_shape(model)
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec((None, *shape[1:]), tf.float32),  # images (N, H, W, C)
-            tf.TensorSpec((None, *shape[1:3], 1), tf.float32),  # masks (P, H, W, 1)
-            tf.TensorSpec((None, 1, 1, shape[3]), tf.float32),  # baselines (N, 1, 1, C)
-            tf.TensorSpec((None,), tf.int32),  # which image, per variant
-            tf.TensorSpec((None,), tf.int32),  # which mask, per variant
-            tf.TensorSpec((None,), tf.int32),  # target, per variant
-        ]
-    )
     def target_probability(images, masks, baselines, image_index, mask_index, targets):
-        x = tf.gather(images, image_index)
-        m = tf.gather(masks, mask_index)
-        occluded = x * (1.0 - m) + tf.gather(baselines, image_index) * m
-        probs = tf.nn.softmax(probe.forward(occluded), axis=-1)
-        return tf.gather(probs, targets, axis=1, batch_dims=1)
+        # images (N, H, W, C), masks (P, H, W, 1), baselines (N, 1, 1, C); one image, mask and
+        # target index per variant.
+        x = ops.take(images, image_index, axis=0)
+        m = ops.take(masks, mask_index, axis=0)
+        occluded = x * (1.0 - m) + ops.take(baselines, image_index, axis=0) * m
+        probs = ops.softmax(probe.forward(occluded), axis=-1)
+        return ops.take_along_axis(probs, ops.expand_dims(targets, 1), axis=1)[:, 0]
 
-    cache["occlusion"] = (target_probability, probe.num_classes)
+    cache["occlusion"] = (compile_for(model, target_probability), probe.num_classes)
     return cache["occlusion"]
 
 
@@ -219,22 +213,24 @@ def occlusion_sensitivity(
     all_masks = np.concatenate([masks, np.zeros((1, height, width), bool)])
     per_image = num_patches + 1
 
-    images_t = tf.constant(x)
-    masks_t = tf.constant(all_masks[..., None].astype(np.float32))
-    fill_t = tf.constant(fill.astype(np.float32))
+    images_t = ops.convert_to_tensor(x)
+    masks_t = ops.convert_to_tensor(all_masks[..., None].astype(np.float32))
+    fill_t = ops.convert_to_tensor(fill.astype(np.float32))
     total = n * per_image  # variant v is image v // per_image under mask v % per_image
     probabilities = np.empty(total, np.float32)
-    for start in range(0, total, batch_size):
-        v = np.arange(start, min(start + batch_size, total), dtype=np.int32)
-        image_index = v // per_image
-        probabilities[start : start + len(v)] = target_probability(
-            images_t,
-            masks_t,
-            fill_t,
-            tf.constant(image_index),
-            tf.constant(v % per_image),
-            tf.constant(y[image_index]),
-        ).numpy()
+    with backend.ops().no_grad():
+        for start, stop, size in fixed_batches(total, batch_size):
+            v = pad_rows(np.arange(start, stop, dtype=np.int32), size)
+            image_index = v // per_image
+            found = target_probability(
+                images_t,
+                masks_t,
+                fill_t,
+                ops.convert_to_tensor(image_index),
+                ops.convert_to_tensor(v % per_image),
+                ops.convert_to_tensor(y[image_index]),
+            )
+            probabilities[start:stop] = ops.convert_to_numpy(found)[: stop - start]
 
     probabilities = probabilities.reshape(n, per_image)
     drops = probabilities[:, -1:] - probabilities[:, :-1]

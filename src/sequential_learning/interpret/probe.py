@@ -13,9 +13,19 @@ probe; any other final activation is taken as it is. Probabilities are always
 switched off for the duration of that one call, so explaining such a model while another thread
 runs it is not safe; models ending in plain logits, as this project builds them, are unaffected.)
 
+Gradients with respect to an inner layer's output: JAX cannot differentiate with respect to a
+tensor computed inside the function after the fact, so the probe's `forward` takes `replace`, a
+tensor per layer that stands in for that layer's output. A method differentiates
+`lambda a: probe.forward(images, replace={layer: a})` with respect to `a`, the activations of a
+first pass (`backend.ops().input_gradients`), on every backend alike.
+
+Backends: the math is `keras.ops`; compilation is `backend.ops().compiled` (`tf.function` on
+TensorFlow, `jax.jit` on JAX, eager on PyTorch). Arrays go in, NumPy arrays come out.
+
 Keras internals used: the probe walks a functional model's graph with the package's
 `graph.GraphWalker` (Keras' own `Functional._run_through_graph`, the walk `Functional.call` runs;
-see that module). Checked on Keras 3.15; `tests/interpret` and `tests/test_graph.py` cover them.
+see that module), and finds its output shapes with `keras.src.backend.compute_output_spec`.
+Checked on Keras 3.15; `tests/interpret` and `tests/test_graph.py` cover them.
 
 Example:
 ```python
@@ -25,12 +35,14 @@ activations, logits = build_probe(task_model, [last_conv_layer(task_model)])(ima
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
-import tensorflow as tf
+import numpy as np
+from keras import ops
 
+from sequential_learning import backend
 from sequential_learning.graph import GraphWalker, call_layer, functional_graph
 from sequential_learning.interpret.layers import walk_layers
 
@@ -60,11 +72,15 @@ def _contained_ids(model: Any) -> set[int]:
 class _Replay(GraphWalker):
     """Runs a model's graph op by op, recording chosen outputs and dropping a final softmax.
 
-    Descends only into the nested models that hold chosen layers or make the output.
+    Descends only into the nested models that hold chosen (or replaced) layers or make the
+    output. A layer in `replace` is not called: the tensor given for it is its output.
     """
 
-    def __init__(self, targets: Sequence[keras.layers.Layer]) -> None:
-        self.target_ids = {id(layer) for layer in targets}
+    def __init__(
+        self, targets: Sequence[keras.layers.Layer], replace: Mapping[int, Any] | None = None
+    ) -> None:
+        self.replace = dict(replace or {})
+        self.target_ids = {id(layer) for layer in targets} | set(self.replace)
         self.captured: dict[int, Any] = {}
 
     def run(self, model: keras.Model, inputs: Any, at_output: bool = True) -> Any:
@@ -85,7 +101,9 @@ class _Replay(GraphWalker):
     def call(self, op: Any, args: tuple, kwargs: dict, at_output: bool) -> Any:
         is_target = id(op) in self.target_ids
         holds_targets = not is_target and bool(_contained_ids(op) & self.target_ids)
-        if isinstance(op, keras.Model) and (holds_targets or at_output):
+        if id(op) in self.replace:
+            out = self.replace[id(op)]
+        elif isinstance(op, keras.Model) and (holds_targets or at_output):
             out = self.run(op, args[0] if len(args) == 1 else list(args), at_output)
         elif at_output and isinstance(op, keras.layers.Softmax):
             out = args[0]
@@ -142,8 +160,8 @@ class Probe:
     the chosen layers, with `training=False` for every layer that takes it. It shares the model's
     layers, so it always sees the current weights.
 
-    Use `forward` inside your own `tf.function` / `GradientTape`, or call the probe for a
-    compiled forward pass.
+    Use `forward` inside a function you differentiate or compile yourself, or call the probe
+    for a compiled forward pass (NumPy arrays out).
 
     Args:
         model: a Sequential or functional Keras model with one input and one output; nested
@@ -158,27 +176,44 @@ class Probe:
     """
 
     def __init__(self, model: keras.Model, layers: Sequence[keras.layers.Layer] = ()) -> None:
+        from keras.src.backend import compute_output_spec
+
         self.model = model
         self.layers = list(layers)
         self.input_shape = model_input_shape(model)
-        spec = tf.TensorSpec((None, *self.input_shape[1:]), tf.float32)
-        self._compiled = tf.function(self.forward, input_signature=[spec])
-        # Tracing once checks that the layers are reachable and gives the output shapes.
-        outputs = self._compiled.get_concrete_function().structured_outputs
+        # A symbolic pass checks that the layers are reachable and gives the output shapes.
+        spec = keras.KerasTensor((None, *self.input_shape[1:]), "float32")
+        outputs = compute_output_spec(self.forward, spec)
         shapes = [tuple(t.shape) for t in keras.tree.flatten(outputs)]
         self.layer_shapes: list[tuple] = shapes[:-1]
         self.logits_shape: tuple = shapes[-1]
+        self._compiled = compile_for(model, self.forward)
 
     @property
     def num_classes(self) -> int:
         """The number of logits."""
         return int(self.logits_shape[-1])
 
-    def forward(self, images: Any) -> Any:
-        """`[*layer_outputs, logits]` (just `logits` without layers), uncompiled."""
-        replay = _Replay(self.layers)
+    def forward(self, images: Any, replace: Mapping[keras.layers.Layer, Any] | None = None) -> Any:
+        """`[*layer_outputs, logits]` (just `logits` without layers), uncompiled.
+
+        Args:
+            images: a batch of images (a tensor of the running backend).
+            replace: `{layer: tensor}`: the tensor stands in for that layer's output (the layer
+                is not called), so the logits can be differentiated with respect to it.
+
+        Returns:
+            `[*layer_outputs, logits]`, or `logits` when the probe has no layers.
+
+        Example:
+        ```python
+        logits = probe.forward(images, replace={conv: activations})
+        ```
+        """
+        replay = _Replay(self.layers, {id(k): v for k, v in (replace or {}).items()})
         logits = replay.run(self.model, images)
-        missing = [layer.name for layer in self.layers if id(layer) not in replay.captured]
+        wanted = list(self.layers) + [k for k in (replace or {}) if k not in self.layers]
+        missing = [layer.name for layer in wanted if id(layer) not in replay.captured]
         if missing:
             raise ValueError(
                 f"Layer(s) {missing} of model {self.model.name!r} are not on the path from its "
@@ -189,8 +224,82 @@ class Probe:
         return [replay.captured[id(layer)] for layer in self.layers] + [logits]
 
     def __call__(self, images: Any) -> Any:
-        """The compiled `forward` (inference mode)."""
-        return self._compiled(tf.convert_to_tensor(images, tf.float32))
+        """The compiled `forward` (inference mode), as NumPy arrays."""
+        x = ops.convert_to_tensor(np.asarray(images, np.float32))
+        with backend.ops().no_grad():
+            out = self._compiled(x)
+        return keras.tree.map_structure(ops.convert_to_numpy, out)
+
+
+def compile_for(model: keras.Model, fn: Callable) -> Callable:
+    """`fn` compiled for the running backend, reading `model`'s current weights at every call.
+
+    `backend.ops().compiled(fn, model.variables)`: `tf.function` on TensorFlow, `jax.jit` on
+    JAX (the model's variables go in as arguments, so later weight changes are seen), `fn` itself
+    on PyTorch.
+
+    Args:
+        model: the model whose variables `fn` reads.
+        fn: a function of tensors (the model's layers may be called inside).
+
+    Returns:
+        The compiled function.
+
+    Example:
+    ```python
+    logits = compile_for(model, lambda x: model(x, training=False))(x)
+    ```
+    """
+    return backend.ops().compiled(fn, model.variables)
+
+
+def fixed_batches(total: int, batch_size: int) -> list[tuple[int, int, int]]:
+    """`(start, stop, padded)` chunks of `range(total)`, padded to one size on JAX.
+
+    `jax.jit` compiles once per input shape, so on JAX every chunk is padded up to
+    `min(batch_size, total)` rows (`padded` is that size; the caller pads and drops the extra
+    rows); on the other backends `padded` is the chunk's own size.
+
+    Args:
+        total: the number of rows.
+        batch_size: rows per chunk.
+
+    Returns:
+        The chunks in order.
+
+    Example:
+    ```python
+    for start, stop, size in fixed_batches(len(x), 64):
+        out = fn(pad_rows(x[start:stop], size))[: stop - start]
+    ```
+    """
+    fixed = min(batch_size, total) if backend.name() == "jax" else None
+    chunks = []
+    for start in range(0, total, batch_size):
+        stop = min(start + batch_size, total)
+        chunks.append((start, stop, fixed or stop - start))
+    return chunks
+
+
+def pad_rows(array: np.ndarray, size: int) -> np.ndarray:
+    """`array` with its last row repeated up to `size` rows (unchanged when it has them).
+
+    Args:
+        array: a NumPy array with at least one row.
+        size: the wanted number of rows.
+
+    Returns:
+        The padded array.
+
+    Example:
+    ```python
+    pad_rows(np.arange(3), 5)   # array([0, 1, 2, 2, 2])
+    ```
+    """
+    missing = size - len(array)
+    if missing <= 0:
+        return array
+    return np.concatenate([array, np.repeat(array[-1:], missing, axis=0)], axis=0)
 
 
 class _Cache:
@@ -226,7 +335,7 @@ def model_cache(model: keras.Model) -> dict:
     ```python
     cache = model_cache(model)
     if "saliency" not in cache:
-        cache["saliency"] = tf.function(lambda x: model(x, training=False))
+        cache["saliency"] = compile_for(model, lambda x: model(x, training=False))
     ```
     """
     cache = model.__dict__.get(_CACHE_ATTRIBUTE)
