@@ -234,3 +234,45 @@ def compiled(fn: Callable, variables: Sequence = ()) -> Callable:
         return out
 
     return call
+
+
+def per_sample_gradient_sums(fn: Callable[..., tuple[Any, Any]], variables: Sequence,
+                             inputs: Sequence, transform: Callable) -> list:
+    """Σ_n Σ_k w_nk · transform(∂ obj_nk / ∂θ) per variable, with exact per-sample gradients.
+
+    `jax.jacrev` over the variables for one sample, `jax.vmap` over the samples; inside the
+    compiled step or eagerly (variables not differentiated are read from the enclosing scope).
+
+    Args:
+        fn: called with one sample of each of `inputs` (no batch axis); returns
+            `(objectives [1, K], weights [1, K])`; the weights are not differentiated.
+        variables: the variables to differentiate.
+        inputs: arrays with the samples on their first axis.
+        transform: applied to every per-sample gradient (a square, an absolute value).
+
+    Returns:
+        One array per variable, shaped like it.
+
+    Example:
+    ```python
+    sums = per_sample_gradient_sums(lambda x, y: objective(model(x[None]), y[None]),
+                                    model.trainable_variables, [x, labels], jnp.square)
+    ```
+    """
+    variables = list(variables)
+    parent = get_stateless_scope()
+    values = [v.value if parent is None or parent.get_current_value(v) is None
+              else parent.get_current_value(v) for v in variables]
+
+    def objectives(current, *sample):
+        with _NestedScope(list(zip(variables, current))):
+            found, weights = fn(*sample)
+        return found[0], weights[0]
+
+    def one(*sample):
+        jacobians, weights = jax.jacrev(objectives, has_aux=True)(values, *sample)
+        weights = jax.lax.stop_gradient(weights)
+        return [jnp.tensordot(weights, transform(j), axes=1) for j in jacobians]
+
+    per = jax.vmap(one)(*[jnp.asarray(t) for t in inputs])
+    return [jnp.sum(p, axis=0) for p in per]

@@ -142,3 +142,44 @@ def compiled(fn: Callable, variables: Sequence = ()) -> Callable:
     """
     del variables
     return tf.function(fn, reduce_retracing=True)
+
+
+def per_sample_gradient_sums(fn: Callable[..., tuple[Any, Any]], variables: Sequence,
+                             inputs: Sequence, transform: Callable) -> list:
+    """Σ_n Σ_k w_nk · transform(∂ obj_nk / ∂θ) per variable, with exact per-sample gradients.
+
+    Vectorised over the samples with `tf.vectorized_map`, one persistent tape per sample.
+
+    Args:
+        fn: called with one sample of each of `inputs` (no batch axis); returns
+            `(objectives [1, K], weights [1, K])`; the weights are not differentiated.
+        variables: the variables to differentiate.
+        inputs: tensors with the samples on their first axis.
+        transform: applied to every per-sample gradient (a square, an absolute value).
+
+    Returns:
+        One tensor per variable, shaped like it.
+
+    Example:
+    ```python
+    sums = per_sample_gradient_sums(lambda x, y: objective(model(x[None]), y[None]),
+                                    model.trainable_variables, [x, labels], tf.square)
+    ```
+    """
+    variables = list(variables)
+
+    def one(args):
+        with tf.GradientTape(persistent=True) as tape:
+            objectives, weights = fn(*args)
+            targets = [objectives[0, k] for k in range(objectives.shape[-1])]
+        weights = tf.stop_gradient(weights)
+        acc = [tf.zeros(v.shape) for v in variables]
+        for k, target in enumerate(targets):
+            grads = tape.gradient(
+                target, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
+            )
+            acc = [a + weights[0, k] * transform(g) for a, g in zip(acc, grads)]
+        return acc
+
+    per = tf.vectorized_map(one, tuple(inputs))
+    return [tf.reduce_sum(p, axis=0) for p in per]

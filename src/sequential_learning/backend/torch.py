@@ -155,3 +155,52 @@ def compiled(fn: Callable, variables: Sequence = ()) -> Callable:
     """
     del variables
     return fn
+
+
+def per_sample_gradient_sums(fn: Callable[..., tuple[Any, Any]], variables: Sequence,
+                             inputs: Sequence, transform: Callable) -> list:
+    """Σ_n Σ_k w_nk · transform(∂ obj_nk / ∂θ) per variable, with exact per-sample gradients.
+
+    One sample at a time (the torch backend runs eagerly), one backward pass per objective.
+
+    Args:
+        fn: called with one sample of each of `inputs` (no batch axis); returns
+            `(objectives [1, K], weights [1, K])`; the weights are not differentiated.
+        variables: the variables to differentiate.
+        inputs: tensors with the samples on their first axis.
+        transform: applied to every per-sample gradient (a square, an absolute value).
+
+    Returns:
+        One tensor per variable, shaped like it.
+
+    Example:
+    ```python
+    sums = per_sample_gradient_sums(lambda x, y: objective(model(x[None]), y[None]),
+                                    model.trainable_variables, [x, labels], torch.square)
+    ```
+    """
+    from keras import ops
+
+    params = [v.value for v in variables]
+    totals = [torch.zeros(tuple(v.shape), dtype=torch.float32, device=p.device)
+              for v, p in zip(variables, params)]
+    tensors = [ops.convert_to_tensor(t) for t in inputs]
+    wanted = [p for p in params if p.requires_grad]
+    for n in range(int(tensors[0].shape[0])):
+        with torch.enable_grad():
+            objectives, weights = fn(*[t[n] for t in tensors])
+            count = int(objectives.shape[-1])
+            for k in range(count):
+                target = objectives[0, k]
+                if not target.requires_grad or not wanted:
+                    continue
+                found = torch.autograd.grad(target, wanted, retain_graph=k < count - 1,
+                                            allow_unused=True)
+                by_id = {id(p): g for p, g in zip(wanted, found)}
+                weight = weights[0, k].detach()
+                with torch.no_grad():
+                    for total, p in zip(totals, params):
+                        g = by_id.get(id(p))
+                        if g is not None:
+                            total.add_(weight * transform(g))
+    return totals

@@ -7,7 +7,9 @@ finite; the penalty, the plots and `augment` only ever see that list.
 Estimators that need per-step information (synaptic intelligence, sign flips, ...) set
 `tracks_steps = True`; the compiled train step then calls `track_step` after every optimizer
 update with the task loss's gradients (without the penalty) and the values before the update.
-Their accumulators are `tf.Variable`s created in `build`, under the strategy's scope.
+Their accumulators are `keras.Variable`s created in `build` (under the strategy's scope on
+TensorFlow) and listed by `own_variables`, so that on JAX they go in and out of the stateless
+train step. Estimators are written in `keras.ops` and run on every Keras backend.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 
 @dataclass
@@ -69,7 +70,11 @@ class ImportanceEstimator:
     def begin_task(self, variables: Sequence) -> None:
         """Called before a task's training starts (e.g. to record θ_start or reset counters)."""
 
-    def track_step(self, gradients: Sequence[tf.Tensor], old_values: Sequence[tf.Tensor]) -> None:
+    def own_variables(self) -> list:
+        """The `keras.Variable`s `track_step` reads or assigns (none unless it tracks steps)."""
+        return []
+
+    def track_step(self, gradients: Sequence[Any], old_values: Sequence[Any]) -> None:
         """Called inside the compiled train step after each optimizer update.
 
         Args:
@@ -79,7 +84,7 @@ class ImportanceEstimator:
             old_values: the covered variables' values before the update.
         """
 
-    def end_task(self, context: TaskContext) -> list[tf.Tensor]:
+    def end_task(self, context: TaskContext) -> list:
         """Returns Ω for the task just learned, one tensor per covered variable."""
         raise NotImplementedError
 

@@ -11,23 +11,31 @@ records which one was used:
   biased (about 1/B too small near a minimum); kept only for comparison.
 
 The first three are means of per-sample squared gradients, computed in closed form per layer by
-`PerSampleReducer`; the model runs with `training=False`.
+`PerSampleReducer`; the model runs with `training=False`. Everything is `keras.ops` (gradients
+through `sequential_learning.backend`), so the Fisher is the same on TensorFlow, JAX and PyTorch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from sequential_learning import backend
 from sequential_learning.importance.base import ImportanceEstimator, TaskContext
 from sequential_learning.importance.modes import FISHER_MODES
-from sequential_learning.importance.per_sample import ObjectiveFn, PerSampleReducer, ReducerCache
+from sequential_learning.importance.per_sample import (
+    ObjectiveFn,
+    PerSampleReducer,
+    ReducerCache,
+    _distinct,
+)
 
 
-def log_probabilities(outputs: tf.Tensor, from_logits: bool) -> tf.Tensor:
+def log_probabilities(outputs: Any, from_logits: bool) -> Any:
     """Log p(c|x) from a classifier's outputs (logits or probabilities), shape [N, C].
 
     Args:
@@ -39,13 +47,13 @@ def log_probabilities(outputs: tf.Tensor, from_logits: bool) -> tf.Tensor:
 
     Example:
     ```python
-    log_probabilities(tf.constant([[0.0, 0.0]]), from_logits=True)   # [[-0.693, -0.693]]
+    log_probabilities(ops.zeros((1, 2)), from_logits=True)   # [[-0.693, -0.693]]
     ```
     """
-    outputs = tf.cast(outputs, tf.float32)
+    outputs = ops.cast(outputs, "float32")
     if from_logits:
-        return tf.nn.log_softmax(outputs, axis=-1)
-    return tf.math.log(tf.clip_by_value(outputs, 1e-12, 1.0))
+        return ops.log_softmax(outputs, axis=-1)
+    return ops.log(ops.clip(outputs, 1e-12, 1.0))
 
 
 def fisher_objective(mode: str, from_logits: bool = True) -> ObjectiveFn:
@@ -68,21 +76,21 @@ def fisher_objective(mode: str, from_logits: bool = True) -> ObjectiveFn:
 
         def exact(outputs, labels):
             logp = log_probabilities(outputs, from_logits)
-            return logp, tf.exp(logp)
+            return logp, ops.exp(logp)
 
         return exact
     if mode in ("sampled", "empirical"):
 
         def labelled(outputs, labels):
             logp = log_probabilities(outputs, from_logits)
-            chosen = tf.gather(logp, tf.cast(labels, tf.int32), axis=-1, batch_dims=1)
-            return chosen[:, None], tf.ones_like(chosen)[:, None]
+            chosen = ops.take_along_axis(logp, ops.cast(labels, "int32")[:, None], axis=-1)
+            return chosen, ops.ones_like(chosen)
 
         return labelled
     raise ValueError(f"Unknown Fisher mode {mode!r}; expected one of {FISHER_MODES}")
 
 
-def gaussian_objective(outputs: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+def gaussian_objective(outputs: Any, labels: Any) -> tuple[Any, Any]:
     """Regression: the outputs themselves, weight 1 (the Fisher of N(f(x), I) is Σ_k (∂f_k/∂θ)²).
 
     Args:
@@ -97,9 +105,9 @@ def gaussian_objective(outputs: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor
     objectives, weights = gaussian_objective(model(x, training=False), None)
     ```
     """
-    outputs = tf.cast(outputs, tf.float32)
-    outputs = tf.reshape(outputs, [-1, int(np.prod(outputs.shape[1:]))])
-    return outputs, tf.ones_like(outputs)
+    outputs = ops.cast(outputs, "float32")
+    outputs = ops.reshape(outputs, (-1, int(np.prod(outputs.shape[1:]))))
+    return outputs, ops.ones_like(outputs)
 
 
 def _is_regression(task) -> bool:
@@ -114,12 +122,12 @@ def sample_labels(model: keras.Model, x, seed: int, from_logits: bool = True, ba
     Args:
         model: the classifier.
         x: inputs.
-        seed: the seed of the stateless draw.
+        seed: the seed of the draw (the same seed gives the same labels on a backend).
         from_logits: whether the model outputs logits.
         batch_size: inputs per forward pass.
 
     Returns:
-        An int64 NumPy array of labels.
+        An integer NumPy array of labels.
 
     Example:
     ```python
@@ -128,11 +136,16 @@ def sample_labels(model: keras.Model, x, seed: int, from_logits: bool = True, ba
     """
     logp = []
     for start in range(0, len(x), batch_size):
-        out = model(tf.constant(x[start : start + batch_size]), training=False)
+        out = model(ops.convert_to_tensor(x[start : start + batch_size]), training=False)
         logp.append(log_probabilities(out, from_logits))
-    logits = tf.concat(logp, axis=0)
-    draw = tf.random.stateless_categorical(logits, 1, seed=[int(seed), 0], dtype=tf.int64)
-    return draw[:, 0].numpy()
+    logits = ops.concatenate(logp, axis=0)
+    if backend.is_tensorflow():  # the draws TensorFlow runs always made
+        import tensorflow as tf
+
+        draw = tf.random.stateless_categorical(logits, 1, seed=[int(seed), 0], dtype=tf.int64)
+    else:
+        draw = keras.random.categorical(logits, 1, dtype="int32", seed=int(seed))
+    return ops.convert_to_numpy(draw[:, 0])
 
 
 def fisher_information(
@@ -198,19 +211,23 @@ def fisher_information(
 
 def _batch_fisher(model, variables, x, y, from_logits, loss_fn, batch_size) -> list[np.ndarray]:
     loss_fn = loss_fn or keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+    functions = backend.ops()
+    if np.issubdtype(y.dtype, np.integer):
+        y = y.astype(np.int32)
 
-    @tf.function(reduce_retracing=True)
     def squared(xb, yb):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(yb, model(xb, training=False))
-        grads = tape.gradient(loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        return [tf.square(g) for g in grads]
+        _, _, grads = functions.value_and_grad(
+            lambda: (loss_fn(yb, model(xb, training=False)), None), variables)
+        return [ops.square(g) for g in grads]
 
+    squared = functions.compiled(squared, _distinct(model.variables, variables))
     totals = [np.zeros(v.shape, np.float64) for v in variables]
     batches = 0
     for start in range(0, len(x), batch_size):
-        for i, g in enumerate(squared(x[start : start + batch_size], y[start : start + batch_size])):
-            totals[i] += g.numpy()
+        xb = ops.convert_to_tensor(x[start : start + batch_size])
+        yb = ops.convert_to_tensor(y[start : start + batch_size])
+        for i, g in enumerate(squared(xb, yb)):
+            totals[i] += ops.convert_to_numpy(g)
         batches += 1
     return [(t / batches).astype(np.float32) for t in totals]
 
@@ -242,10 +259,10 @@ class FisherImportance(ImportanceEstimator):
         self.chunk_size = int(chunk_size)
         self._reducers = ReducerCache()  # one trace per model for the whole run
 
-    def end_task(self, context: TaskContext) -> list[tf.Tensor]:
+    def end_task(self, context: TaskContext) -> list:
         from_logits = getattr(context.task, "from_logits", True)
         if _is_regression(context.task):
-            return [tf.constant(v) for v in self._regression_fisher(context)]
+            return [ops.convert_to_tensor(v) for v in self._regression_fisher(context)]
         values = fisher_information(
             context.model,
             context.variables,
@@ -257,7 +274,7 @@ class FisherImportance(ImportanceEstimator):
             chunk_size=self.chunk_size,
             cache=self._reducers,
         )
-        return [tf.constant(v) for v in values]
+        return [ops.convert_to_tensor(v) for v in values]
 
     def _regression_fisher(self, context: TaskContext) -> list[np.ndarray]:
         """Regression (MSE) tasks: the Fisher of a unit-variance Gaussian around the output.
@@ -272,7 +289,7 @@ class FisherImportance(ImportanceEstimator):
             loss = keras.losses.get(context.task.loss)
 
             def mean_loss(y_true, y_pred):
-                return tf.reduce_mean(loss(y_true, y_pred))
+                return ops.mean(loss(y_true, y_pred))
 
             return _batch_fisher(context.model, context.variables, x, y, True, mean_loss, 32)
         reducer = self._reducers.get(

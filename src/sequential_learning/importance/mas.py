@@ -18,16 +18,17 @@ Absolute values of *mini-batch* gradients (as some libraries compute MAS) are no
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from sequential_learning.importance.base import ImportanceEstimator, TaskContext
 from sequential_learning.importance.per_sample import PerSampleReducer, ReducerCache
 
 
-def mas_objective(outputs, labels) -> tuple[tf.Tensor, tf.Tensor]:
+def mas_objective(outputs: Any, labels: Any) -> tuple[Any, Any]:
     """‖f(x)‖²₂ per sample as one objective [N, 1] with weight 1 (labels are not used).
 
     Args:
@@ -40,15 +41,17 @@ def mas_objective(outputs, labels) -> tuple[tf.Tensor, tf.Tensor]:
 
     Example:
     ```python
-    objectives, weights = mas_objective(tf.constant([[3.0, 4.0]]), None)   # [[25.]], [[1.]]
+    objectives, weights = mas_objective(ops.convert_to_tensor([[3.0, 4.0]]), None)   # [[25.]], [[1.]]
     ```
     """
-    parts = [tf.cast(o, tf.float32) for o in tf.nest.flatten(outputs)]
-    total = tf.add_n(
-        [tf.reduce_sum(tf.reshape(tf.square(p), [tf.shape(p)[0], -1]), axis=-1) for p in parts]
-    )
+    total = None
+    for p in keras.tree.flatten(outputs):
+        p = ops.cast(p, "float32")
+        flat = ops.reshape(ops.square(p), (-1, int(np.prod(p.shape[1:]))))
+        part = ops.sum(flat, axis=-1)
+        total = part if total is None else total + part
     objective = total[:, None]
-    return objective, tf.ones_like(objective)
+    return objective, ops.ones_like(objective)
 
 
 def mas_importance(
@@ -109,12 +112,12 @@ class MASImportance(ImportanceEstimator):
         self.chunk_size = int(chunk_size)
         self._reducers = ReducerCache()  # one trace per model for the whole run
 
-    def end_task(self, context: TaskContext) -> list[tf.Tensor]:
+    def end_task(self, context: TaskContext) -> list:
         values = mas_importance(
             context.model, context.variables, context.x[: self.samples], self.chunk_size,
             cache=self._reducers,
         )
-        return [tf.constant(v) for v in values]
+        return [ops.convert_to_tensor(v) for v in values]
 
     def describe(self) -> dict:
         return {"method": self.name, "mas_samples": self.samples, "mas_per_sample": True}

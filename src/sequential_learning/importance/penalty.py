@@ -8,21 +8,25 @@ with a constant C, so one importance and one anchor per variable give the same v
 gradient λ Ω (θ − θ̄) as the per-task sum (`separate` mode, the reference design's behaviour).
 
 The train step evaluates it with r = √(λ Ω), cached beside Ω: e = r (θ − θ̄), value ½ Σ e², and
-the task gradient plus r e. The penalty's share of a step is memory traffic, not arithmetic, so
-this runs as one native kernel that reads each array once (`sequential_learning.native`), or,
-where that kernel cannot be built, as TensorFlow's subtract, multiply, `l2_loss`, multiply, add.
+the task gradient plus r e, in `keras.ops` on every backend. The penalty's share of a step is
+memory traffic, not arithmetic, so on TensorFlow this runs as one native kernel that reads each
+array once (`sequential_learning.native`), or, where that kernel cannot be built, as
+TensorFlow's subtract, multiply, `l2_loss`, multiply, add (the op order the package always had).
 `online` mode (Schwarz et al. 2018) keeps Ω ← γ Ω + Ω_new and moves the anchor to the latest
-weights. Either way the state is one Ω and one anchor per covered variable.
+weights. Either way the state is one Ω and one anchor per covered variable, `keras.Variable`s listed by
+`own_variables` (on JAX they go in and out of the stateless train step).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
-from sequential_learning import native
+from sequential_learning import backend
 from sequential_learning.errors import SeqlError
 from sequential_learning.importance.modes import PENALTY_MODES
 from sequential_learning.saved_state import state_array
@@ -69,25 +73,23 @@ class ConsolidationPenalty:
         self.normalize = bool(normalize)
         self.num_terms = 0
         self._lambda = float(ewc_lambda)
-        self.importance = [
-            tf.Variable(tf.zeros(v.shape), trainable=False, name=f"importance_{i}")
-            for i, v in enumerate(self.variables)
-        ]
-        self.anchor = [
-            tf.Variable(tf.convert_to_tensor(v), trainable=False, name=f"anchor_{i}")
-            for i, v in enumerate(self.variables)
-        ]
+        self.importance = [_state(np.zeros(v.shape, np.float32), f"importance_{i}")
+                           for i, v in enumerate(self.variables)]
+        self.anchor = [_state(_host(v).astype(np.float32), f"anchor_{i}")
+                       for i, v in enumerate(self.variables)]
         # √(λ Ω), what the train step multiplies by (see the module's docstring).
-        self.root = [
-            tf.Variable(tf.zeros(v.shape), trainable=False, name=f"root_importance_{i}")
-            for i, v in enumerate(self.variables)
-        ]
-        self.constant = tf.Variable(0.0, trainable=False, name="penalty_constant")
+        self.root = [_state(np.zeros(v.shape, np.float32), f"root_importance_{i}")
+                     for i, v in enumerate(self.variables)]
+        self.constant = _state(np.float32(0.0), "penalty_constant")
 
     @property
     def ewc_lambda(self) -> float:
         """λ, the penalty's strength (fixed at construction)."""
         return self._lambda
+
+    def own_variables(self) -> list[keras.Variable]:
+        """The penalty's state variables (Ω, anchors, √(λΩ), the constant)."""
+        return [*self.importance, *self.anchor, *self.root, self.constant]
 
     @property
     def active(self) -> bool:
@@ -112,11 +114,11 @@ class ConsolidationPenalty:
             peak = max(float(o.max()) if o.size else 0.0 for o in new)
             if peak > 0:
                 new = [o / peak for o in new]
-        constant = float(self.constant.numpy())
+        constant = float(_host(self.constant))
         for i, (v, o_new) in enumerate(zip(self.variables, new)):
-            theta = np.asarray(v.numpy(), np.float64)
-            o_old = self.importance[i].numpy().astype(np.float64)
-            a_old = self.anchor[i].numpy().astype(np.float64)
+            theta = _host(v).astype(np.float64)
+            o_old = _host(self.importance[i]).astype(np.float64)
+            a_old = _host(self.anchor[i]).astype(np.float64)
             if self.mode == "online":
                 o_sum = self.gamma * o_old + o_new
                 a_new = theta
@@ -135,28 +137,28 @@ class ConsolidationPenalty:
 
     def _refresh_root(self) -> None:
         for r, o in zip(self.root, self.importance):
-            r.assign(np.sqrt(self._lambda * o.numpy().astype(np.float64)).astype(np.float32))
+            r.assign(np.sqrt(self._lambda * _host(o).astype(np.float64)).astype(np.float32))
 
-    def value(self) -> tf.Tensor:
+    def value(self) -> Any:
         """λ/2 (Σ Ω (θ − θ̄)² + C): equal to the per-task sum of penalties."""
         return self.value_and_gradients()[0]
 
-    def gradients(self) -> list[tf.Tensor]:
+    def gradients(self) -> list:
         """λ Ω (θ − θ̄) per covered variable: the penalty's exact gradient."""
         return self.value_and_gradients()[1]
 
-    def value_and_gradients(self) -> tuple[tf.Tensor, list[tf.Tensor]]:
+    def value_and_gradients(self) -> tuple[Any, list]:
         """The value and the gradient λ Ω (θ − θ̄) per covered variable, sharing r (θ − θ̄)."""
         return self.add_to_gradients(None)
 
     def add_to_gradients(
-        self, gradients: Sequence | None, scale: float | tf.Tensor = 1.0
-    ) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        self, gradients: Sequence | None, scale: Any = 1.0
+    ) -> tuple[Any, list]:
         """The value, and `gradients` (one per covered variable) plus `scale` λ Ω (θ − θ̄).
 
-        What the train step calls. Where the fused kernel is available (`native.status()`),
-        each float32 variable takes one pass over memory; otherwise TensorFlow's ops do the
-        same arithmetic in five.
+        What the train step calls. On TensorFlow, where the fused kernel is available
+        (`native.status()`), each float32 variable takes one pass over memory; otherwise the
+        same arithmetic takes five ops (TensorFlow's `l2_loss` for ½ Σ e² there).
 
         Args:
             gradients: the task loss's gradients of the covered variables, or None (then the
@@ -167,21 +169,27 @@ class ConsolidationPenalty:
         Returns:
             (λ/2 Σ Ω (θ − θ̄)² + λ/2 C, the summed gradients).
         """
-        kernel = native.penalty_kernel() if gradients is not None else None
-        kernel_scale = tf.cast(scale, tf.float32) if kernel is not None else None
+        tensorflow = backend.is_tensorflow()
+        kernel = None
+        if tensorflow and gradients is not None:
+            from sequential_learning import native
+
+            kernel = native.penalty_kernel()
+        kernel_scale = ops.cast(scale, "float32") if kernel is not None else None
+        half_sum_of_squares = _tf_l2_loss() if tensorflow else _half_sum_of_squares
         out = []
-        total = 0.5 * self._lambda * tf.convert_to_tensor(self.constant)
+        total = 0.5 * self._lambda * ops.convert_to_tensor(self.constant)
         for k, (v, r, a) in enumerate(zip(self.variables, self.root, self.anchor)):
-            value = tf.convert_to_tensor(v)
+            value = ops.convert_to_tensor(v)
             gradient = None if gradients is None else gradients[k]
             if kernel is not None and _fusable(gradient, value):
                 # One pass: e = r (θ − θ̄), ½ Σ e² and the gradient plus scale · r e.
-                summed, part = kernel(gradient, value, a, r, kernel_scale)
+                summed, part = kernel(gradient, value, a.value, r.value, kernel_scale)
                 total = total + part
                 out.append(summed)
                 continue
             scaled = r * (value - a)  # e = √(λΩ) (θ − θ̄)
-            total = total + tf.nn.l2_loss(scaled)  # ½ Σ e², one fused reduction
+            total = total + half_sum_of_squares(scaled)  # ½ Σ e², one reduction
             grad = r * scaled
             if not (isinstance(scale, float) and scale == 1.0):
                 grad = scale * grad
@@ -190,9 +198,9 @@ class ConsolidationPenalty:
 
     def state(self) -> dict[str, np.ndarray]:
         """The penalty's state as NumPy arrays (for checkpoints)."""
-        out = {f"importance_{i}": o.numpy() for i, o in enumerate(self.importance)}
-        out.update({f"anchor_{i}": a.numpy() for i, a in enumerate(self.anchor)})
-        out["constant"] = np.asarray(self.constant.numpy())
+        out = {f"importance_{i}": _host(o) for i, o in enumerate(self.importance)}
+        out.update({f"anchor_{i}": _host(a) for i, a in enumerate(self.anchor)})
+        out["constant"] = np.asarray(_host(self.constant))
         out["num_terms"] = np.asarray(self.num_terms)
         return out
 
@@ -221,8 +229,32 @@ class ConsolidationPenalty:
         self._refresh_root()
 
 
-def _fusable(gradient, value: tf.Tensor) -> bool:
-    """Whether the fused kernel takes this variable: a dense float32 gradient and value."""
+def _state(value: np.ndarray, name: str) -> keras.Variable:
+    """A non-trainable float32 state variable of the penalty."""
+    return keras.Variable(value, dtype="float32", trainable=False, name=name)
+
+
+def _host(variable) -> np.ndarray:
+    """A variable's value as a NumPy array."""
+    return np.asarray(ops.convert_to_numpy(ops.convert_to_tensor(variable)))
+
+
+def _half_sum_of_squares(x) -> Any:
+    """½ Σ x² in `keras.ops` (JAX, torch)."""
+    return 0.5 * ops.sum(ops.square(x))
+
+
+def _tf_l2_loss():
+    """TensorFlow's fused ½ Σ x² (`tf.nn.l2_loss`), the reduction the package always used."""
+    import tensorflow as tf
+
+    return tf.nn.l2_loss
+
+
+def _fusable(gradient, value) -> bool:
+    """Whether the fused kernel takes this variable: a dense float32 gradient and value (TF)."""
+    import tensorflow as tf
+
     return (
         isinstance(gradient, tf.Tensor)
         and gradient.dtype == tf.float32

@@ -16,32 +16,40 @@ differentiated. Taking one gradient per sample is slow; this module avoids it:
 * **Conv2D**: the per-sample kernel gradient is `Σ_p patch_np ⊗ δ_np` over output positions p,
   formed for the whole batch with one einsum, then reduced.
 * **Anything else** (BatchNorm scales, embeddings, layers called twice, subclassed models): exact
-  per-sample gradients with `tf.vectorized_map`, in chunks so memory stays bounded.
+  per-sample gradients (`per_sample_gradient_sums` of the backend: `tf.vectorized_map`,
+  `jax.vmap` of `jax.jacrev`, a loop on torch), in chunks so memory stays bounded.
 
 The model graph is walked op by op (Keras functional graphs, nested models included, with the
 package's `graph.GraphWalker`) so that each Dense / Conv2D layer's input and pre-activation are
-available to differentiate.
+available to differentiate. The δ come from a persistent `tf.GradientTape` on TensorFlow (the
+numbers the package always had); on the other backends from `input_gradients` with respect to a
+zero tensor added to each recorded pre-activation (∂ obj / ∂ ε = ∂ obj / ∂ z at ε = 0).
+Everything else is `keras.ops`, compiled with the backend's `compiled`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from sequential_learning import backend
 from sequential_learning.graph import GraphWalker, call_layer, functional_graph
 
-ObjectiveFn = Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
+ObjectiveFn = Callable[[Any, Any], tuple[Any, Any]]
 """Maps (model outputs [N, ...], labels [N]) to (objectives [N, K], weights [N, K])."""
 
 _REDUCTIONS = ("square", "abs")
+#: Per-sample gradients of fallback variables held at once (floats), bounding a chunk.
+_FALLBACK_FLOATS = 1 << 26
 
 
-def _reduce(g: tf.Tensor, reduce: str) -> tf.Tensor:
-    return tf.square(g) if reduce == "square" else tf.abs(g)
+def _reduce(g: Any, reduce: str) -> Any:
+    return ops.square(g) if reduce == "square" else ops.abs(g)
 
 
 @dataclass
@@ -49,15 +57,21 @@ class _Record:
     """One call of a probed layer in a forward pass."""
 
     layer: keras.layers.Layer
-    inputs: tf.Tensor
-    preactivation: tf.Tensor
+    inputs: Any
+    preactivation: Any
 
 
 class _Probe(GraphWalker):
-    """Forward pass that records Dense / Conv2D inputs and pre-activations."""
+    """Forward pass that records Dense / Conv2D inputs and pre-activations.
 
-    def __init__(self, covered_ids: set[int]) -> None:
+    With `perturbations` (one tensor per recorded call, in call order) each pre-activation gets
+    its perturbation added, so that gradients with respect to the perturbations are the
+    gradients with respect to the pre-activations.
+    """
+
+    def __init__(self, covered_ids: set[int], perturbations: Sequence | None = None) -> None:
         self.covered_ids = covered_ids
+        self.perturbations = perturbations
         self.records: list[_Record] = []
 
     def run(self, model, inputs, at_output: bool = True):
@@ -67,22 +81,20 @@ class _Probe(GraphWalker):
 
     def call(self, op, args, kwargs, at_output):
         if _is_probeable_dense(op) and id(op._kernel) in self.covered_ids:
-            return self._dense(op, args[0])
+            z = ops.matmul(args[0], ops.convert_to_tensor(op._kernel))
+            if op.use_bias:
+                z = z + ops.convert_to_tensor(op.bias)
+            return self._record(op, args[0], z)
         if _is_probeable_conv(op) and id(op._kernel) in self.covered_ids:
-            return self._conv(op, args[0])
+            z = op.convolution_op(args[0], ops.convert_to_tensor(op._kernel))
+            if op.use_bias:
+                z = z + ops.reshape(ops.convert_to_tensor(op.bias), (1, 1, 1, -1))
+            return self._record(op, args[0], z)
         return super().call(op, args, kwargs, at_output)
 
-    def _dense(self, layer, inputs):
-        z = tf.matmul(inputs, tf.convert_to_tensor(layer._kernel))
-        if layer.use_bias:
-            z = z + tf.convert_to_tensor(layer.bias)
-        self.records.append(_Record(layer, inputs, z))
-        return layer.activation(z) if layer.activation is not None else z
-
-    def _conv(self, layer, inputs):
-        z = layer.convolution_op(inputs, tf.convert_to_tensor(layer._kernel))
-        if layer.use_bias:
-            z = z + tf.reshape(tf.convert_to_tensor(layer.bias), (1, 1, 1, -1))
+    def _record(self, layer, inputs, z):
+        if self.perturbations is not None:
+            z = z + self.perturbations[len(self.records)]
         self.records.append(_Record(layer, inputs, z))
         return layer.activation(z) if layer.activation is not None else z
 
@@ -105,19 +117,42 @@ def _is_probeable_conv(op) -> bool:
     )
 
 
-def _conv_sample_gradients(layer, inputs: tf.Tensor, delta: tf.Tensor) -> tf.Tensor:
+def _conv_sample_gradients(layer, inputs: Any, delta: Any) -> Any:
     """Per-sample kernel gradients of a Conv2D, [N, kh*kw*cin, cout], from patches and δ."""
     kh, kw = layer.kernel_size
     sh, sw = layer.strides
     dh, dw = layer.dilation_rate
-    patches = tf.image.extract_patches(
-        inputs,
-        sizes=[1, kh, kw, 1],
-        strides=[1, sh, sw, 1],
-        rates=[1, dh, dw, 1],
-        padding=layer.padding.upper(),
-    )
-    return tf.einsum("nhwk,nhwo->nko", patches, delta)
+    if backend.is_tensorflow():
+        import tensorflow as tf
+
+        patches = tf.image.extract_patches(
+            inputs, sizes=[1, kh, kw, 1], strides=[1, sh, sw, 1], rates=[1, dh, dw, 1],
+            padding=layer.padding.upper(),
+        )
+    else:
+        patches = ops.image.extract_patches(
+            inputs, (kh, kw), strides=(sh, sw), dilation_rate=(dh, dw),
+            padding=layer.padding, data_format="channels_last",
+        )
+    return ops.einsum("nhwk,nhwo->nko", patches, delta)
+
+
+def _transposed_product(a: Any, b: Any) -> Any:
+    """aᵀ b (TensorFlow's own transposed matmul there, as the package always computed it)."""
+    if backend.is_tensorflow():
+        import tensorflow as tf
+
+        return tf.matmul(a, b, transpose_a=True)
+    return ops.matmul(ops.transpose(a), b)
+
+
+def _distinct(*groups: Sequence) -> list:
+    """The variables of `groups`, each once, in order."""
+    seen: dict[int, Any] = {}
+    for group in groups:
+        for v in group:
+            seen.setdefault(id(v), v)
+    return list(seen.values())
 
 
 class PerSampleReducer:
@@ -158,14 +193,16 @@ class PerSampleReducer:
         self._fn = None
 
     # -- planning -----------------------------------------------------------------------------
-    def _make_plan(self, x_one: tf.Tensor) -> dict:
+    def _make_plan(self, x_one: np.ndarray, labels_one: np.ndarray) -> dict:
         """Decides which variables take the closed form: a dry probe run on one sample."""
         ids = {id(v) for v in self.variables}
         probe = _Probe(ids)
         try:
-            probe.run(self.model, x_one)
+            outputs = probe.run(self.model, ops.convert_to_tensor(x_one))
         except Exception:  # noqa: BLE001 - any graph we cannot walk falls back entirely
             probe.records = []
+            outputs = self.model(x_one, training=False)
+        objectives, _ = self.objective_fn(outputs, ops.convert_to_tensor(labels_one))
         calls: dict[int, int] = {}
         for rec in probe.records:
             calls[id(rec.layer)] = calls.get(id(rec.layer), 0) + 1
@@ -176,15 +213,24 @@ class PerSampleReducer:
             closed[id(rec.layer._kernel)] = ("kernel", id(rec.layer))
             if rec.layer.use_bias:
                 closed[id(rec.layer.bias)] = ("bias", id(rec.layer))
-        usable_probe = bool(closed)
         fallback = [i for i, v in enumerate(self.variables) if id(v) not in closed]
         chunk = self.chunk_size
         if fallback:
-            # Per-sample gradients of the fallback variables are held for a whole chunk: keep
-            # that buffer to about 64M floats.
+            # Per-sample gradients of the fallback variables are held for a whole chunk (on JAX
+            # one per objective too): keep that buffer to about 64M floats.
             n_params = sum(int(np.prod(self.variables[i].shape)) for i in fallback)
-            chunk = max(1, min(chunk, (1 << 26) // max(n_params, 1)))
-        return {"closed": closed, "fallback": fallback, "probe": usable_probe, "chunk": chunk}
+            if not backend.is_tensorflow():
+                n_params *= int(objectives.shape[-1])
+            chunk = max(1, min(chunk, _FALLBACK_FLOATS // max(n_params, 1)))
+        return {
+            "closed": closed, "fallback": fallback, "probe": bool(closed), "chunk": chunk,
+            "objectives": int(objectives.shape[-1]),
+            # Per recorded call (in call order): its kernel's id and its pre-activation's shape
+            # without the batch axis, for the perturbations of the non-TensorFlow backends.
+            "kernels": [id(r.layer._kernel) for r in probe.records],
+            "layers": [r.layer for r in probe.records],
+            "shapes": [tuple(r.preactivation.shape[1:]) for r in probe.records],
+        }
 
     @property
     def closed_form_fraction(self) -> float:
@@ -194,6 +240,21 @@ class PerSampleReducer:
         total = sum(int(np.prod(v.shape)) for v in self.variables)
         fb = sum(int(np.prod(self.variables[i].shape)) for i in self._plan["fallback"])
         return 1.0 - fb / max(total, 1)
+
+    def _compile(self, sample_shape: tuple) -> Callable:
+        """The chunk's computation, compiled once (one trace for every chunk size on TF)."""
+        if backend.is_tensorflow():
+            import tensorflow as tf
+
+            return tf.function(
+                self._chunk,
+                input_signature=[
+                    tf.TensorSpec((None, *sample_shape), tf.float32),
+                    tf.TensorSpec((None,), tf.int32),
+                ],
+            )
+        return backend.ops().compiled(self._chunk, _distinct(self.model.variables,
+                                                             self.variables))
 
     # -- computation ---------------------------------------------------------------------------
     def __call__(self, x, labels=None) -> list[np.ndarray]:
@@ -210,34 +271,29 @@ class PerSampleReducer:
         n = x.shape[0]
         if n == 0:
             raise ValueError("PerSampleReducer needs at least one sample, got an empty array")
-        labels = np.zeros((n,), np.int64) if labels is None else np.asarray(labels, np.int64)
+        labels = np.zeros((n,), np.int32) if labels is None else np.asarray(labels, np.int32)
         if self._plan is None:
-            self._plan = self._make_plan(tf.constant(x[:1]))
-            # One trace for every chunk size: the batch dimension is left open.
-            self._fn = tf.function(
-                self._chunk,
-                input_signature=[
-                    tf.TensorSpec((None, *x.shape[1:]), tf.float32),
-                    tf.TensorSpec((None,), tf.int64),
-                ],
-            )
+            self._plan = self._make_plan(x[:1], labels[:1])
+            self._fn = self._compile(x.shape[1:])
         totals = [np.zeros(v.shape, np.float64) for v in self.variables]
         chunk = self._plan["chunk"]
-        strategy = tf.distribute.get_strategy()
-        replicas = strategy.num_replicas_in_sync
+        replicas = backend.replicas()
         for start in range(0, n, chunk * replicas):
             xs = x[start : start + chunk * replicas]
             ls = labels[start : start + chunk * replicas]
             if replicas == 1:
-                parts = self._fn(tf.constant(xs), tf.constant(ls))
+                parts = self._fn(ops.convert_to_tensor(xs), ops.convert_to_tensor(ls))
             else:
-                parts = self._distributed(strategy, xs, ls)
+                parts = self._distributed(xs, ls)
             for i, part in enumerate(parts):
-                totals[i] += part.numpy()
+                totals[i] += ops.convert_to_numpy(part)
         return [t.astype(np.float32) for t in totals]
 
-    def _distributed(self, strategy, xs: np.ndarray, ls: np.ndarray) -> list[tf.Tensor]:
-        """One slice of the inputs per replica, summed with the strategy's all-reduce."""
+    def _distributed(self, xs: np.ndarray, ls: np.ndarray) -> list:
+        """One slice of the inputs per replica, summed with the strategy's all-reduce (TF)."""
+        import tensorflow as tf
+
+        strategy = tf.distribute.get_strategy()
         replicas = strategy.num_replicas_in_sync
         x_parts, l_parts = np.array_split(xs, replicas), np.array_split(ls, replicas)
         per_x = strategy.experimental_distribute_values_from_function(
@@ -257,9 +313,9 @@ class PerSampleReducer:
             self._distributed_fn = (strategy, step)
         return self._distributed_fn[1](per_x, per_l)
 
-    def _chunk(self, x: tf.Tensor, labels: tf.Tensor) -> list[tf.Tensor]:
+    def _chunk(self, x: Any, labels: Any) -> list:
         plan = self._plan
-        out: list[tf.Tensor | None] = [None] * len(self.variables)
+        out: list[Any] = [None] * len(self.variables)
         if plan["probe"]:
             for i, value in self._closed_form(x, labels, plan["closed"]).items():
                 out[i] = value
@@ -267,74 +323,105 @@ class PerSampleReducer:
             vars_fb = [self.variables[i] for i in plan["fallback"]]
             for i, value in zip(plan["fallback"], self._vectorised(x, labels, vars_fb)):
                 out[i] = value
-        return [tf.zeros(v.shape) if o is None else o for v, o in zip(self.variables, out)]
+        return [ops.zeros(v.shape) if o is None else o for v, o in zip(self.variables, out)]
 
-    def _closed_form(self, x, labels, closed) -> dict[int, tf.Tensor]:
-        ids = {id(v) for v in self.variables}
-        probe = _Probe(ids)
-        with tf.GradientTape(persistent=True) as tape:
-            outputs = probe.run(self.model, x)
-            objectives, weights = self.objective_fn(outputs, labels)
-            # Slices are taken inside the tape so that they are recorded.
-            targets = [objectives[:, k] for k in range(objectives.shape[-1])]
-        weights = tf.stop_gradient(weights)
-        records = [r for r in probe.records if id(r.layer._kernel) in closed]
-        z_list = [r.preactivation for r in records]
+    def _closed_form(self, x, labels, closed) -> dict[int, Any]:
+        if backend.is_tensorflow():
+            layers, inputs, weights, deltas = self._taped_deltas(x, labels, closed)
+        else:
+            layers, inputs, weights, deltas = self._perturbed_deltas(x, labels, closed)
         # Σ_k w_k R(δ_k) for dense layers; Σ_k w_k R(per-sample kernel grads) for convs.
-        dense_acc: list[tf.Tensor | None] = [None] * len(records)
-        conv_k_acc: list[tf.Tensor | None] = [None] * len(records)
-        conv_b_acc: list[tf.Tensor | None] = [None] * len(records)
-        for k, target in enumerate(targets):
-            deltas = tape.gradient(
-                target, z_list, unconnected_gradients=tf.UnconnectedGradients.ZERO
-            )
+        dense_acc: list[Any] = [None] * len(layers)
+        conv_k_acc: list[Any] = [None] * len(layers)
+        conv_b_acc: list[Any] = [None] * len(layers)
+        for k, per_layer in enumerate(deltas):
             w = weights[:, k]
-            for j, (rec, delta) in enumerate(zip(records, deltas)):
-                if isinstance(rec.layer, keras.layers.Conv2D):
-                    g_kernel = _conv_sample_gradients(rec.layer, rec.inputs, delta)
-                    g_bias = tf.reduce_sum(delta, axis=[1, 2])
-                    ck = tf.einsum("n,nko->ko", w, _reduce(g_kernel, self.reduce))
-                    cb = tf.einsum("n,no->o", w, _reduce(g_bias, self.reduce))
+            for j, (layer, a, delta) in enumerate(zip(layers, inputs, per_layer)):
+                if isinstance(layer, keras.layers.Conv2D):
+                    g_kernel = _conv_sample_gradients(layer, a, delta)
+                    g_bias = ops.sum(delta, axis=[1, 2])
+                    ck = ops.einsum("n,nko->ko", w, _reduce(g_kernel, self.reduce))
+                    cb = ops.einsum("n,no->o", w, _reduce(g_bias, self.reduce))
                     conv_k_acc[j] = ck if conv_k_acc[j] is None else conv_k_acc[j] + ck
                     conv_b_acc[j] = cb if conv_b_acc[j] is None else conv_b_acc[j] + cb
                 else:
                     d = w[:, None] * _reduce(delta, self.reduce)
                     dense_acc[j] = d if dense_acc[j] is None else dense_acc[j] + d
-        del tape
-        result: dict[int, tf.Tensor] = {}
+        result: dict[int, Any] = {}
         index = {id(v): i for i, v in enumerate(self.variables)}
-        for j, rec in enumerate(records):
-            layer = rec.layer
+        for j, (layer, a) in enumerate(zip(layers, inputs)):
             if isinstance(layer, keras.layers.Conv2D):
-                kernel = tf.reshape(conv_k_acc[j], layer._kernel.shape)
+                kernel = ops.reshape(conv_k_acc[j], layer._kernel.shape)
                 bias = conv_b_acc[j]
             else:
-                kernel = tf.matmul(_reduce(rec.inputs, self.reduce), dense_acc[j], transpose_a=True)
-                bias = tf.reduce_sum(dense_acc[j], axis=0)
+                kernel = _transposed_product(_reduce(a, self.reduce), dense_acc[j])
+                bias = ops.sum(dense_acc[j], axis=0)
             result[index[id(layer._kernel)]] = kernel
             if layer.use_bias and id(layer.bias) in index:
                 result[index[id(layer.bias)]] = bias
         return result
 
-    def _vectorised(self, x, labels, variables) -> list[tf.Tensor]:
-        """Exact per-sample gradients with vectorized_map, reduced and summed over the chunk."""
-        def one(args):
-            xi, li = args
-            with tf.GradientTape(persistent=True) as tape:
-                out = self.model(xi[None], training=False)
-                objectives, weights = self.objective_fn(out, li[None])
-                targets = [objectives[0, k] for k in range(objectives.shape[-1])]
-            weights = tf.stop_gradient(weights)
-            acc = [tf.zeros(v.shape) for v in variables]
-            for k, target in enumerate(targets):
-                grads = tape.gradient(
-                    target, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
-                )
-                acc = [a + weights[0, k] * _reduce(g, self.reduce) for a, g in zip(acc, grads)]
-            return acc
+    def _taped_deltas(self, x, labels, closed) -> tuple[list, list, Any, Iterator[list]]:
+        """TensorFlow: every δ_k from one persistent tape over one forward pass."""
+        import tensorflow as tf
 
-        per = tf.vectorized_map(one, (x, labels))
-        return [tf.reduce_sum(p, axis=0) for p in per]
+        probe = _Probe({id(v) for v in self.variables})
+        with tf.GradientTape(persistent=True) as tape:
+            outputs = probe.run(self.model, x)
+            objectives, weights = self.objective_fn(outputs, labels)
+            # Slices are taken inside the tape so that they are recorded.
+            targets = [objectives[:, k] for k in range(objectives.shape[-1])]
+        records = [r for r in probe.records if id(r.layer._kernel) in closed]
+        z_list = [r.preactivation for r in records]
+
+        def deltas() -> Iterator[list]:
+            for target in targets:
+                yield tape.gradient(
+                    target, z_list, unconnected_gradients=tf.UnconnectedGradients.ZERO
+                )
+
+        return ([r.layer for r in records], [r.inputs for r in records],
+                tf.stop_gradient(weights), deltas())
+
+    def _perturbed_deltas(self, x, labels, closed) -> tuple[list, list, Any, Iterator[list]]:
+        """JAX, torch: δ_k as the gradient of Σ_n obj_nk with respect to a zero tensor added to
+        each recorded pre-activation (one forward and backward pass per objective)."""
+        plan = self._plan
+        ids = {id(v) for v in self.variables}
+        chosen = [i for i, kernel in enumerate(plan["kernels"]) if kernel in closed]
+        n = ops.shape(x)[0]
+        zeros = [ops.zeros((n, *shape)) for shape in plan["shapes"]]
+        gradients_of = backend.ops().input_gradients
+
+        def objective(k: int) -> Callable:
+            def fn(*perturbations):
+                probe = _Probe(ids, perturbations)
+                objectives, weights = self.objective_fn(probe.run(self.model, x), labels)
+                records = [probe.records[i] for i in chosen]
+                return ops.sum(objectives[:, k]), ([r.inputs for r in records], weights)
+
+            return fn
+
+        _, (inputs, weights), first = gradients_of(objective(0), zeros)
+        layers = [plan["layers"][i] for i in chosen]
+
+        def deltas() -> Iterator[list]:
+            yield [first[i] for i in chosen]
+            for k in range(1, plan["objectives"]):
+                _, _, found = gradients_of(objective(k), zeros)
+                yield [found[i] for i in chosen]
+
+        return layers, list(inputs), ops.stop_gradient(weights), deltas()
+
+    def _vectorised(self, x, labels, variables) -> list:
+        """Exact per-sample gradients (the backend's vectorised map), reduced and summed."""
+        model, objective_fn, reduce = self.model, self.objective_fn, self.reduce
+
+        def one(xi, li):
+            return objective_fn(model(xi[None], training=False), li[None])
+
+        return backend.ops().per_sample_gradient_sums(
+            one, variables, [x, labels], lambda g: _reduce(g, reduce))
 
 
 class ReducerCache:
@@ -404,7 +491,8 @@ def reference_per_sample(
 ) -> list[np.ndarray]:
     """The same sums with a plain Python loop over samples and objectives (slow).
 
-    Kept as the brute-force reference for tests and `bench/`; never used in training.
+    Kept as the brute-force reference for tests and `bench/`; never used in training. One
+    gradient (the backend's `value_and_grad`) per sample and objective, on every backend.
 
     Args:
         model: the model.
@@ -424,19 +512,20 @@ def reference_per_sample(
     ```
     """
     x = np.asarray(x, np.float32)
-    labels = np.asarray(labels, np.int64)
+    labels = np.asarray(labels, np.int32)
+    value_and_grad = backend.ops().value_and_grad
     totals = [np.zeros(v.shape, np.float64) for v in variables]
     for n in range(x.shape[0]):
-        with tf.GradientTape(persistent=True) as tape:
-            out = model(x[n : n + 1], training=False)
-            objectives, weights = objective_fn(out, tf.constant(labels[n : n + 1]))
-            targets = [objectives[0, k] for k in range(objectives.shape[-1])]
-        for k, target in enumerate(targets):
-            grads = tape.gradient(
-                target, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
-            )
-            w = float(weights[0, k])
+        xn, ln = x[n : n + 1], ops.convert_to_tensor(labels[n : n + 1])
+        _, weights = objective_fn(model(xn, training=False), ln)
+        weights = ops.convert_to_numpy(weights)
+        for k in range(weights.shape[-1]):
+
+            def target(k=k, xn=xn, ln=ln):
+                objectives, _ = objective_fn(model(xn, training=False), ln)
+                return objectives[0, k], None
+
+            _, _, grads = value_and_grad(target, variables)
             for i, g in enumerate(grads):
-                totals[i] += w * _reduce(g, reduce).numpy()
-        del tape
+                totals[i] += float(weights[0, k]) * ops.convert_to_numpy(_reduce(g, reduce))
     return [t.astype(np.float32) for t in totals]

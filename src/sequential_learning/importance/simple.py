@@ -10,9 +10,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from sequential_learning.importance.base import ImportanceEstimator, TaskContext
+
+
+def _float(variable):
+    """A variable's current value as a float32 tensor."""
+    return ops.cast(ops.convert_to_tensor(variable), "float32")
 
 
 class NoImportance(ImportanceEstimator):
@@ -20,8 +25,8 @@ class NoImportance(ImportanceEstimator):
 
     name = "none"
 
-    def end_task(self, context: TaskContext) -> list[tf.Tensor]:
-        return [tf.zeros(v.shape) for v in context.variables]
+    def end_task(self, context: TaskContext) -> list:
+        return [ops.zeros(v.shape) for v in context.variables]
 
 
 class WeightDecayImportance(ImportanceEstimator):
@@ -29,8 +34,8 @@ class WeightDecayImportance(ImportanceEstimator):
 
     name = "weight-decay"
 
-    def end_task(self, context: TaskContext) -> list[tf.Tensor]:
-        return [tf.ones(v.shape) for v in context.variables]
+    def end_task(self, context: TaskContext) -> list:
+        return [ops.ones(v.shape) for v in context.variables]
 
 
 class WeightMagnitudeImportance(ImportanceEstimator):
@@ -38,8 +43,8 @@ class WeightMagnitudeImportance(ImportanceEstimator):
 
     name = "magnitude"
 
-    def end_task(self, context: TaskContext) -> list[tf.Tensor]:
-        return [tf.abs(tf.cast(tf.convert_to_tensor(v), tf.float32)) for v in context.variables]
+    def end_task(self, context: TaskContext) -> list:
+        return [ops.abs(_float(v)) for v in context.variables]
 
 
 class InverseWeightMagnitudeImportance(ImportanceEstimator):
@@ -66,9 +71,9 @@ class InverseWeightMagnitudeImportance(ImportanceEstimator):
             raise ValueError(f"epsilon must be a finite number > 0, got {epsilon}")
         self.epsilon = epsilon
 
-    def end_task(self, context: TaskContext) -> list[tf.Tensor]:
+    def end_task(self, context: TaskContext) -> list:
         return [
-            1.0 / (tf.abs(tf.cast(tf.convert_to_tensor(v), tf.float32)) + self.epsilon)
+            1.0 / (ops.abs(_float(v)) + self.epsilon)
             for v in context.variables
         ]
 
@@ -96,11 +101,11 @@ class RandomImportance(ImportanceEstimator):
             raise ValueError(f"seed must be an integer or None, got {seed!r}")
         self.seed = None if seed is None else int(seed)
 
-    def end_task(self, context: TaskContext) -> list[tf.Tensor]:
+    def end_task(self, context: TaskContext) -> list:
         seed = context.seed if self.seed is None else self.seed
         rng = np.random.default_rng([abs(int(seed)), int(context.task_index)])
         return [
-            tf.constant(rng.uniform(0.0, 1.0, size=tuple(v.shape)).astype(np.float32))
+            ops.convert_to_tensor(rng.uniform(0.0, 1.0, size=tuple(v.shape)).astype(np.float32))
             for v in context.variables
         ]
 

@@ -30,8 +30,8 @@ negative ω (the weight's moves *raised* the loss on balance, which happens with
 updates) would make the penalty push weights away from their anchor, so it is clipped at 0 here:
 such weights are deemed unimportant. ξ (default 0.1) keeps Ω finite for weights that barely moved.
 
-The accumulators are `tf.Variable`s created in `build` (under the strategy's scope) and reset in
-`begin_task`; under a strategy each replica accumulates its own −g·Δθ (the gradient of its share
+The accumulators are `keras.Variable`s created in `build` (under the strategy's scope) and reset
+in `begin_task`, updated with `keras.ops` on every backend; under a `tf.distribute` strategy each replica accumulates its own −g·Δθ (the gradient of its share
 of the batch, scaled to a mean) and reading averages them, giving −ḡ·Δθ.
 """
 
@@ -39,8 +39,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
-import tensorflow as tf
+from keras import ops
 
 from sequential_learning.importance.base import TaskContext
 from sequential_learning.importance.trackers import StepTracker, read
@@ -74,26 +75,27 @@ class SynapticIntelligenceImportance(StepTracker):
     def begin_task(self, variables: Sequence) -> None:
         """Resets ω to zero and records θ_start."""
         for omega, start, v in zip(self._slot("omega"), self._slot("start"), self.variables):
-            omega.assign(tf.zeros_like(omega))
+            omega.assign(ops.zeros(omega.shape))
             start.assign(read(v))
 
-    def track_step(self, gradients: Sequence[tf.Tensor], old_values: Sequence[tf.Tensor]) -> None:
+    def track_step(self, gradients: Sequence[Any], old_values: Sequence[Any]) -> None:
         if gradients is None or len(gradients) != len(self.variables):
             raise ValueError("synaptic intelligence needs the task loss's gradient per variable")
         super().track_step(gradients, old_values)
 
     def _update(self, index, new, old, gradient):
-        self._slot("omega")[index].assign_add(-tf.cast(gradient, tf.float32) * (new - old))
+        self._slot("omega")[index].assign_add(-ops.cast(gradient, "float32") * (new - old))
 
-    def path_integral(self) -> list[tf.Tensor]:
+    def path_integral(self) -> list:
         """ω so far in this task (unclipped), one tensor per covered variable."""
-        return [tf.convert_to_tensor(o) for o in self._slot("omega")]
+        return [ops.convert_to_tensor(o) for o in self._slot("omega")]
 
-    def end_task(self, context: TaskContext) -> list[tf.Tensor]:
+    def end_task(self, context: TaskContext) -> list:
         out = []
         for omega, start, v in zip(self._slot("omega"), self._slot("start"), self.variables):
-            change = read(v) - tf.convert_to_tensor(start)
-            out.append(tf.maximum(tf.convert_to_tensor(omega), 0.0) / (tf.square(change) + self.xi))
+            change = read(v) - ops.convert_to_tensor(start)
+            out.append(ops.maximum(ops.convert_to_tensor(omega), 0.0)
+                       / (ops.square(change) + self.xi))
         return out
 
     def describe(self) -> dict:

@@ -9,13 +9,14 @@ moved is deemed important.
   sign(Δθ_t) · sign(Δθ_{t−1}) < 0.
 * `WeightChangeImportance`: the path length Σ_t |Δθ_t| (or, with `net=True`, |θ_end − θ_start|).
 
-The counts live in `tf.Variable`s created in `build` and are updated by `track_step` inside the
-compiled train step, which passes a *copy* of the values taken before the optimizer update; the
+The counts live in `keras.Variable`s created in `build` and are updated by `track_step` inside the
+compiled train step (`keras.ops`, on every backend; on JAX they are threaded through the stateless
+step, listed by `own_variables`), which passes a *copy* of the values taken before the optimizer update; the
 new values are read from the variables after it. (The reference design kept references to the
 variables instead of copies, so every change it measured was zero and these methods silently
 became weight decay.)
 
-Under a `tf.distribute` strategy the accumulators are on-read variables with MEAN aggregation:
+Under a `tf.distribute` strategy (TensorFlow) the accumulators are on-read variables with MEAN aggregation:
 each replica counts on its own copy (the updates, and so the counts, are the same on every
 replica) and reading them in cross-replica context gives the mean.
 """
@@ -23,16 +24,18 @@ replica) and reading them in cross-replica context gives the mean.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from sequential_learning.importance.base import ImportanceEstimator, TaskContext
 from sequential_learning.saved_state import state_array
 
 
-def accumulator(variable, name: str) -> tf.Variable:
-    """A float32 zero `tf.Variable` shaped like `variable`, for per-replica step statistics.
+def accumulator(variable, name: str) -> keras.Variable:
+    """A float32 zero `keras.Variable` shaped like `variable`, for per-replica step statistics.
 
     Call it under the strategy's scope (as `build` is called). On-read synchronisation lets every
     replica update its own copy inside the train step; reads in cross-replica context average
@@ -43,27 +46,27 @@ def accumulator(variable, name: str) -> tf.Variable:
         name: the accumulator's name.
 
     Returns:
-        A non-trainable `tf.Variable` of zeros.
+        A non-trainable `keras.Variable` of zeros.
 
     Example:
     ```python
     flips = [accumulator(v, "flips") for v in base.trainable_variables]
     ```
     """
-    return tf.Variable(
-        tf.zeros(variable.shape, tf.float32),
+    return keras.Variable(
+        np.zeros(tuple(variable.shape), np.float32),
         trainable=False,
-        name=name,
-        synchronization=tf.VariableSynchronization.ON_READ,
-        aggregation=tf.VariableAggregation.MEAN,
+        name=name.replace("/", "_"),
+        synchronization="on_read",
+        aggregation="mean",
     )
 
 
-def read(variable) -> tf.Tensor:
+def read(variable) -> Any:
     """The current value of a (Keras or TF) variable as a float32 tensor.
 
     Args:
-        variable: a `keras.Variable` or `tf.Variable`.
+        variable: a `keras.Variable` (or a backend tensor).
 
     Returns:
         Its value, cast to float32.
@@ -73,10 +76,10 @@ def read(variable) -> tf.Tensor:
     start = [read(v) for v in base.trainable_variables]
     ```
     """
-    return tf.cast(tf.convert_to_tensor(variable), tf.float32)
+    return ops.cast(ops.convert_to_tensor(variable), "float32")
 
 
-def inverse_count(count) -> tf.Tensor:
+def inverse_count(count) -> Any:
     """Ω = 1 / (1 + count), float32.
 
     Args:
@@ -87,17 +90,22 @@ def inverse_count(count) -> tf.Tensor:
 
     Example:
     ```python
-    inverse_count(tf.constant([0.0, 1.0, 3.0]))   # [1.0, 0.5, 0.25]
+    inverse_count(ops.convert_to_tensor([0.0, 1.0, 3.0]))   # [1.0, 0.5, 0.25]
     ```
     """
-    return 1.0 / (1.0 + tf.cast(tf.convert_to_tensor(count), tf.float32))
+    return 1.0 / (1.0 + ops.cast(ops.convert_to_tensor(count), "float32"))
+
+
+def _numpy(variable) -> np.ndarray:
+    """A variable's value on the host (the replicas' mean for an on-read one)."""
+    return np.asarray(ops.convert_to_numpy(ops.convert_to_tensor(variable)))
 
 
 class StepTracker(ImportanceEstimator):
     """Base of the per-step trackers: one accumulator per covered variable, reset per task.
 
     Subclasses set `slots` (the names of their per-variable accumulators), implement
-    `_update(index, new, old, gradient)` with TensorFlow ops only, and `end_task`.
+    `_update(index, new, old, gradient)` with `keras.ops` only, and `end_task`.
     """
 
     tracks_steps = True
@@ -112,7 +120,7 @@ class StepTracker(ImportanceEstimator):
             for slot in self.slots
         }
 
-    def _slot(self, slot: str) -> list[tf.Variable]:
+    def _slot(self, slot: str) -> list[keras.Variable]:
         if not hasattr(self, "_slots"):
             raise RuntimeError(f"{type(self).__name__}.build(variables) must be called first")
         return self._slots[slot]
@@ -121,27 +129,32 @@ class StepTracker(ImportanceEstimator):
         """Resets every accumulator to zero (with `assign`: the variables stay the same)."""
         for slot in self.slots:
             for acc in self._slot(slot):
-                acc.assign(tf.zeros_like(acc))
+                acc.assign(ops.zeros(acc.shape))
 
-    def track_step(self, gradients: Sequence[tf.Tensor], old_values: Sequence[tf.Tensor]) -> None:
+    def own_variables(self) -> list:
+        """Every accumulator (empty before `build`)."""
+        slots = getattr(self, "_slots", {})
+        return [acc for slot in self.slots for acc in slots.get(slot, [])]
+
+    def track_step(self, gradients: Sequence[Any], old_values: Sequence[Any]) -> None:
         if len(old_values) != len(self.variables):
             raise ValueError(
                 f"track_step got {len(old_values)} old values for {len(self.variables)} variables"
             )
         grads = gradients if gradients is not None else [None] * len(self.variables)
         for i, (v, old, g) in enumerate(zip(self.variables, old_values, grads)):
-            self._update(i, read(v), tf.cast(old, tf.float32), g)
+            self._update(i, read(v), ops.cast(old, "float32"), g)
 
-    def _update(self, index: int, new: tf.Tensor, old: tf.Tensor, gradient) -> None:
+    def _update(self, index: int, new: Any, old: Any, gradient) -> None:
         raise NotImplementedError
 
     def counts(self, slot: str | None = None) -> list[np.ndarray]:
         """The accumulated values of `slot` (default: the first) as NumPy arrays."""
-        return [np.asarray(tf.convert_to_tensor(a)) for a in self._slot(slot or self.slots[0])]
+        return [_numpy(a) for a in self._slot(slot or self.slots[0])]
 
     def state(self) -> dict[str, np.ndarray]:
         return {
-            f"{slot}_{i}": np.asarray(tf.convert_to_tensor(a))
+            f"{slot}_{i}": _numpy(a)
             for slot in self.slots
             for i, a in enumerate(self._slot(slot))
         }
@@ -184,9 +197,9 @@ class SignFlipImportance(StepTracker):
 
     def _update(self, index, new, old, gradient):
         flipped = old * new < 0
-        self._slot("count")[index].assign_add(tf.cast(flipped, tf.float32))
+        self._slot("count")[index].assign_add(ops.cast(flipped, "float32"))
 
-    def end_task(self, context: TaskContext) -> list[tf.Tensor]:
+    def end_task(self, context: TaskContext) -> list:
         return [inverse_count(c) for c in self._slot("count")]
 
 
@@ -209,11 +222,11 @@ class MomentumImportance(StepTracker):
     def _update(self, index, new, old, gradient):
         delta = new - old
         previous = self._slot("previous_delta")[index]
-        reversed_ = delta * tf.convert_to_tensor(previous) < 0
-        self._slot("count")[index].assign_add(tf.cast(reversed_, tf.float32))
+        reversed_ = delta * ops.convert_to_tensor(previous) < 0
+        self._slot("count")[index].assign_add(ops.cast(reversed_, "float32"))
         previous.assign(delta)
 
-    def end_task(self, context: TaskContext) -> list[tf.Tensor]:
+    def end_task(self, context: TaskContext) -> list:
         return [inverse_count(c) for c in self._slot("count")]
 
 
@@ -247,16 +260,16 @@ class WeightChangeImportance(StepTracker):
             super().begin_task(variables)
 
     def _update(self, index, new, old, gradient):
-        self._slot("path")[index].assign_add(tf.abs(new - old))
+        self._slot("path")[index].assign_add(ops.abs(new - old))
 
-    def end_task(self, context: TaskContext) -> list[tf.Tensor]:
+    def end_task(self, context: TaskContext) -> list:
         if self.net:
             changes = [
-                tf.abs(read(v) - tf.convert_to_tensor(s))
+                ops.abs(read(v) - ops.convert_to_tensor(s))
                 for v, s in zip(self.variables, self._slot("start"))
             ]
         else:
-            changes = [tf.convert_to_tensor(p) for p in self._slot("path")]
+            changes = [ops.convert_to_tensor(p) for p in self._slot("path")]
         return [inverse_count(c) for c in changes]
 
     def describe(self) -> dict:

@@ -10,12 +10,19 @@ plugin seam, with the numbers it had before the seam existed:
 * in-graph `after_update`: per-step trackers (SI, sign flips, momentum, weight change) on the
   loss's own gradients and the values before the update;
 * `after_training_exp`: Ω from the task (Fisher, MAS, ... on a sample of its training data, per
-  replica and all-reduced under a strategy), folded into the penalty, saved per task.
+  replica and all-reduced under a `tf.distribute` strategy), folded into the penalty, saved per
+  task.
+
+All of it is `keras.ops` on `keras.Variable`s and runs on every Keras backend; `variables` lists
+the penalty's and the tracker's state, which the trainer threads through JAX's stateless step.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
+from keras import ops
 
 from sequential_learning.checkpoint import CheckpointError
 from sequential_learning.importance import FISHER_SAMPLES
@@ -73,6 +80,14 @@ class Consolidation(Plugin):
         return estimator if estimator is not None and estimator.tracks_steps else None
 
     # -- Python side -------------------------------------------------------------------------
+    def variables(self) -> list:
+        """The penalty's state and the step tracker's accumulators (what the in-graph hooks
+        read and assign)."""
+        out = [] if self.penalty is None else list(self.penalty.own_variables())
+        if self.estimator is not None:
+            out += list(self.estimator.own_variables())
+        return out
+
     def build(self, run: Run) -> None:
         if self.estimator is not None:
             self.estimator.build(run.covered)
@@ -98,7 +113,9 @@ class Consolidation(Plugin):
             task=exp.task, model=exp.model, variables=run.covered, x=x, y=y,
             seed=run.seed, task_index=exp.index,
         )
-        with run.strategy.scope():  # Ω is computed per replica and all-reduced
+        # Under a tf.distribute strategy Ω is computed per replica and all-reduced.
+        scope = run.strategy.scope() if run.strategy is not None else contextlib.nullcontext()
+        with scope:
             importance = self.estimator.end_task(context)
         self.penalty.consolidate(
             importance, f"task {exp.index + 1} ({exp.task.name!r}), method {self.name}")
@@ -162,7 +179,7 @@ class Consolidation(Plugin):
 def _summarise(importance, variables) -> dict:
     out = {}
     for o, v in zip(importance, variables):
-        a = np.asarray(o)
+        a = np.asarray(ops.convert_to_numpy(o))
         out[getattr(v, "path", "?")] = {
             "mean": float(a.mean()),
             "max": float(a.max()),
