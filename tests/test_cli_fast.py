@@ -49,6 +49,8 @@ def _seql(*argv: str, cwd) -> tuple[int, str, str, list[str]]:
         ["sweep", "--help"],
         ["list", "methods"],
         ["list", "benchmarks"],
+        ["list", "backends"],
+        ["--backend", "torch", "list", "backends"],
     ],
 )
 def test_help_and_lists_do_not_import_tensorflow(argv, tmp_path):
