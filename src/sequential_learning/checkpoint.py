@@ -91,7 +91,9 @@ def save_checkpoint(run_dir: str | Path, models: Sequence, completed: int, plugi
     run = RunDir(run_dir)
     folder = run.checkpoint
     unique, indices = _unique_variables(models)
-    weights = {f"v{i}": np.asarray(v.numpy()) for i, v in enumerate(unique)}
+    import keras
+
+    weights = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(unique)}
     weights.update({f"index_task_{k + 1}": idx for k, idx in enumerate(indices)})
     weights_name = run.checkpoint_weights(completed).name
     atomic_write_bytes(folder / weights_name, _npz_bytes(weights))

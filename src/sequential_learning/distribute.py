@@ -1,5 +1,8 @@
 """`tf.distribute` strategies by name: TensorFlow's own engine for several devices or hosts.
 
+Only on the TensorFlow backend; on JAX and PyTorch a run has no strategy (`LocalStrategy`: one
+device, a scope that does nothing) and `mirrored` / `multi-worker` are refused.
+
 * `default`: no distribution (one device).
 * `mirrored`: `tf.distribute.MirroredStrategy`, synchronous data parallelism over the local GPUs
   (or logical CPU devices).
@@ -9,8 +12,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from typing import Any
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
 # One strategy of each kind per process: a second MirroredStrategy numbers its collective ops
@@ -18,6 +23,56 @@ STRATEGIES = ("default", "mirrored", "multi-worker")
 # mismatch in the collective instance"): a comparison of several methods under `mirrored`
 # failed at its second method. TensorFlow allows one MultiWorkerMirroredStrategy per process.
 _MADE: dict[str, object] = {}
+
+
+class LocalStrategy:
+    """No distribution, on a backend without `tf.distribute`: one replica, a scope that does nothing.
+
+    Stands where the code asks a strategy for its scope or its replicas, so that the same code runs
+    on every backend.
+
+    Example:
+    ```python
+    strategy = LocalStrategy()
+    with strategy.scope():
+        base = mlp_base((64,))
+    strategy.num_replicas_in_sync    # 1
+    ```
+    """
+
+    num_replicas_in_sync = 1
+
+    def scope(self) -> contextlib.AbstractContextManager:
+        """A context that does nothing.
+
+        Returns:
+            `contextlib.nullcontext()`.
+        """
+        return contextlib.nullcontext()
+
+
+LOCAL = LocalStrategy()
+
+
+def default_strategy() -> Any:
+    """The strategy in force: TensorFlow's current one, or `LOCAL` on the other backends.
+
+    Returns:
+        A `tf.distribute.Strategy` on TensorFlow, else `LOCAL`.
+
+    Example:
+    ```python
+    with default_strategy().scope():
+        model = mlp_base((64,))
+    ```
+    """
+    from sequential_learning import backend
+
+    if not backend.is_tensorflow():
+        return LOCAL
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy()
 
 
 def parse_tf_config(text: str | None = None) -> dict:
@@ -71,10 +126,11 @@ def make_strategy(name: str):
         name: `default`, `mirrored` (every local GPU) or `multi-worker` (hosts from `TF_CONFIG`).
 
     Returns:
-        A `tf.distribute.Strategy`.
+        A `tf.distribute.Strategy` (on JAX and PyTorch: `LOCAL` for `default`).
 
     Raises:
-        ValueError: for an unknown name.
+        ValueError: for an unknown name, or `mirrored` / `multi-worker` on a backend other than
+            TensorFlow.
 
     Example:
     ```python
@@ -83,10 +139,17 @@ def make_strategy(name: str):
         base = mlp_base((64,))
     ```
     """
+    from sequential_learning import backend
+
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
+    if name == "default":
+        return default_strategy()
+    if not backend.is_tensorflow():
+        raise ValueError(f"strategy {name} is TensorFlow's tf.distribute: it needs the "
+                         f"TensorFlow backend (this runs {backend.name()}); use strategy default")
     import tensorflow as tf
 
-    if name == "default":
-        return tf.distribute.get_strategy()
     if name in _MADE:
         return _MADE[name]
     if name == "mirrored":

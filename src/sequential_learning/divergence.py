@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import keras
+
 from sequential_learning.errors import SeqlError
 
 
@@ -35,7 +37,7 @@ class DivergenceCheck:
         logs = manager.logs
         index, epoch = manager.clock.task_index, manager.clock.epoch
         loss = logs.get("loss")
-        bad_step = int(manager.trainer.nonfinite_step.numpy())
+        bad_step = int(keras.ops.convert_to_numpy(manager.trainer.nonfinite_step))
         if bad_step >= 0 or (loss is not None and not math.isfinite(float(loss))):
             where = f", step {bad_step + 1}" if bad_step >= 0 else ""
             out_dir = manager.out_dir

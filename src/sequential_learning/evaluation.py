@@ -1,7 +1,9 @@
 """Evaluation: the engine that evaluates one task, and the schedule of a run's evaluations.
 
-`TaskEvaluator` runs a compiled model's own `test_step` over pre-batched validation tensors
-inside one `tf.function`; tasks whose models compute the same function share one (one trace).
+`TaskEvaluator` runs a compiled model's own test step over pre-batched validation tensors,
+compiled once: `tf.function` of the model's `test_step` on TensorFlow, `jax.jit` of the same
+computation (`backend.ops().compiled`) on JAX, eagerly on PyTorch; tasks whose models compute the
+same function share one (one trace).
 `EvaluationSchedule` says after which epochs every task is evaluated, and `PeriodicEvaluation`
 is the manager's service that does it (its hook `after_training_epoch`).
 
@@ -22,7 +24,10 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import tree
+
+from sequential_learning import backend
+from sequential_learning.pipeline import is_tf_dataset
 
 
 class TaskEvaluator:
@@ -97,7 +102,7 @@ class TaskEvaluator:
         owner = self._owner or self
         model = owner.evaluation_model()
         if owner._eval_fn is None:
-            owner._eval_fn = tf.function(model.test_step, reduce_retracing=True)
+            owner._eval_fn = compiled_test_step(model, self.task.active_classes)
         if self._batches is None:
             self._batches = list(self._validation_batches())
         batches = self._batches
@@ -107,16 +112,23 @@ class TaskEvaluator:
             batches = self._subset_batches
         model.reset_metrics()
         logs = {}
-        with self._evaluating():
+        with self._evaluating(), backend.ops().no_grad():
             for batch in batches:
                 logs = owner._eval_fn(batch)
-        return {k: float(v) for k, v in logs.items()}
+        return {k: float(keras.ops.convert_to_numpy(v)) for k, v in logs.items()}
 
     def keras_evaluate(self, subset: int | None = None) -> dict[str, float]:
-        """The same evaluation through `model.evaluate` (the reference the engine must match)."""
+        """The same evaluation through `model.evaluate` (the reference the engine must match).
+
+        Args:
+            subset: evaluate on the seeded subset of this many samples (None: all).
+
+        Returns:
+            `{metric_name: value}`.
+        """
         data = self._validation_arrays(subset)
         model = self.task.model
-        if isinstance(data, tf.data.Dataset):
+        if is_tf_dataset(data):
             result = model.evaluate(data, verbose=0, return_dict=True)
         else:
             result = model.evaluate(np.asarray(data[0], np.float32), np.asarray(data[1]),
@@ -134,7 +146,7 @@ class TaskEvaluator:
     def _validation_arrays(self, subset: int | None = None):
         """The validation data: `(x, y)` arrays (a seeded subset), or a (truncated) dataset."""
         data = self.task.validation_data
-        if isinstance(data, tf.data.Dataset):
+        if is_tf_dataset(data):
             if subset is None:
                 return data
             return data.unbatch().take(subset).batch(self.task.eval_batch_size)
@@ -147,13 +159,18 @@ class TaskEvaluator:
 
     def _validation_batches(self, subset: int | None = None):
         data = self._validation_arrays(subset)
-        if isinstance(data, tf.data.Dataset):
+        if is_tf_dataset(data):
             yield from data
             return
         x, y = data
         size = self.task.eval_batch_size
+        convert = keras.ops.convert_to_tensor
+        if backend.is_tensorflow():
+            import tensorflow as tf
+
+            convert = tf.constant
         for start in range(0, len(x), size):
-            yield (tf.constant(x[start:start + size]), tf.constant(y[start:start + size]))
+            yield (convert(x[start:start + size]), convert(y[start:start + size]))
 
     def evaluation_model(self) -> keras.Model:
         """The model that evaluation runs: the task model, or a one-device twin of it.
@@ -169,6 +186,8 @@ class TaskEvaluator:
         if strategy is None or strategy.num_replicas_in_sync == 1:
             return task.model
         if self._twin is None:
+            import tensorflow as tf  # a strategy with several replicas: TensorFlow's
+
             if tf.distribute.has_strategy():
                 # Inside a strategy's scope the twin's variables would be distributed too; the
                 # manager's first evaluation (before any training) runs outside it.
@@ -179,6 +198,68 @@ class TaskEvaluator:
             self._twin.compile(loss=task.loss, metrics=task.metrics, jit_compile=False)
         self._twin.set_weights(task.model.get_weights())
         return self._twin
+
+
+def test_step(model: keras.Model, data: Any) -> dict:
+    """One evaluation batch, backend-neutral: Keras's own test step (its PyTorch one).
+
+    The loss tracker and the compiled metrics take the batch; the metrics' results come back.
+
+    Args:
+        model: a compiled Keras model.
+        data: a batch `(x, y)` or `(x, y, sample_weight)`.
+
+    Returns:
+        `{metric_name: value}` so far (`model.compute_metrics`'s).
+
+    Example:
+    ```python
+    model.reset_metrics()
+    logs = test_step(model, (x, y))
+    ```
+    """
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    y_pred = model(x, training=False)
+    loss = model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                               training=False)
+    first = next(i for i in tree.flatten(x) if i is not None)
+    model._loss_tracker.update_state(loss, sample_weight=keras.ops.shape(first)[0])
+    return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+def compiled_test_step(model: keras.Model, active_classes: Any = None):
+    """The model's test step compiled once for the running backend.
+
+    TensorFlow: `tf.function` of the model's own `test_step` (the numbers as before). JAX:
+    `test_step` under `backend.ops().compiled`, given every variable it reads (the model's, its
+    metrics' and the class masks'). PyTorch: `test_step` itself (eager).
+
+    Args:
+        model: a compiled Keras model.
+        active_classes: a class-incremental stream's `ActiveClasses` (its masks are read), or None.
+
+    Returns:
+        A function of one batch returning `{metric_name: value}`.
+
+    Example:
+    ```python
+    step = compiled_test_step(task.model)
+    model.reset_metrics()
+    logs = [step(batch) for batch in batches][-1]
+    ```
+    """
+    if backend.is_tensorflow():
+        import tensorflow as tf
+
+        return tf.function(model.test_step, reduce_retracing=True)
+    if backend.name() == "torch":
+        return lambda batch: test_step(model, batch)
+    masks = [v for v in vars(active_classes).values() if isinstance(v, keras.Variable)] \
+        if active_classes is not None else []
+    found: dict[int, Any] = {}
+    for v in [*model.variables, *model.metrics_variables, *masks]:
+        found.setdefault(id(v), v)
+    return backend.ops().compiled(lambda batch: test_step(model, batch), list(found.values()))
 
 
 def evaluate_all(tasks: Sequence, full: bool = False) -> list[dict[str, float]]:

@@ -81,9 +81,7 @@ def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
 
     strategy = make_strategy(config.strategy)
     if config.deterministic:
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
+        make_deterministic()
     if out_dir is not None and worker_index(strategy) > 0:
         out_dir = Path(out_dir) / f"worker_{worker_index(strategy)}"
         progress = False
@@ -151,7 +149,7 @@ def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
         if manager.penalty is not None:
             plots.importance_histogram(
                 {
-                    getattr(v, "path", f"variable_{i}"): o.numpy()
+                    getattr(v, "path", f"variable_{i}"): keras.ops.convert_to_numpy(o)
                     for i, (v, o) in enumerate(zip(manager.covered, manager.penalty.importance))
                 },
                 RunDir(out_dir).importance_png,
@@ -161,6 +159,33 @@ def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
 
         write_report(out_dir)  # report.html: everything above in one self-contained file
     return results
+
+
+def make_deterministic() -> None:
+    """Makes the backend's kernels deterministic (`--deterministic`).
+
+    TensorFlow: `tf.config.experimental.enable_op_determinism()`; PyTorch:
+    `torch.use_deterministic_algorithms(True)`; JAX on a CPU is deterministic already. The seeds
+    are set by the run itself (`keras.utils.set_random_seed`, on every backend).
+
+    Returns:
+        None.
+
+    Example:
+    ```python
+    make_deterministic()    # then: run_experiment(config)
+    ```
+    """
+    from sequential_learning import backend
+
+    if backend.is_tensorflow():
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    elif backend.name() == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True)
 
 
 # -- a command's run folder ---------------------------------------------------------------------

@@ -6,11 +6,12 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import keras
-import tensorflow as tf
 
 from sequential_learning.clock import Clock
+from sequential_learning.distribute import default_strategy
 from sequential_learning.divergence import (
     DivergenceCheck,
     TrainingDivergedError,
@@ -61,7 +62,7 @@ class SequentialLearningManager:
             (`"fisher+replay"`), a `Plugin`, a `{"name": ..., option: value}`, or a list.
         ewc_lambda: λ ≥ 0 of a weight-importance method.
         epochs: epochs per task: one int, or a list with one entry per task.
-        seed: seeds Python, NumPy and TensorFlow (`keras.utils.set_random_seed`).
+        seed: seeds Python, NumPy and the backend (`keras.utils.set_random_seed`).
         learning_rate: the optimizer's learning rate.
         optimizer: `"adam"` or `"sgd"` (see `sequential_learning.optimizers`), or a callable
             returning a fresh Keras optimizer; every task starts from a fresh optimizer state.
@@ -73,7 +74,9 @@ class SequentialLearningManager:
         normalize_importance: divide each task's Ω by its maximum.
         method_options: further options of the methods (`xi`, `memory`, `lwf_alpha`, ...: see
             `seql list methods`); each method takes the ones it declares.
-        strategy: a `tf.distribute.Strategy` (models must have been built under its scope).
+        strategy: a `tf.distribute.Strategy` (TensorFlow only; models must have been built under
+            its scope); None: TensorFlow's current one, or no distribution (`LocalStrategy`) on
+            the other backends.
         out_dir: if set, results, task models and sample images are written there after each task.
         progress: show progress on stderr (a string: its prefix): one updating line on a
             terminal, one line per epoch otherwise.
@@ -111,7 +114,7 @@ class SequentialLearningManager:
         gamma: float = 1.0,
         normalize_importance: bool = False,
         method_options: dict | None = None,
-        strategy: tf.distribute.Strategy | None = None,
+        strategy: Any = None,
         out_dir: str | Path | None = None,
         progress: bool | str = False,
         callbacks: Sequence[keras.callbacks.Callback] = (),
@@ -137,7 +140,7 @@ class SequentialLearningManager:
         if learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
         self.seed, self.learning_rate, self.optimizer = int(seed), float(learning_rate), optimizer
-        self.strategy = strategy or tf.distribute.get_strategy()
+        self.strategy = strategy or default_strategy()
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress, self.callbacks = progress, list(callbacks)
         self.tensorboard = TensorBoardLogger(tensorboard_dir) if tensorboard_dir else None

@@ -1,14 +1,28 @@
-"""The input pipeline: training arrays as a seeded, shuffled, batched `tf.data.Dataset`.
+"""The input pipeline: training arrays as seeded, shuffled batches for Keras's `fit`.
 
-A low module (it imports only NumPy and TensorFlow), so the tasks and the plugins that build
-their own training streams (the `reference` plugins: cumulative, joint) share it without
-importing each other.
+On TensorFlow the batches come from a `tf.data.Dataset` (the numbers of the EWC family are those
+of that pipeline, bit for bit); on JAX and PyTorch from `ArrayBatches`, a `keras.utils.PyDataset`
+over the NumPy arrays with its own seeded order per epoch. A low module (NumPy, Keras and, on
+TensorFlow only, TensorFlow), so the tasks and the plugins that build their own training streams
+(the `reference` plugins: cumulative, joint) share it without importing each other.
+
+Example:
+```python
+batches = array_dataset(x_train, y_train, batch_size=32, seed=0)
+trainer.fit(batches, epochs=2, shuffle=False)
+```
 """
 
 from __future__ import annotations
 
+import math
+import sys
+from typing import Any
+
+import keras
 import numpy as np
-import tensorflow as tf
+
+from sequential_learning import backend
 
 
 def array_dataset(
@@ -17,8 +31,8 @@ def array_dataset(
     batch_size: int,
     seed: int,
     task_ids: np.ndarray | None = None,
-) -> tf.data.Dataset:
-    """Arrays as a shuffled (seeded, a new order each epoch), batched, prefetched dataset.
+) -> Any:
+    """Arrays as shuffled (seeded, a new order each epoch) batches for `fit`.
 
     Args:
         x: inputs (cast to float32).
@@ -29,13 +43,17 @@ def array_dataset(
             sends every sample through its own task's head.
 
     Returns:
-        The `tf.data.Dataset`.
+        A prefetched `tf.data.Dataset` on TensorFlow, an `ArrayBatches` on the other backends.
 
     Example:
     ```python
     dataset = array_dataset(x_train, y_train, batch_size=32, seed=0)
     ```
     """
+    if not backend.is_tensorflow():
+        return ArrayBatches(x, y, batch_size, seed, task_ids)
+    import tensorflow as tf
+
     x = tf.constant(np.asarray(x, np.float32))
     y = tf.constant(np.asarray(y))
     ids = None if task_ids is None else tf.constant(np.asarray(task_ids, np.int32))
@@ -56,3 +74,93 @@ def array_dataset(
     options = tf.data.Options()
     options.autotune.enabled = False
     return ds.prefetch(2).with_options(options)
+
+
+def is_tf_dataset(data: Any) -> bool:
+    """Whether `data` is a `tf.data.Dataset` (TensorFlow is not imported to find out).
+
+    Args:
+        data: anything.
+
+    Returns:
+        True for a `tf.data.Dataset` (which exists only if TensorFlow was imported).
+
+    Example:
+    ```python
+    is_tf_dataset((x, y))    # False
+    ```
+    """
+    tf = sys.modules.get("tensorflow")
+    data_module = getattr(tf, "data", None) if tf is not None else None
+    return data_module is not None and isinstance(data, data_module.Dataset)
+
+
+def check_dataset_backend(data: Any, what: str) -> None:
+    """Raises ValueError (one line) for a `tf.data.Dataset` on a backend other than TensorFlow.
+
+    Args:
+        data: a task's training or validation data.
+        what: what it is, for the message (e.g. `"Task 'a': training data"`).
+
+    Returns:
+        None.
+
+    Example:
+    ```python
+    check_dataset_backend((x, y), "training data")    # fine on every backend
+    ```
+    """
+    if is_tf_dataset(data) and not backend.is_tensorflow():
+        raise ValueError(f"{what}: a tf.data.Dataset needs the TensorFlow backend (this runs "
+                         f"{backend.name()}); pass (x, y) NumPy arrays instead")
+
+
+class ArrayBatches(keras.utils.PyDataset):
+    """NumPy arrays as batches in a seeded order that changes every epoch (any backend).
+
+    The order of epoch k is the k-th permutation drawn from `numpy.random.default_rng(seed)`, so
+    the same seed gives the same batches; Keras calls `on_epoch_end` after every epoch of `fit`.
+
+    Args:
+        x: inputs (cast to float32).
+        y: labels or targets.
+        batch_size: the batch size (the last batch may be smaller).
+        seed: the seed of the orders.
+        task_ids: each sample's task: batches are then `((x, task_ids), y)`.
+
+    Example:
+    ```python
+    batches = ArrayBatches(x, y, batch_size=32, seed=0)
+    xb, yb = batches[0]       # the first batch of the first epoch's order
+    ```
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
+                 task_ids: np.ndarray | None = None) -> None:
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.x = np.ascontiguousarray(np.asarray(x, np.float32))
+        self.y = np.asarray(y)
+        self.task_ids = None if task_ids is None else np.asarray(task_ids, np.int32)
+        if len(self.x) != len(self.y):
+            raise ValueError(f"x has {len(self.x)} samples but y has {len(self.y)}")
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.epoch = 0
+        self._rng = np.random.default_rng(self.seed)
+        self._order = self._rng.permutation(len(self.x))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        rows = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        if self.task_ids is None:
+            return self.x[rows], self.y[rows]
+        return (self.x[rows], self.task_ids[rows]), self.y[rows]
+
+    def on_epoch_end(self) -> None:
+        """Draws the next epoch's order."""
+        self.epoch += 1
+        self._order = self._rng.permutation(len(self.x))

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from sequential_learning import backend
 from sequential_learning.evaluation import evaluate_all
 from sequential_learning.results import Results
 
@@ -51,6 +52,7 @@ class ResultsRecorder:
             timing={"task_seconds": [], "importance_seconds": [], "total_seconds": 0.0},
             # Masked unseen classes score 0 before their task: no forward transfer to measure.
             forward_transfer=all(t.active_classes is None for t in tasks),
+            backend=backend.name(),
         )
         self.rows = {k: [] for k in first[0]}
         self.train_rows = {}
@@ -61,6 +63,7 @@ class ResultsRecorder:
         finished tasks are kept (an interrupted task restarts from its start)."""
         self.results = results
         results.config = config
+        results.backend = backend.name()  # the backend that finishes the run
         self.metric = results.metric
         keep = sum(epochs[:done])
         results.epoch_task = results.epoch_task[:keep]

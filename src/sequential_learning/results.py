@@ -152,6 +152,8 @@ class Results:
         task_summaries: per task, what the method's plugins reported (buffer composition, ...).
         forward_transfer: whether FWT is defined (not in a class-incremental stream whose
             unseen classes are masked: a task scores 0 before it is trained).
+        backend: the Keras backend the run trained on (`tensorflow`, `jax`, `torch`; empty when
+            unknown: results written before it was recorded).
 
     Example:
     ```python
@@ -176,6 +178,7 @@ class Results:
     matrices: dict[str, np.ndarray] = field(default_factory=dict)
     task_summaries: list = field(default_factory=list)
     forward_transfer: bool = True
+    backend: str = ""
 
     @property
     def num_tasks(self) -> int:
@@ -238,6 +241,7 @@ class Results:
                 "matrices": self.matrices,
                 "task_summaries": self.task_summaries,
                 "forward_transfer": self.forward_transfer,
+                "backend": self.backend,
             }
         )
 
@@ -320,6 +324,7 @@ class Results:
             matrices={k: _array(v, t) for k, v in doc.get("matrices", {}).items()},
             task_summaries=doc.get("task_summaries", []),
             forward_transfer=bool(doc.get("forward_transfer", True)),
+            backend=str(doc.get("backend", "")),
         )
         n = results.num_tasks
         if (results.accuracy_matrix.shape != (n, n) or results.baseline.shape != (n,)

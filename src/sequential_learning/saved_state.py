@@ -43,7 +43,7 @@ def kind_of(dtype: Any) -> str:
 
     Example:
     ```python
-    kind_of("int64"), kind_of(tf.float32), kind_of(np.bool_)    # ('int', 'float', 'bool')
+    kind_of("int64"), kind_of("float32"), kind_of(np.bool_)    # ('int', 'float', 'bool')
     ```
     """
     name = getattr(dtype, "name", dtype)

@@ -7,15 +7,16 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from sequential_learning import backend
 from sequential_learning.evaluation import TaskEvaluator
 from sequential_learning.importance.base import ImportanceEstimator
 from sequential_learning.importance.penalty import ConsolidationPenalty
-from sequential_learning.pipeline import array_dataset
+from sequential_learning.pipeline import array_dataset, check_dataset_backend, is_tf_dataset
 from sequential_learning.training import ContinualTrainer
 
-Data = tuple[np.ndarray, np.ndarray] | tf.data.Dataset
+#: `(x, y)` NumPy arrays, or (on TensorFlow only) a `tf.data.Dataset` of `(x, y)` batches.
+Data = tuple[np.ndarray, np.ndarray] | Any
 
 __all__ = ["Data", "SequentialTask", "array_dataset", "covered_variables", "same_model", "same_step",
            "share_evaluations", "tasks_from_benchmark"]
@@ -30,7 +31,8 @@ class SequentialTask:
     Args:
         name: a short name for plots and results (e.g. `"task 1 (0/1)"`).
         model: the task model. Outputs logits by default (see `from_logits`).
-        train_data: `(x, y)` NumPy arrays, or a `tf.data.Dataset` of `(x, y)` batches.
+        train_data: `(x, y)` NumPy arrays, or (TensorFlow only) a `tf.data.Dataset` of `(x, y)`
+            batches.
         validation_data: the same, for evaluation after every epoch.
         loss: a Keras loss (name or object). Default: sparse categorical cross-entropy on logits.
         metrics: Keras metrics; the first is the one the accuracy matrix records. Default:
@@ -43,7 +45,8 @@ class SequentialTask:
         higher_is_better: whether the recorded metric improves upwards (accuracy) or down (MSE).
         steps_per_execution: training steps per compiled call (Keras's `steps_per_execution`):
             8 by default, which takes about a fifth off the CPU time of an epoch of small
-            batches; batch-level callbacks then run every that many steps.
+            batches; batch-level callbacks then run every that many steps. PyTorch runs one
+            step per call (Keras's torch trainer needs it): 1 there whatever is given.
         classes: the labels (head outputs) this task trains, e.g. `[4, 5]` in a
             class-incremental stream (default: None, unknown).
         active_classes: the stream's `ActiveClasses` in a class-incremental stream with unseen
@@ -94,13 +97,13 @@ class SequentialTask:
                 f"Task {name!r}: steps_per_execution must be an integer >= 1, "
                 f"got {steps_per_execution!r}"
             )
-        self.steps_per_execution = int(steps_per_execution)
+        self.steps_per_execution = 1 if backend.name() == "torch" else int(steps_per_execution)
         self.num_classes = num_classes
         self.train_data = train_data
         self.validation_data = validation_data
         self.evaluator = TaskEvaluator(self)
         self.validate()
-        self.model.compile(loss=self.loss, metrics=self.metrics, jit_compile=False)
+        self.model.compile(loss=self.loss, metrics=self.metrics, jit_compile=_jit_compile())
 
     # -- validation ------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -112,7 +115,8 @@ class SequentialTask:
         if self.num_classes is None and self._is_classification():
             self.num_classes = int(outputs)
         for split, data in (("training", self.train_data), ("validation", self.validation_data)):
-            if isinstance(data, tf.data.Dataset):
+            check_dataset_backend(data, f"Task {self.name!r}: {split} data")
+            if is_tf_dataset(data):
                 spec = data.element_spec
                 x_spec = spec[0] if isinstance(spec, tuple) else spec
                 got = tuple(x_spec.shape[1:])
@@ -158,24 +162,36 @@ class SequentialTask:
         return "categorical" in str(name).lower()
 
     # -- data ------------------------------------------------------------------------------------
-    def training_dataset(self, seed_offset: int = 0) -> tf.data.Dataset:
-        """The training data as a shuffled (seeded), batched, prefetched `tf.data.Dataset`."""
-        if isinstance(self.train_data, tf.data.Dataset):
+    def training_dataset(self, seed_offset: int = 0) -> Any:
+        """The training data as shuffled (seeded) batches (see `pipeline.array_dataset`).
+
+        Args:
+            seed_offset: added to the task's shuffle seed.
+
+        Returns:
+            A `tf.data.Dataset` on TensorFlow, a `pipeline.ArrayBatches` elsewhere (a given
+            `tf.data.Dataset` as it is).
+        """
+        if is_tf_dataset(self.train_data):
             return self.train_data
         x, y = self.train_data
         return array_dataset(x, y, self.batch_size, self.shuffle_seed + seed_offset)
 
-    def _first_rows(self) -> tuple[tf.Tensor, tf.Tensor] | None:
+    def _first_rows(self) -> tuple[Any, Any] | None:
         """The first `batch_size` training samples, unshuffled (None for a `tf.data` dataset)."""
-        if isinstance(self.train_data, tf.data.Dataset):
+        if is_tf_dataset(self.train_data):
             return None
         x, y = self.train_data
-        return (tf.constant(np.asarray(x[: self.batch_size], np.float32)),
-                tf.constant(np.asarray(y[: self.batch_size])))
+        rows = (np.asarray(x[: self.batch_size], np.float32), np.asarray(y[: self.batch_size]))
+        if backend.is_tensorflow():
+            import tensorflow as tf
+
+            return tf.constant(rows[0]), tf.constant(rows[1])
+        return rows
 
     def sample(self, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Up to `n` training samples (a seeded random subset), for importance estimation."""
-        if isinstance(self.train_data, tf.data.Dataset):
+        if is_tf_dataset(self.train_data):
             xs, ys, count = [], [], 0
             for xb, yb in self.train_data:
                 xs.append(np.asarray(xb))
@@ -219,12 +235,12 @@ class SequentialTask:
                                    routed_data)
         # Keras's multi-step loop fails under multi-replica strategies ("You must feed a value
         # for placeholder ... while/cond"): one step per call there.
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        replicas = backend.replicas()
         trainer.compile(
             optimizer=optimizer,
             loss=self.loss,
             metrics=self.metrics,
-            jit_compile=False,
+            jit_compile=_jit_compile(),
             steps_per_execution=self.steps_per_execution if replicas == 1 else 1,
         )
         return trainer
@@ -236,7 +252,7 @@ class SequentialTask:
         initial_epoch: int = 0,
         callbacks: Sequence[keras.callbacks.Callback] = (),
         seed_offset: int = 0,
-        dataset: tf.data.Dataset | None = None,
+        dataset: Any = None,
     ) -> keras.callbacks.History:
         """Trains this task for `epochs` epochs with `trainer` (from `make_trainer`).
 
@@ -248,6 +264,9 @@ class SequentialTask:
             seed_offset: added to the shuffle seed (the manager gives each task its own).
             dataset: the training stream to use instead of the task's own (a plugin's
                 `adapt_dataset`).
+
+        Returns:
+            Keras's `History` of the fit.
         """
         own = dataset is None
         if own:
@@ -256,12 +275,15 @@ class SequentialTask:
         # reading anything). One is created whether or not the trainer needs a sample batch, so
         # fit's epochs see the same orders with a new trainer and with one reused from the
         # previous task (see the manager).
-        skipped = iter(dataset)
+        # (An ArrayBatches takes its orders from its own generator: no iterator to skip.)
+        skipped = iter(dataset) if is_tf_dataset(dataset) else None
         if getattr(trainer, "sample_batch", False) is None:
             # Only shapes matter for building: our own arrays give their first rows without
             # filling the shuffle buffer.
-            trainer.sample_batch = (self._first_rows() if own else None) or next(skipped)
+            trainer.sample_batch = (self._first_rows() if own else None) or (
+                next(skipped) if skipped is not None else dataset[0])
         del skipped
+        _unshare_buffers(trainer)
         return trainer.fit(
             dataset,
             epochs=initial_epoch + epochs,
@@ -287,7 +309,7 @@ class SequentialTask:
     def evaluate(self, full: bool = False) -> dict[str, float]:
         """Evaluates the task model on the validation data (`training=False`).
 
-        Runs the compiled model's own `test_step` in one `tf.function` (see
+        Runs the compiled model's own test step compiled once (see
         `sequential_learning.evaluation.TaskEvaluator`): the same numbers as
         `model.evaluate(..., return_dict=True)`, without its per-call set-up.
 
@@ -312,6 +334,34 @@ class SequentialTask:
 
     def __repr__(self) -> str:
         return f"SequentialTask(name={self.name!r}, model={self.model.name!r})"
+
+
+def _unshare_buffers(trainer: keras.Model) -> None:
+    """JAX: gives every variable of the trainer's state a buffer of its own.
+
+    Keras's JAX `fit` donates the state's buffers to the compiled step, and one buffer donated
+    twice is an error; a variable assigned another's value (an anchor taking the weights) holds
+    the very same array. Such a variable gets a copy. Nothing to do on the other backends.
+
+    Args:
+        trainer: the compiled trainer about to `fit`.
+    """
+    if backend.name() != "jax":
+        return
+    optimizer = getattr(trainer, "optimizer", None)
+    seen: set[int] = set()
+    for v in [*trainer.variables, *(optimizer.variables if optimizer is not None else []),
+              *trainer.metrics_variables]:
+        value = v.value
+        if id(value) in seen:
+            v.assign(keras.ops.copy(value))
+        seen.add(id(v.value))
+
+
+def _jit_compile() -> bool:
+    """Keras's `jit_compile` for the backend: XLA off on TensorFlow (its graph runs the native
+    kernels), `jax.jit` on JAX (off, JAX runs op by op), eager on PyTorch."""
+    return backend.name() == "jax"
 
 
 def _shape_fits(got: tuple, expected: tuple) -> bool:

@@ -17,6 +17,10 @@ plugin's metadata, so they need no `tensorboard` package. Keras' TensorBoard cal
 our own with the same tag names (`epoch_loss`, ...). Viewing the logs needs `pip install
 tensorboard`, then `tensorboard --logdir RUN_DIR/tensorboard`.
 
+The logs need the TensorFlow backend (its summary writer; Keras's TensorBoard callback needs
+TensorFlow too). On JAX and PyTorch the logger warns once, on stderr, and writes nothing: the run
+goes on.
+
 Example:
 ```python
 logger = TensorBoardLogger("runs/mine/tensorboard")
@@ -28,19 +32,28 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import keras
-import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
 
-# The metadata TensorBoard's scalar plugin attaches to a scalar (its ScalarPluginData, version 0,
-# serialises to empty content).
-_SCALAR_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars", content=b"")
-)
+from sequential_learning import backend
+
+#: The one-line warning on a backend other than TensorFlow.
+NEEDS_TENSORFLOW = ("seql: warning: TensorBoard logs need the TensorFlow backend (this runs {}); "
+                    "no TensorBoard logs are written\n")
+
+
+def _scalar_metadata():
+    """The metadata TensorBoard's scalar plugin attaches to a scalar (its ScalarPluginData,
+    version 0, serialises to empty content)."""
+    from tensorflow.core.framework import summary_pb2
+
+    return summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars", content=b"")
+    )
 
 
 def tensorboard_installed() -> bool:
@@ -78,15 +91,19 @@ def write_scalar(tag: str, value: float, step: int) -> bool:
         write_scalar("accuracy/task_1", 0.93, step=3)
     ```
     """
+    import tensorflow as tf
+
     return bool(
         tf.summary.write(
-            tag, tf.constant(float(value), tf.float32), step=int(step), metadata=_SCALAR_METADATA
+            tag, tf.constant(float(value), tf.float32), step=int(step), metadata=_scalar_metadata()
         )
     )
 
 
 class TensorBoardLogger:
     """Writes a run's TensorBoard logs under one folder (see the module's docstring).
+
+    On a backend other than TensorFlow it warns once (on stderr) and writes nothing.
 
     Args:
         log_dir: the folder, usually `RUN_DIR/tensorboard`.
@@ -110,6 +127,10 @@ class TensorBoardLogger:
         self.histogram_freq = int(histogram_freq)
         self.write_graph = bool(write_graph)
         self._writer = None
+        #: Whether logs are written (TensorFlow only).
+        self.enabled = backend.is_tensorflow()
+        if not self.enabled:
+            sys.stderr.write(NEEDS_TENSORFLOW.format(backend.name()))
 
     @property
     def validation_dir(self) -> Path:
@@ -146,6 +167,10 @@ class TensorBoardLogger:
             evaluations: one `{metric: value}` per task, in task order.
             training_task: the index (from 0) of the task in training, or None.
         """
+        if not self.enabled:
+            return
+        import tensorflow as tf
+
         if self._writer is None:
             self.validation_dir.mkdir(parents=True, exist_ok=True)
             self._writer = tf.summary.create_file_writer(str(self.validation_dir))
@@ -164,7 +189,10 @@ class TensorBoardLogger:
             self.log_epoch(0, manager.evaluations)
 
     def task_callbacks(self, manager: Any) -> list[keras.callbacks.Callback]:
-        """The callback for the `fit` of the task starting (see `task_callback`)."""
+        """The callback for the `fit` of the task starting (see `task_callback`); none off
+        TensorFlow."""
+        if not self.enabled:
+            return []
         return [self.task_callback(manager.clock.task_index)]
 
     def after_training_epoch(self, manager: Any) -> None:
@@ -206,6 +234,8 @@ class EpochScalars(keras.callbacks.Callback):
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+
         if self._writer is None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             self._writer = tf.summary.create_file_writer(str(self.log_dir))

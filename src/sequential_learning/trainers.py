@@ -6,9 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import keras
-import tensorflow as tf
 
-from sequential_learning.optimizers import make_optimizer
+from sequential_learning import backend
 from sequential_learning.tasks import SequentialTask, same_step
 
 
@@ -88,11 +87,50 @@ class TrainerCache:
         kept = {id(v) for v in _learning_rate_variables(optimizer)}
         for variable in optimizer.variables:
             if id(variable) not in kept:
-                variable.assign(tf.zeros(variable.shape, variable.dtype))
+                variable.assign(keras.ops.zeros(variable.shape, variable.dtype))
         return trainer
 
 
 def _learning_rate_variables(optimizer) -> list:
     """The optimizer's learning-rate variable (a setting, not state), if it has one."""
     rate = getattr(optimizer, "_learning_rate", None)
-    return [rate] if isinstance(rate, keras.Variable | tf.Variable) else []
+    if isinstance(rate, keras.Variable):
+        return [rate]
+    if backend.is_tensorflow():
+        import tensorflow as tf
+
+        return [rate] if isinstance(rate, tf.Variable) else []
+    return []
+
+
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """The built-in optimizer called `name` for the running backend.
+
+    TensorFlow: the fused kernels (`sequential_learning.optimizers.make_optimizer`); JAX and
+    PyTorch: Keras's own `Adam` / `SGD`.
+
+    Args:
+        name: `"adam"` or `"sgd"` (any case).
+        learning_rate: the learning rate.
+
+    Returns:
+        A fresh optimizer.
+
+    Raises:
+        ValueError: for another name.
+
+    Example:
+    ```python
+    optimizer = make_optimizer("adam", 1e-3)
+    ```
+    """
+    if backend.is_tensorflow():
+        from sequential_learning.optimizers import make_optimizer as fused
+
+        return fused(name, learning_rate)
+    kind = str(name).lower()
+    if kind == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    if kind == "sgd":
+        return keras.optimizers.SGD(learning_rate)
+    raise ValueError(f"Unknown optimizer {name!r}; expected 'adam' or 'sgd'")

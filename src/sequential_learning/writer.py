@@ -7,8 +7,8 @@ import io
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
+from sequential_learning.pipeline import is_tf_dataset
 from sequential_learning.results import atomic_write_bytes
 from sequential_learning.rundir import RunDir
 
@@ -97,7 +97,7 @@ def validation_sample(task: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     ```
     """
     data = task.validation_data
-    if isinstance(data, tf.data.Dataset):
+    if is_tf_dataset(data):
         xs, ys = [], []
         for xb, yb in data:
             xs.append(np.asarray(xb))
