@@ -1,4 +1,5 @@
-"""The shared graph walker: order of layers, observed values, nesting, inference mode."""
+"""The shared graph walker: order of layers, observed values, nesting, inference mode (every
+backend)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,13 @@ import numpy as np
 import pytest
 
 from sequential_learning.graph import GraphWalker, call_layer, functional_graph, output_operation
+
+pytestmark = pytest.mark.all_backends
+
+
+def _np(x) -> np.ndarray:
+    """A tensor on the host (torch outputs require grad: `np.asarray` alone refuses them)."""
+    return keras.ops.convert_to_numpy(x)
 
 
 def _model():
@@ -41,7 +49,7 @@ def test_visits_layers_in_order_descending_into_nested_models():
     # A nested model's call is seen after its own layers (it returns once they have run).
     assert names == ["dense_a", "dropout", "dense_b", "base", "head"]
     assert [name for name, *_, final in walker.seen if final] == ["head"]
-    np.testing.assert_array_equal(np.asarray(y), np.asarray(model(x, training=False)))
+    np.testing.assert_array_equal(_np(y), _np(model(x, training=False)))
 
 
 def test_observed_inputs_and_outputs_equal_direct_calls():
@@ -52,10 +60,10 @@ def test_observed_inputs_and_outputs_equal_direct_calls():
     layers = {layer.name: layer for layer in model.get_layer("base").layers}
     layers["head"] = model.get_layer("head")
     layers["base"] = model.get_layer("base")
-    np.testing.assert_array_equal(np.asarray(walker.seen[0][1]), x)
+    np.testing.assert_array_equal(_np(walker.seen[0][1]), x)
     for name, inputs, outputs, _ in walker.seen:
         direct = layers[name](inputs, training=False)
-        np.testing.assert_array_equal(np.asarray(outputs), np.asarray(direct))
+        np.testing.assert_array_equal(_np(outputs), _np(direct))
 
 
 def test_descend_false_calls_nested_models_whole():
@@ -68,7 +76,7 @@ def test_descend_false_calls_nested_models_whole():
     walker = Shallow()
     y = walker.run(model, x)
     assert [name for name, *_ in walker.seen] == ["base", "head"]
-    np.testing.assert_array_equal(np.asarray(y), np.asarray(model(x, training=False)))
+    np.testing.assert_array_equal(_np(y), _np(model(x, training=False)))
 
 
 def test_a_call_can_replace_a_layer_output():
@@ -82,7 +90,7 @@ def test_a_call_can_replace_a_layer_output():
     y = Zero().run(model, x)
     head = model.get_layer("head")
     expected = head(np.zeros((2, 3), "float32"))
-    np.testing.assert_allclose(np.asarray(y), np.asarray(expected), rtol=1e-6)
+    np.testing.assert_allclose(_np(y), _np(expected), rtol=1e-6)
 
 
 def test_sequential_and_helpers():
@@ -95,9 +103,9 @@ def test_sequential_and_helpers():
     x = np.ones((3, 4), "float32")
     y = walker.run(seq, x)
     assert [name for name, *_ in walker.seen] == ["d", "e"]
-    np.testing.assert_array_equal(np.asarray(y), np.asarray(seq(x)))
+    np.testing.assert_array_equal(_np(y), _np(seq(x)))
     drop = keras.layers.Dropout(0.9)
-    np.testing.assert_array_equal(np.asarray(call_layer(drop, x)), x)
+    np.testing.assert_array_equal(_np(call_layer(drop, x)), x)
 
 
 def test_a_subclassed_model_cannot_be_walked():

@@ -9,7 +9,6 @@ import pytest
 from keras import ops
 
 from sequential_learning import backend
-
 from sequential_learning.importance.fisher import (
     FisherImportance,
     fisher_information,

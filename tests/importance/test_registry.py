@@ -25,6 +25,8 @@ from sequential_learning.manager import SequentialLearningManager
 from sequential_learning.models import mlp_base
 from sequential_learning.tasks import tasks_from_benchmark
 
+pytestmark = pytest.mark.all_backends
+
 KEBAB = ["none", "weight-decay", "sign-flipping", "momentum-based", "weight-change", "fisher",
          "mas", "si", "magnitude", "inverse-magnitude", "random"]
 TRACKERS = {"sign-flipping", "momentum-based", "weight-change"}

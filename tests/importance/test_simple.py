@@ -1,10 +1,12 @@
-"""The data-free estimators: none, weight decay, magnitude, inverse magnitude, random."""
+"""The data-free estimators: none, weight decay, magnitude, inverse magnitude, random (every
+backend)."""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
 import pytest
+from keras import ops
 
 from sequential_learning.importance import create_estimator
 from sequential_learning.importance.base import TaskContext
@@ -12,6 +14,8 @@ from sequential_learning.importance.simple import (
     InverseWeightMagnitudeImportance,
     RandomImportance,
 )
+
+pytestmark = pytest.mark.all_backends
 
 VALUES = [np.array([[0.5, -0.25], [0.0, 2.0]], np.float32), np.array([-1.0, 0.125], np.float32)]
 
@@ -35,22 +39,23 @@ def _context(seed=0, task_index=0):
 def test_closed_forms(method, options, formula):
     omega = create_estimator(method, **options).end_task(_context())
     for o, v in zip(omega, VALUES, strict=True):
-        np.testing.assert_allclose(o.numpy(), formula(v), rtol=1e-6)
+        np.testing.assert_allclose(ops.convert_to_numpy(o), formula(v), rtol=1e-6)
         assert o.shape == v.shape
 
 
 def test_random_is_seeded_uniform_and_fresh_per_task():
     estimator = create_estimator("random")
-    first = [o.numpy() for o in estimator.end_task(_context(seed=3, task_index=0))]
-    again = [o.numpy() for o in create_estimator("random").end_task(_context(3, 0))]
-    other_task = [o.numpy() for o in estimator.end_task(_context(3, 1))]
-    other_seed = [o.numpy() for o in estimator.end_task(_context(4, 0))]
+    first = [ops.convert_to_numpy(o) for o in estimator.end_task(_context(seed=3, task_index=0))]
+    again = [ops.convert_to_numpy(o) for o in create_estimator("random").end_task(_context(3, 0))]
+    other_task = [ops.convert_to_numpy(o) for o in estimator.end_task(_context(3, 1))]
+    other_seed = [ops.convert_to_numpy(o) for o in estimator.end_task(_context(4, 0))]
     for a, b, c, d in zip(first, again, other_task, other_seed):
         np.testing.assert_array_equal(a, b)
         assert not np.array_equal(a, c) and not np.array_equal(a, d)
         assert np.all((a >= 0) & (a < 1))
     fixed = RandomImportance(seed=7)
-    np.testing.assert_array_equal(fixed.end_task(_context(1))[0], fixed.end_task(_context(2))[0])
+    np.testing.assert_array_equal(ops.convert_to_numpy(fixed.end_task(_context(1))[0]),
+                                  ops.convert_to_numpy(fixed.end_task(_context(2))[0]))
     assert fixed.describe() == {"method": "random", "random_seed": 7}
 
 

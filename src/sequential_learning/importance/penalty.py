@@ -108,7 +108,7 @@ class ConsolidationPenalty:
             SeqlError: Ω_new has the wrong shapes, negative or non-finite values (the message
                 names `source`, λ and what to do).
         """
-        new = [np.asarray(o, np.float64) for o in importance]
+        new = [np.asarray(ops.convert_to_numpy(o), np.float64) for o in importance]
         check_importance(new, self.variables, source, self._lambda)
         if self.normalize:
             peak = max(float(o.max()) if o.size else 0.0 for o in new)

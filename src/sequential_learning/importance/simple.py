@@ -16,8 +16,8 @@ from sequential_learning.importance.base import ImportanceEstimator, TaskContext
 
 
 def _float(variable):
-    """A variable's current value as a float32 tensor."""
-    return ops.cast(ops.convert_to_tensor(variable), "float32")
+    """A variable's current value as a float32 tensor, outside autodiff."""
+    return ops.stop_gradient(ops.cast(ops.convert_to_tensor(variable), "float32"))
 
 
 class NoImportance(ImportanceEstimator):

@@ -76,7 +76,7 @@ class SynapticIntelligenceImportance(StepTracker):
         """Resets ω to zero and records θ_start."""
         for omega, start, v in zip(self._slot("omega"), self._slot("start"), self.variables):
             omega.assign(ops.zeros(omega.shape))
-            start.assign(read(v))
+            start.assign(ops.copy(read(v)))  # a copy: on JAX not the same buffer
 
     def track_step(self, gradients: Sequence[Any], old_values: Sequence[Any]) -> None:
         if gradients is None or len(gradients) != len(self.variables):

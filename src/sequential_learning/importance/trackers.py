@@ -69,14 +69,15 @@ def read(variable) -> Any:
         variable: a `keras.Variable` (or a backend tensor).
 
     Returns:
-        Its value, cast to float32.
+        Its value, cast to float32, outside autodiff.
 
     Example:
     ```python
     start = [read(v) for v in base.trainable_variables]
     ```
     """
-    return ops.cast(ops.convert_to_tensor(variable), "float32")
+    # Not differentiated (on torch a variable's value is a parameter that requires grad).
+    return ops.stop_gradient(ops.cast(ops.convert_to_tensor(variable), "float32"))
 
 
 def inverse_count(count) -> Any:
@@ -255,7 +256,7 @@ class WeightChangeImportance(StepTracker):
     def begin_task(self, variables: Sequence) -> None:
         if self.net:
             for start, v in zip(self._slot("start"), self.variables):
-                start.assign(read(v))
+                start.assign(ops.copy(read(v)))  # a copy: on JAX not the same buffer
         else:
             super().begin_task(variables)
 
