@@ -10,8 +10,10 @@ of tasks not reached yet are masked out of the head:
 * `task_accuracy` (task-incremental, the task known) is the arg-max over the evaluated task's
   own classes: both scenarios' numbers from one run, as Mammoth reports them.
 
-The masks are `tf.Variable`s (`ActiveClasses`), so one compiled train step and one compiled
-evaluation serve every task. A task not yet reached scores 0 in `accuracy` (its classes are
+The masks are `keras.Variable`s (`ActiveClasses`), so one compiled train step and one compiled
+evaluation serve every task, on every Keras backend: each mask is also a variable of the
+`MaskedAccuracy` metric that reads it, so on JAX it goes in and out of the stateless step with the
+metrics' state. A task not yet reached scores 0 in `accuracy` (its classes are
 masked), so forward transfer is not defined in this scenario.
 """
 
@@ -19,10 +21,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 _MASKED = -1e9  # a logit that softmax turns into exactly 0
 
@@ -50,10 +53,10 @@ class ActiveClasses:
                 raise ValueError(f"task classes {classes} must be non-empty labels in "
                                  f"0..{self.num_classes - 1}")
         # All zero: nothing trained yet, and every class counts (the untrained model's accuracy).
-        self.active = tf.Variable(tf.zeros([self.num_classes]), trainable=False,
-                                  name="active_classes")
-        self.evaluated = tf.Variable(tf.ones([self.num_classes]), trainable=False,
-                                     name="evaluated_classes")
+        self.active = keras.Variable(np.zeros(self.num_classes, np.float32), trainable=False,
+                                     name="active_classes")
+        self.evaluated = keras.Variable(np.ones(self.num_classes, np.float32), trainable=False,
+                                        name="evaluated_classes")
 
     def mask_through(self, index: int) -> np.ndarray:
         """1 for the classes of tasks 0..index, else 0 (all 0 for index < 0)."""
@@ -85,7 +88,7 @@ class ActiveClasses:
     @contextlib.contextmanager
     def evaluating(self, classes: Sequence[int]) -> Iterator[None]:
         """`classes` (a task's own) are the task-incremental accuracy's while inside."""
-        previous = self.evaluated.numpy()
+        previous = np.array(ops.convert_to_numpy(self.evaluated))
         self.evaluated.assign(self.classes_mask(classes))
         try:
             yield
@@ -93,7 +96,7 @@ class ActiveClasses:
             self.evaluated.assign(previous)
 
 
-def mask_outputs(y_pred, mask, from_logits: bool = True) -> tf.Tensor:
+def mask_outputs(y_pred, mask, from_logits: bool = True) -> Any:
     """The head's outputs with the classes outside `mask` removed (logits to a value softmax
     turns into 0; probabilities to 0 and renormalised). An all-zero mask removes nothing.
 
@@ -107,17 +110,17 @@ def mask_outputs(y_pred, mask, from_logits: bool = True) -> tf.Tensor:
 
     Example:
     ```python
-    mask_outputs(tf.constant([[2.0, 1.0, 3.0]]), tf.constant([1.0, 1.0, 0.0]))
+    mask_outputs(ops.array([[2.0, 1.0, 3.0]]), ops.array([1.0, 1.0, 0.0]))
     # the third logit is pushed so low that softmax gives it 0
     ```
     """
-    y_pred = tf.convert_to_tensor(y_pred)
-    mask = tf.convert_to_tensor(mask)
-    keep = tf.logical_or(mask > 0, tf.logical_not(tf.reduce_any(mask > 0)))[None, :]
+    y_pred = ops.convert_to_tensor(y_pred)
+    mask = ops.convert_to_tensor(mask)
+    keep = ops.logical_or(mask > 0, ops.logical_not(ops.any(mask > 0)))[None, :]
     if from_logits:
-        return tf.where(keep, y_pred, tf.cast(_MASKED, y_pred.dtype))
-    kept = tf.where(keep, y_pred, tf.zeros_like(y_pred))
-    return tf.math.divide_no_nan(kept, tf.reduce_sum(kept, axis=-1, keepdims=True))
+        return ops.where(keep, y_pred, ops.cast(_MASKED, y_pred.dtype))
+    kept = ops.where(keep, y_pred, ops.zeros_like(y_pred))
+    return ops.divide_no_nan(kept, ops.sum(kept, axis=-1, keepdims=True))
 
 
 @keras.saving.register_keras_serializable(package="sequential_learning")
@@ -158,7 +161,7 @@ class MaskedAccuracy(keras.metrics.Mean):
     """Accuracy of the arg-max over the classes a mask keeps (all when the mask is all zero).
 
     Args:
-        mask: a `tf.Variable` of one 0/1 entry per class (`ActiveClasses.active` for the
+        mask: a `keras.Variable` of one 0/1 entry per class (`ActiveClasses.active` for the
             class-incremental accuracy, `.evaluated` for the task-incremental one), or None.
         name: the metric's name.
         dtype: its dtype.
@@ -171,18 +174,20 @@ class MaskedAccuracy(keras.metrics.Mean):
     ```
     """
 
-    def __init__(self, mask: tf.Variable | None = None, name: str = "accuracy",
+    def __init__(self, mask: keras.Variable | None = None, name: str = "accuracy",
                  dtype=None) -> None:
         super().__init__(name=name, dtype=dtype)
+        # Tracked as one of the metric's variables (a Mean resets only its total and count):
+        # on JAX the step then reads the mask's current value, not one compiled in.
         self.mask = mask
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_pred = tf.convert_to_tensor(y_pred)
+        y_pred = ops.convert_to_tensor(y_pred)
         if self.mask is not None:
             y_pred = mask_outputs(y_pred, self.mask)  # the arg-max is the same for probabilities
-        predicted = tf.argmax(y_pred, axis=-1)
-        labels = tf.reshape(tf.cast(y_true, predicted.dtype), tf.shape(predicted))
-        return super().update_state(tf.cast(tf.equal(labels, predicted), self.dtype),
+        predicted = ops.argmax(y_pred, axis=-1)
+        labels = ops.reshape(ops.cast(y_true, predicted.dtype), ops.shape(predicted))
+        return super().update_state(ops.cast(ops.equal(labels, predicted), self.dtype),
                                     sample_weight=sample_weight)
 
     def get_config(self) -> dict:

@@ -80,7 +80,9 @@ class LearningWithoutForgetting(Plugin):
             self.on.assign(0.0)
             return
         for v in self._sources:
-            self.teacher[id(v)].assign(ops.convert_to_tensor(v))
+            # A copy on the host: on JAX the teacher must not share the weight's buffer, which
+            # the compiled step donates.
+            self.teacher[id(v)].assign(np.array(ops.convert_to_numpy(v)))
         self.on.assign(1.0)
         active = getattr(exp.task, "active_classes", None)
         if active is not None:  # the classes seen before this task
