@@ -14,6 +14,8 @@ from sequential_learning.manager import SequentialLearningManager
 from sequential_learning.models import mlp_base
 from sequential_learning.tasks import tasks_from_benchmark
 
+pytestmark = pytest.mark.all_backends
+
 
 def _manager(out_dir, callbacks=(), method="si", **kwargs):
     keras.utils.set_random_seed(0)

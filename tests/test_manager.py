@@ -15,6 +15,8 @@ from sequential_learning.models import build_task_models, mlp_base
 from sequential_learning.results import Results
 from sequential_learning.tasks import SequentialTask, tasks_from_benchmark
 
+pytestmark = pytest.mark.all_backends
+
 
 def _stream(rng, tasks=3, n=60, features=6):
     x = rng.random((n * tasks * 2, features)).astype("float32")

@@ -9,6 +9,8 @@ import pytest
 
 from sequential_learning.metrics import compute_metrics, forgetting
 
+pytestmark = pytest.mark.all_backends
+
 R = np.array([[0.9, 0.2, 0.1],
               [0.7, 0.8, 0.3],
               [0.6, 0.5, 0.95]])

@@ -17,6 +17,8 @@ import pytest
 
 from sequential_learning.cli import main
 
+pytestmark = pytest.mark.all_backends
+
 ARGS = ["--benchmark", "split-digits", "--method", "fisher+replay", "--memory", "200",
         "--epochs", "4", "--hidden", "32", "--fisher-samples", "100", "--deterministic"]
 

@@ -18,6 +18,8 @@ from sequential_learning.models import mlp_base
 from sequential_learning.results import Results
 from sequential_learning.tasks import tasks_from_benchmark
 
+pytestmark = pytest.mark.all_backends
+
 HAS_FASHION = all(
     any((datasets.DEBIAN_FASHION_MNIST_DIR / f"{stem}{ext}").is_file() for ext in ("", ".gz"))
     for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",

@@ -15,6 +15,8 @@ from sequential_learning.evaluation import EvaluationSchedule
 from sequential_learning.progress import ProgressLine
 from sequential_learning.services import Service, call_hook
 
+pytestmark = pytest.mark.all_backends
+
 
 @pytest.mark.parametrize(("every", "epochs", "due"), [
     (1, 3, [0, 1, 2]), (2, 5, [1, 3, 4]), (3, 7, [2, 5, 6]), (10, 4, [3]),

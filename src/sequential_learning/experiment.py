@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sequential_learning.config import RunConfig
 from sequential_learning.rundir import RunDir
+from sequential_learning.seeds import set_random_seed
 
 
 def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
@@ -102,7 +103,7 @@ def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
         raise ValueError(f"model: cnn needs images shaped (H, W, C); {config.benchmark} has inputs "
                          f"shaped {tuple(stream.input_shape)}; use model mlp")
     # The same seed gives the same initial weights for every method.
-    keras.utils.set_random_seed(config.seed)
+    set_random_seed(config.seed)
     with strategy.scope():
         if config.model == "cnn":
             base = cnn_base(stream.input_shape, config.filters)
@@ -166,7 +167,7 @@ def make_deterministic() -> None:
 
     TensorFlow: `tf.config.experimental.enable_op_determinism()`; PyTorch:
     `torch.use_deterministic_algorithms(True)`; JAX on a CPU is deterministic already. The seeds
-    are set by the run itself (`keras.utils.set_random_seed`, on every backend).
+    are set by the run itself (`seeds.set_random_seed`, on every backend).
 
     Returns:
         None.

@@ -27,6 +27,7 @@ from sequential_learning.progress import ProgressLine
 from sequential_learning.recorder import ResultsRecorder
 from sequential_learning.results import Results
 from sequential_learning.rundir import RunDir
+from sequential_learning.seeds import set_random_seed
 from sequential_learning.services import EpochHooks, PluginEpochHooks, call_hook
 from sequential_learning.tasks import (
     SequentialTask,
@@ -62,7 +63,7 @@ class SequentialLearningManager:
             (`"fisher+replay"`), a `Plugin`, a `{"name": ..., option: value}`, or a list.
         ewc_lambda: λ ≥ 0 of a weight-importance method.
         epochs: epochs per task: one int, or a list with one entry per task.
-        seed: seeds Python, NumPy and the backend (`keras.utils.set_random_seed`).
+        seed: seeds Python, NumPy and the backend (`seeds.set_random_seed`).
         learning_rate: the optimizer's learning rate.
         optimizer: `"adam"` or `"sgd"` (see `sequential_learning.optimizers`), or a callable
             returning a fresh Keras optimizer; every task starts from a fresh optimizer state.
@@ -237,7 +238,7 @@ class SequentialLearningManager:
                 tasks already finished stay on disk when `out_dir` is set).
             CheckpointError: when resuming from a missing, truncated or mismatched checkpoint.
         """
-        keras.utils.set_random_seed(self.seed)
+        set_random_seed(self.seed)
         start = time.perf_counter()
         first_task, self.evaluations = 0, None
         if resume:
@@ -279,7 +280,7 @@ class SequentialLearningManager:
         if task.active_classes is not None:
             task.active_classes.begin_task(index)
         # Each task's randomness depends only on (seed, task), so a resumed run matches.
-        keras.utils.set_random_seed(self.seed + 7919 * index)
+        set_random_seed(self.seed + 7919 * index)
         with self.strategy.scope():
             for plugin in self.plugins:
                 plugin.before_training_exp(exp)

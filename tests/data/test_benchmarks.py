@@ -23,6 +23,8 @@ from sequential_learning.data.benchmarks import (
     split,
 )
 
+pytestmark = pytest.mark.all_backends
+
 
 def _toy(classes=6, per_class=10, features=5, seed=0):
     rng = np.random.default_rng(seed)

@@ -36,6 +36,8 @@ from sequential_learning.data.datasets import (
 )
 from sequential_learning.data.formats.idx import write_idx
 
+pytestmark = pytest.mark.all_backends
+
 REAL_DEBIAN_DIR = datasets.DEBIAN_FASHION_MNIST_DIR
 IDX_NAMES = {
     "x_train": "train-images-idx3-ubyte",

@@ -10,6 +10,8 @@ import pytest
 
 from sequential_learning.data.formats.idx import DataError, read_idx, write_idx
 
+pytestmark = pytest.mark.all_backends
+
 DTYPES = [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]
 
 
