@@ -110,7 +110,7 @@ LAYERS = (
     ("experiment", "sweep"),
     ("config",),
     ("manager", "method", "trainers", "services", "clock", "divergence", "progress",
-     "recorder", "writer", "tensorboard"),
+     "recorder", "writer", "tensorboard", "continual_model"),
     ("tasks", "training", "evaluation"),
     ("plugins",),
     ("importance",),

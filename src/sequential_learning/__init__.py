@@ -29,6 +29,8 @@ _EXPORTS = {
     "SequentialLearningManager": "sequential_learning.manager",
     "TrainingDivergedError": "sequential_learning.manager",
     "ConsolidationTrainer": "sequential_learning.training",
+    "ContinualTrainer": "sequential_learning.training",
+    "ContinualModel": "sequential_learning.continual_model",
     "EWCMethod": "sequential_learning.importance",
     "ImportanceEstimator": "sequential_learning.importance",
     "ConsolidationPenalty": "sequential_learning.importance",
