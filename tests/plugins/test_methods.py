@@ -3,6 +3,8 @@ on a tiny model, and what each does to a stream; on every backend."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import keras
 import numpy as np
 import pytest
@@ -51,6 +53,28 @@ def test_router_sends_each_sample_through_its_own_head(setup_factory):
     np.testing.assert_allclose(outputs, own, rtol=1e-5, atol=1e-6)
     loss = float(_np(router.loss(x, y, ids)))
     np.testing.assert_allclose(loss, _ce(own, y).mean(), rtol=1e-5)
+
+
+def test_router_runs_models_without_a_shared_base_whole_and_selects():
+    """Task models that are not head(base(x)): each runs on the whole batch, each sample takes
+    its own model's outputs and its own task's loss."""
+    models = [keras.Sequential([keras.Input((6,)), keras.layers.Dense(2, activation="softmax")])
+              for _ in range(3)]
+    losses = ["sparse_categorical_crossentropy", "sparse_categorical_crossentropy",
+              keras.losses.SparseCategoricalCrossentropy(from_logits=False)]
+    tasks = [SimpleNamespace(model=m, loss=loss) for m, loss in zip(models, losses)]
+    router = Router(tasks)
+    assert router.heads is None
+    x = np.random.default_rng(2).random((5, 6)).astype("float32")
+    ids = np.array([1, 2, 0, 2, 1], np.int32)
+    y = np.array([0, 1, 1, 0, 1])
+    outputs = _np(router.outputs(x, ids))
+    own = np.stack([_np(models[k](x[i:i + 1]))[0] for i, k in enumerate(ids)])
+    np.testing.assert_allclose(outputs, own, rtol=1e-5, atol=1e-6)
+    want = -np.log(own[np.arange(5), y]).mean()
+    np.testing.assert_allclose(float(_np(router.loss(x, y, ids))), want, rtol=1e-5)
+    with pytest.raises(ValueError, match="task ids"):
+        router.outputs(x)
 
 
 def test_replay_trains_old_heads_through_the_buffer(setup_factory):
