@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import os
 import re
 import shutil
 import sys
@@ -166,8 +167,10 @@ def make_deterministic() -> None:
     """Makes the backend's kernels deterministic (`--deterministic`).
 
     TensorFlow: `tf.config.experimental.enable_op_determinism()`; PyTorch:
-    `torch.use_deterministic_algorithms(True)`; JAX on a CPU is deterministic already. The seeds
-    are set by the run itself (`seeds.set_random_seed`, on every backend).
+    `torch.use_deterministic_algorithms(True)` (with cuBLAS's fixed workspace on a GPU); JAX: XLA's
+    deterministic GPU kernels when the flag comes before JAX's first computation (on a CPU it is
+    deterministic already). The seeds are set by the run itself (`seeds.set_random_seed`, on every
+    backend).
 
     Returns:
         None.
@@ -186,7 +189,12 @@ def make_deterministic() -> None:
     elif backend.name() == "torch":
         import torch
 
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
+    elif backend.name() == "jax":
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_gpu_deterministic_ops" not in flags:
+            os.environ["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
 
 
 # -- a command's run folder ---------------------------------------------------------------------
