@@ -80,3 +80,24 @@ def test_bad_use_says_what_is_wrong():
         ContinualModel(_net(), method="joint")
     with pytest.raises(ValueError, match="num_tasks"):
         ContinualModel(_net(), method="none", num_tasks=0)
+
+
+def test_replay_in_a_users_fit_loop_forgets_less_on_split_digits():
+    digits = load_digits()
+    x, y = (digits.data / 16.0).astype("float32"), digits.target.astype("int32")
+    tasks = [(x[np.isin(y, [2 * k, 2 * k + 1])], y[np.isin(y, [2 * k, 2 * k + 1])])
+             for k in range(5)]
+
+    def first_task_accuracy(method, **options):
+        keras.utils.set_random_seed(0)
+        model = ContinualModel(_net(), method=method, seed=0, **options)
+        _compile(model)
+        for xt, yt in tasks:
+            model.fit(xt, yt, epochs=5, batch_size=32, verbose=0)
+            model.end_task()
+        return model.evaluate(*tasks[0], verbose=0, return_dict=True)["accuracy"]
+
+    plain = first_task_accuracy("none")
+    replay = first_task_accuracy("replay", memory=200)
+    assert plain < 0.2            # class-incremental fine-tuning forgets the first task
+    assert replay > plain + 0.4

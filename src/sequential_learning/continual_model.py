@@ -75,6 +75,8 @@ class ContinualModel(ContinualTrainer):
         self._num_tasks = int(num_tasks or 1)
         self._seed = int(seed)
         covered = list(covered) if covered is not None else list(model.trainable_variables)
+        for plugin in plugins:
+            plugin.built = False  # built on the first fit, when the data's shapes are known
         super().__init__(model, covered=covered, plugins=plugins)
         self._run: Run | None = None
         self._experience: Experience | None = None
@@ -102,11 +104,8 @@ class ContinualModel(ContinualTrainer):
                 plugin.check(self._run)
             for plugin in self.plugins:
                 plugin.build(self._run)
-            # Tracked before Keras builds the train function: on JAX the plugins' variables
-            # go in and out of the stateless step with the weights.
-            own = {id(v) for v in self.trained_variables}
-            self.plugin_variables = [v for p in self.plugins for v in p.variables()
-                                     if id(v) not in own]
+                plugin.built = True
+            self.track_plugin_variables()
         index = self.tasks_done
         if index >= len(self._run.tasks):
             self._run.tasks.append(task)

@@ -120,6 +120,13 @@ class ContinualTrainer(keras.Model):
         # must go in and out of the stateless step (a variable left out would be compiled in as
         # a constant). The routed tasks' heads are trained, the plugins' state is not.
         self.route_models = [t.model for t in self._router_tasks or []]
+        self.plugin_variables = []
+        if all(getattr(p, "built", True) for p in self.plugins):
+            self.track_plugin_variables()
+
+    def track_plugin_variables(self) -> None:
+        """Tracks the built plugins' variables as this model's (before Keras builds the train
+        function): on JAX they then go in and out of the stateless step with the weights."""
         own = {id(v) for v in self.trained_variables}
         self.plugin_variables = [v for p in self.plugins for v in p.variables()
                                  if id(v) not in own]
