@@ -116,8 +116,9 @@ def check_resume_backend(run_dir: Path, running: str) -> None:
     """
     from sequential_learning.errors import SeqlError
 
-    if not Path(run_dir).is_dir():
-        return  # resume_config says what is wrong with it
+    run = RunDir(run_dir)
+    if not (run.results.is_file() or run.checkpoint_state.is_file()):
+        return  # not a run: resume_config says what is wrong with it
     made = recorded_backend(run_dir)
     if made != running:
         raise SeqlError(f"--resume {run_dir}: the run was made with the {made} backend and this "
