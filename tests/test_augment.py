@@ -24,6 +24,8 @@ from sequential_learning.ablation import (
 from sequential_learning.cli import main
 from sequential_learning.interpret.drift import spearman
 
+pytestmark = pytest.mark.all_backends
+
 
 def _conv_model(seed: int = 0) -> keras.Model:
     """A task model on a nested base: conv (2x2, 1 -> 3 filters) -> flatten -> dense 4; head 2."""

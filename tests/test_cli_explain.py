@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import keras
+import pytest
 
 from sequential_learning.cli import main
 from sequential_learning.data.benchmarks import make_benchmark
 from sequential_learning.manager import SequentialLearningManager
 from sequential_learning.models import cnn_base
 from sequential_learning.tasks import tasks_from_benchmark
+
+pytestmark = pytest.mark.all_backends
 
 
 def test_explain_a_cnn_run(tmp_path, capsys):

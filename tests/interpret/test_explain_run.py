@@ -10,6 +10,8 @@ import pytest
 
 from sequential_learning.interpret import METHODS, explain_run, grad_cam
 
+pytestmark = pytest.mark.all_backends
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -9,6 +9,8 @@ import pytest
 
 from sequential_learning.interpret import plots
 
+pytestmark = pytest.mark.all_backends
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

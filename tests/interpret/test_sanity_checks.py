@@ -20,6 +20,8 @@ from sequential_learning.interpret import (
     occlusion_sensitivity,
 )
 
+pytestmark = pytest.mark.all_backends
+
 METHODS = {
     "grad-cam": lambda model, x, t: grad_cam(model, x, t),
     "grad-cam++": lambda model, x, t: grad_cam_plus_plus(model, x, t),

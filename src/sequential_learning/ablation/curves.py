@@ -21,6 +21,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from sequential_learning import backend
 from sequential_learning.ablation.aggregation import as_importance
 from sequential_learning.ablation.options import ORDERS, Importance, check_options, parse_fractions
 from sequential_learning.ablation.plots import plot_ablation
@@ -61,10 +62,11 @@ def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int =
     """
     y = np.asarray(y).reshape(-1)
     correct = 0
-    for i in range(0, len(x), batch_size):
-        out = keras.ops.convert_to_numpy(model(np.asarray(x[i:i + batch_size], np.float32),
-                                               training=False))
-        correct += int(np.sum(np.argmax(out, axis=-1) == y[i:i + batch_size]))
+    with backend.ops().no_grad():  # PyTorch: no autograd graph for an evaluation
+        for i in range(0, len(x), batch_size):
+            out = keras.ops.convert_to_numpy(model(np.asarray(x[i:i + batch_size], np.float32),
+                                                   training=False))
+            correct += int(np.sum(np.argmax(out, axis=-1) == y[i:i + batch_size]))
     return correct / max(len(x), 1)
 
 
