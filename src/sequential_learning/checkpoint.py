@@ -362,6 +362,9 @@ def load_model(path: str | Path):
     """
     import keras
 
+    from sequential_learning.seeds import keep_tensorflow_unloaded
+
+    keep_tensorflow_unloaded()  # Keras's deserialisation probes for TensorFlow's types
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Model file {path} is missing")

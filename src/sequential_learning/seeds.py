@@ -5,6 +5,11 @@ torch backend, and TensorFlow whenever TensorFlow is installed, which imports it
 PyTorch. `set_random_seed` here does the same on TensorFlow (Keras's own function: the numbers are
 those of before) and everything but TensorFlow's seed on the other backends.
 
+Keras also probes for TensorFlow elsewhere (`model.save` asks whether a value is a
+`tf.TensorShape`, which imports TensorFlow when it is installed): `keep_tensorflow_unloaded` tells
+Keras, on JAX and PyTorch, that TensorFlow is not there unless something imported it already;
+`set_random_seed` calls it.
+
 Example:
 ```python
 set_random_seed(0)
@@ -15,6 +20,7 @@ base = mlp_base((64,))     # the same initial weights for the same seed
 from __future__ import annotations
 
 import random
+import sys
 
 import keras
 import numpy as np
@@ -45,6 +51,7 @@ def set_random_seed(seed: int) -> None:
     if backend.is_tensorflow():
         keras.utils.set_random_seed(seed)
         return
+    keep_tensorflow_unloaded()
     try:
         from keras.src.backend.common import global_state
         from keras.src.random import seed_generator
@@ -61,3 +68,31 @@ def set_random_seed(seed: int) -> None:
         import torch
 
         torch.manual_seed(seed)
+
+
+def keep_tensorflow_unloaded() -> None:
+    """Off TensorFlow, makes Keras's probes for TensorFlow answer "not installed".
+
+    Keras checks `tensorflow.available` (a lazy module) before asking whether a value is one of
+    TensorFlow's types, and that check imports TensorFlow whenever it is installed. On JAX and
+    PyTorch, with TensorFlow not imported yet, the probe is set to "unavailable" (a user's own
+    `tf.data` or `tf.*` use still imports it on demand). Nothing changes on TensorFlow.
+
+    Returns:
+        None.
+
+    Example:
+    ```python
+    keep_tensorflow_unloaded()
+    model.save("model.keras")    # no TensorFlow import under JAX
+    ```
+    """
+    if backend.is_tensorflow() or "tensorflow" in sys.modules:
+        return
+    try:
+        from keras.src.utils import module_utils
+    except ImportError:
+        return
+    lazy = getattr(module_utils, "tensorflow", None)
+    if lazy is not None and getattr(lazy, "module", None) is None:
+        lazy._available = False
