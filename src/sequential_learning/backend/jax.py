@@ -276,3 +276,37 @@ def per_sample_gradient_sums(fn: Callable[..., tuple[Any, Any]], variables: Sequ
 
     per = jax.vmap(one)(*[jnp.asarray(t) for t in inputs])
     return [jnp.sum(p, axis=0) for p in per]
+
+
+def per_output_gradients(fn: Callable[..., tuple[Any, Any]], inputs: Sequence) -> tuple:
+    """Gradients of each output column's sum with respect to `inputs`: one forward pass, the
+    backward passes vectorised (`jax.vjp`, `jax.vmap` over one-hot cotangents).
+
+    Args:
+        fn: a function of the tensors `inputs` returning `(outputs [N, K], aux)`.
+        inputs: tensors.
+
+    Returns:
+        `(outputs, aux, gradients)` with `gradients[k][i]` = ∂ Σ_n outputs[n, k] / ∂ inputs[i].
+
+    Example:
+    ```python
+    out, aux, grads = per_output_gradients(lambda z: (ops.tanh(z) * w, None), [z])
+    ```
+    """
+    written: dict[int, Any] = {}
+
+    def forward(tensors):
+        with _NestedScope([]) as scope:
+            outputs, aux = fn(*tensors)
+        written.update(scope.written)
+        updates = {k: scope.state_mapping[k] for k in scope.written}
+        return outputs, (aux, updates)
+
+    tensors = [jnp.asarray(t) for t in inputs]
+    outputs, backward, (aux, updates) = jax.vjp(forward, tensors, has_aux=True)
+    _assign_all(written, updates)
+    count = outputs.shape[-1]
+    one_hot = jnp.eye(count, dtype=outputs.dtype)[:, None, :]
+    (stacked,) = jax.vmap(backward)(jnp.broadcast_to(one_hot, (count, *outputs.shape)))
+    return outputs, aux, [[g[k] for g in stacked] for k in range(count)]

@@ -183,3 +183,30 @@ def per_sample_gradient_sums(fn: Callable[..., tuple[Any, Any]], variables: Sequ
 
     per = tf.vectorized_map(one, tuple(inputs))
     return [tf.reduce_sum(p, axis=0) for p in per]
+
+
+def per_output_gradients(fn: Callable[..., tuple[Any, Any]], inputs: Sequence) -> tuple:
+    """Gradients of each output column's sum with respect to `inputs`: one forward pass under a
+    persistent tape, one backward pass per column.
+
+    Args:
+        fn: a function of the tensors `inputs` returning `(outputs [N, K], aux)`.
+        inputs: tensors.
+
+    Returns:
+        `(outputs, aux, gradients)` with `gradients[k][i]` = ∂ Σ_n outputs[n, k] / ∂ inputs[i].
+
+    Example:
+    ```python
+    out, aux, grads = per_output_gradients(lambda z: (tf.tanh(z) * w, None), [z])
+    ```
+    """
+    inputs = [tf.convert_to_tensor(t) for t in inputs]
+    with tf.GradientTape(persistent=True) as tape:
+        for t in inputs:
+            tape.watch(t)
+        outputs, aux = fn(*inputs)
+        targets = [outputs[:, k] for k in range(outputs.shape[-1])]
+    gradients = [tape.gradient(target, inputs, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                 for target in targets]
+    return outputs, aux, gradients

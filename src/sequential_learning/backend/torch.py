@@ -204,3 +204,39 @@ def per_sample_gradient_sums(fn: Callable[..., tuple[Any, Any]], variables: Sequ
                         if g is not None:
                             total.add_(weight * transform(g))
     return totals
+
+
+def per_output_gradients(fn: Callable[..., tuple[Any, Any]], inputs: Sequence) -> tuple:
+    """Gradients of each output column's sum with respect to `inputs`: one forward pass, one
+    backward pass per column (the graph kept between them).
+
+    Args:
+        fn: a function of the tensors `inputs` returning `(outputs [N, K], aux)`.
+        inputs: tensors.
+
+    Returns:
+        `(outputs, aux, gradients)` with `gradients[k][i]` = ∂ Σ_n outputs[n, k] / ∂ inputs[i];
+        the outputs and aux are detached.
+
+    Example:
+    ```python
+    out, aux, grads = per_output_gradients(lambda z: (ops.tanh(z) * w, None), [z])
+    ```
+    """
+    from keras import ops
+
+    tensors = [ops.convert_to_tensor(t).detach().requires_grad_(True) for t in inputs]
+    gradients = []
+    with torch.enable_grad():
+        outputs, aux = fn(*tensors)
+        count = int(outputs.shape[-1])
+        for k in range(count):
+            target = outputs[:, k].sum()
+            if not target.requires_grad:
+                gradients.append([torch.zeros_like(t) for t in tensors])
+                continue
+            found = torch.autograd.grad(target, tensors, retain_graph=k < count - 1,
+                                        allow_unused=True)
+            gradients.append([torch.zeros_like(t) if g is None else g
+                              for t, g in zip(tensors, found)])
+    return _detach(outputs), _detach(aux), gradients

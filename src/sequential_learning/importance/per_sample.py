@@ -29,7 +29,7 @@ Everything else is `keras.ops`, compiled with the backend's `compiled`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,6 +144,17 @@ def _transposed_product(a: Any, b: Any) -> Any:
 
         return tf.matmul(a, b, transpose_a=True)
     return ops.matmul(ops.transpose(a), b)
+
+
+def _padded(xs: np.ndarray, ls: np.ndarray, size: int) -> tuple:
+    """A chunk padded with zeros to `size` samples, and its mask (1 for the real samples): every
+    chunk then has one shape, so JAX compiles the computation once."""
+    pad = size - len(xs)
+    mask = np.concatenate([np.ones(len(xs), np.float32), np.zeros(pad, np.float32)])
+    if pad:
+        xs = np.concatenate([xs, np.zeros((pad, *xs.shape[1:]), xs.dtype)])
+        ls = np.concatenate([ls, np.zeros(pad, ls.dtype)])
+    return tuple(ops.convert_to_tensor(a) for a in (xs, ls, mask))
 
 
 def _distinct(*groups: Sequence) -> list:
@@ -281,10 +292,12 @@ class PerSampleReducer:
         for start in range(0, n, chunk * replicas):
             xs = x[start : start + chunk * replicas]
             ls = labels[start : start + chunk * replicas]
-            if replicas == 1:
+            if replicas != 1:
+                parts = self._distributed(xs, ls)
+            elif backend.is_tensorflow():
                 parts = self._fn(ops.convert_to_tensor(xs), ops.convert_to_tensor(ls))
             else:
-                parts = self._distributed(xs, ls)
+                parts = self._fn(*_padded(xs, ls, chunk if n > chunk else len(xs)))
             for i, part in enumerate(parts):
                 totals[i] += ops.convert_to_numpy(part)
         return [t.astype(np.float32) for t in totals]
@@ -313,30 +326,32 @@ class PerSampleReducer:
             self._distributed_fn = (strategy, step)
         return self._distributed_fn[1](per_x, per_l)
 
-    def _chunk(self, x: Any, labels: Any) -> list:
+    def _chunk(self, x: Any, labels: Any, mask: Any = None) -> list:
         plan = self._plan
         out: list[Any] = [None] * len(self.variables)
         if plan["probe"]:
-            for i, value in self._closed_form(x, labels, plan["closed"]).items():
+            for i, value in self._closed_form(x, labels, plan["closed"], mask).items():
                 out[i] = value
         if plan["fallback"]:
             vars_fb = [self.variables[i] for i in plan["fallback"]]
-            for i, value in zip(plan["fallback"], self._vectorised(x, labels, vars_fb)):
+            for i, value in zip(plan["fallback"], self._vectorised(x, labels, vars_fb, mask)):
                 out[i] = value
         return [ops.zeros(v.shape) if o is None else o for v, o in zip(self.variables, out)]
 
-    def _closed_form(self, x, labels, closed) -> dict[int, Any]:
+    def _closed_form(self, x, labels, closed, mask=None) -> dict[int, Any]:
         if backend.is_tensorflow():
-            layers, inputs, weights, deltas = self._taped_deltas(x, labels, closed)
+            layers, inputs, weights, count, deltas = self._taped_deltas(x, labels, closed)
         else:
-            layers, inputs, weights, deltas = self._perturbed_deltas(x, labels, closed)
+            layers, inputs, weights, count, deltas = self._perturbed_deltas(x, labels, closed)
+        if mask is not None:  # padding samples weigh nothing
+            weights = weights * mask[:, None]
         # Σ_k w_k R(δ_k) for dense layers; Σ_k w_k R(per-sample kernel grads) for convs.
         dense_acc: list[Any] = [None] * len(layers)
         conv_k_acc: list[Any] = [None] * len(layers)
         conv_b_acc: list[Any] = [None] * len(layers)
-        for k, per_layer in enumerate(deltas):
+        for k in range(count):
             w = weights[:, k]
-            for j, (layer, a, delta) in enumerate(zip(layers, inputs, per_layer)):
+            for j, (layer, a, delta) in enumerate(zip(layers, inputs, deltas(k))):
                 if isinstance(layer, keras.layers.Conv2D):
                     g_kernel = _conv_sample_gradients(layer, a, delta)
                     g_bias = ops.sum(delta, axis=[1, 2])
@@ -361,7 +376,7 @@ class PerSampleReducer:
                 result[index[id(layer.bias)]] = bias
         return result
 
-    def _taped_deltas(self, x, labels, closed) -> tuple[list, list, Any, Iterator[list]]:
+    def _taped_deltas(self, x, labels, closed) -> tuple[list, list, Any, int, Callable]:
         """TensorFlow: every δ_k from one persistent tape over one forward pass."""
         import tensorflow as tf
 
@@ -374,54 +389,44 @@ class PerSampleReducer:
         records = [r for r in probe.records if id(r.layer._kernel) in closed]
         z_list = [r.preactivation for r in records]
 
-        def deltas() -> Iterator[list]:
-            for target in targets:
-                yield tape.gradient(
-                    target, z_list, unconnected_gradients=tf.UnconnectedGradients.ZERO
-                )
+        def deltas(k: int) -> list:
+            return tape.gradient(
+                targets[k], z_list, unconnected_gradients=tf.UnconnectedGradients.ZERO
+            )
 
         return ([r.layer for r in records], [r.inputs for r in records],
-                tf.stop_gradient(weights), deltas())
+                tf.stop_gradient(weights), len(targets), deltas)
 
-    def _perturbed_deltas(self, x, labels, closed) -> tuple[list, list, Any, Iterator[list]]:
+    def _perturbed_deltas(self, x, labels, closed) -> tuple[list, list, Any, int, Callable]:
         """JAX, torch: δ_k as the gradient of Σ_n obj_nk with respect to a zero tensor added to
-        each recorded pre-activation (one forward and backward pass per objective)."""
+        each recorded pre-activation (one forward pass, a backward pass per objective)."""
         plan = self._plan
         ids = {id(v) for v in self.variables}
         chosen = [i for i, kernel in enumerate(plan["kernels"]) if kernel in closed]
         n = ops.shape(x)[0]
+
+        def objectives(*perturbations):
+            probe = _Probe(ids, perturbations)
+            found, weights = self.objective_fn(probe.run(self.model, x), labels)
+            return found, ([probe.records[i].inputs for i in chosen], weights)
+
         zeros = [ops.zeros((n, *shape)) for shape in plan["shapes"]]
-        gradients_of = backend.ops().input_gradients
-
-        def objective(k: int) -> Callable:
-            def fn(*perturbations):
-                probe = _Probe(ids, perturbations)
-                objectives, weights = self.objective_fn(probe.run(self.model, x), labels)
-                records = [probe.records[i] for i in chosen]
-                return ops.sum(objectives[:, k]), ([r.inputs for r in records], weights)
-
-            return fn
-
-        _, (inputs, weights), first = gradients_of(objective(0), zeros)
+        found, (inputs, weights), grads = backend.ops().per_output_gradients(objectives, zeros)
         layers = [plan["layers"][i] for i in chosen]
+        return (layers, list(inputs), ops.stop_gradient(weights), int(found.shape[-1]),
+                lambda k: [grads[k][i] for i in chosen])
 
-        def deltas() -> Iterator[list]:
-            yield [first[i] for i in chosen]
-            for k in range(1, plan["objectives"]):
-                _, _, found = gradients_of(objective(k), zeros)
-                yield [found[i] for i in chosen]
-
-        return layers, list(inputs), ops.stop_gradient(weights), deltas()
-
-    def _vectorised(self, x, labels, variables) -> list:
+    def _vectorised(self, x, labels, variables, mask=None) -> list:
         """Exact per-sample gradients (the backend's vectorised map), reduced and summed."""
         model, objective_fn, reduce = self.model, self.objective_fn, self.reduce
 
-        def one(xi, li):
-            return objective_fn(model(xi[None], training=False), li[None])
+        def one(xi, li, *mi):
+            objectives, weights = objective_fn(model(xi[None], training=False), li[None])
+            return objectives, weights * mi[0] if mi else weights
 
+        inputs = [x, labels] if mask is None else [x, labels, mask]
         return backend.ops().per_sample_gradient_sums(
-            one, variables, [x, labels], lambda g: _reduce(g, reduce))
+            one, variables, inputs, lambda g: _reduce(g, reduce))
 
 
 class ReducerCache:

@@ -1,5 +1,9 @@
 """Native TensorFlow kernels, compiled once per machine with the system's C++ compiler.
 
+TensorFlow only: nothing here imports TensorFlow before it is asked for a kernel, and under
+another Keras backend `penalty_kernel()` is None without importing it (the penalty then runs in
+`keras.ops`). `fused_optimizers` holds the fused Adam and SGD, TensorFlow's too.
+
 One kernel so far: the consolidation penalty's per-step work (`penalty_kernel.cc`), which adds
 λ Ω (θ − θ̄) to the task gradients and sums λ/2 Σ Ω (θ − θ̄)² in one pass over the parameters,
 where TensorFlow's own ops take five. The penalty's share of a step is memory traffic, so this
@@ -161,6 +165,11 @@ def reset() -> None:
 
 
 def _load() -> tuple[Callable | None, str]:
+    from sequential_learning import backend
+
+    if not backend.is_tensorflow():  # never import TensorFlow under another backend
+        return None, (f"keras.ops (the {backend.name()} backend; the fused kernel is "
+                      "TensorFlow's)")
     if not enabled():
         return None, "TensorFlow ops (SEQL_NATIVE=0)"
     if os.name != "posix":
