@@ -1,4 +1,5 @@
-"""The folded penalty equals the per-task sum of quadratics, in value and gradient (every backend)."""
+"""The folded penalty equals the per-task sum of quadratics, in value and gradient (every
+backend)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def _per_task(variables, terms, lam):
         total = 0.0
         for omegas, anchors in terms:
             for v, o, a in zip(variables, omegas, anchors):
-                total += ops.sum(ops.convert_to_tensor(o) * ops.square(v - ops.convert_to_tensor(a)))
+                o, a = ops.convert_to_tensor(o), ops.convert_to_tensor(a)
+                total += ops.sum(o * ops.square(v - a))
         return 0.5 * lam * total, None
 
     total, _, grads = backend.ops().value_and_grad(brute, variables)
@@ -46,7 +48,8 @@ def test_folded_separate_penalty_equals_per_task_sum(seeded):
         for v in variables:  # train on: the weights move away
             v.assign(v.numpy() + seeded.normal(size=v.shape).astype("float32"))
         value, grads = _per_task(variables, terms, 3.0)
-        assert float(ops.convert_to_numpy(penalty.value())) == pytest.approx(value, rel=1e-4, abs=1e-4)
+        got = float(ops.convert_to_numpy(penalty.value()))
+        assert got == pytest.approx(value, rel=1e-4, abs=1e-4)
         for g, want in zip(penalty.gradients(), grads, strict=True):
             np.testing.assert_allclose(ops.convert_to_numpy(g), want, rtol=1e-4, atol=1e-4)
         both_value, both_grads = penalty.value_and_gradients()

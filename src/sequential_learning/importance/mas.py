@@ -41,7 +41,8 @@ def mas_objective(outputs: Any, labels: Any) -> tuple[Any, Any]:
 
     Example:
     ```python
-    objectives, weights = mas_objective(ops.convert_to_tensor([[3.0, 4.0]]), None)   # [[25.]], [[1.]]
+    objectives, weights = mas_objective(ops.convert_to_tensor([[3.0, 4.0]]), None)
+    # [[25.]], [[1.]]
     ```
     """
     total = None

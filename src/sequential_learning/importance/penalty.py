@@ -13,8 +13,8 @@ memory traffic, not arithmetic, so on TensorFlow this runs as one native kernel 
 array once (`sequential_learning.native`), or, where that kernel cannot be built, as
 TensorFlow's subtract, multiply, `l2_loss`, multiply, add (the op order the package always had).
 `online` mode (Schwarz et al. 2018) keeps Ω ← γ Ω + Ω_new and moves the anchor to the latest
-weights. Either way the state is one Ω and one anchor per covered variable, `keras.Variable`s listed by
-`own_variables` (on JAX they go in and out of the stateless train step).
+weights. Either way the state is one Ω and one anchor per covered variable: `keras.Variable`s
+listed by `own_variables` (on JAX they go in and out of the stateless train step).
 """
 
 from __future__ import annotations

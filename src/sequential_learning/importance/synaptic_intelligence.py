@@ -31,8 +31,9 @@ updates) would make the penalty push weights away from their anchor, so it is cl
 such weights are deemed unimportant. ξ (default 0.1) keeps Ω finite for weights that barely moved.
 
 The accumulators are `keras.Variable`s created in `build` (under the strategy's scope) and reset
-in `begin_task`, updated with `keras.ops` on every backend; under a `tf.distribute` strategy each replica accumulates its own −g·Δθ (the gradient of its share
-of the batch, scaled to a mean) and reading averages them, giving −ḡ·Δθ.
+in `begin_task`, updated with `keras.ops` on every backend; under a `tf.distribute` strategy each
+replica accumulates its own −g·Δθ (the gradient of its share of the batch, scaled to a mean) and
+reading averages them, giving −ḡ·Δθ.
 """
 
 from __future__ import annotations

@@ -10,14 +10,14 @@ moved is deemed important.
 * `WeightChangeImportance`: the path length Σ_t |Δθ_t| (or, with `net=True`, |θ_end − θ_start|).
 
 The counts live in `keras.Variable`s created in `build` and are updated by `track_step` inside the
-compiled train step (`keras.ops`, on every backend; on JAX they are threaded through the stateless
-step, listed by `own_variables`), which passes a *copy* of the values taken before the optimizer update; the
-new values are read from the variables after it. (The reference design kept references to the
+compiled train step (`keras.ops`, on every backend; on JAX they are threaded through the
+stateless step, listed by `own_variables`), which passes a *copy* of the values taken before the
+optimizer update; the new values are read from the variables after it. (The reference design kept references to the
 variables instead of copies, so every change it measured was zero and these methods silently
 became weight decay.)
 
-Under a `tf.distribute` strategy (TensorFlow) the accumulators are on-read variables with MEAN aggregation:
-each replica counts on its own copy (the updates, and so the counts, are the same on every
+Under a `tf.distribute` strategy (TensorFlow) the accumulators are on-read variables with MEAN
+aggregation: each replica counts on its own copy (the updates, and so the counts, are the same on every
 replica) and reading them in cross-replica context gives the mean.
 """
 
