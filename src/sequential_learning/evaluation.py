@@ -256,10 +256,15 @@ def compiled_test_step(model: keras.Model, active_classes: Any = None):
         return lambda batch: test_step(model, batch)
     masks = [v for v in vars(active_classes).values() if isinstance(v, keras.Variable)] \
         if active_classes is not None else []
-    found: dict[int, Any] = {}
-    for v in [*model.variables, *model.metrics_variables, *masks]:
-        found.setdefault(id(v), v)
-    return backend.ops().compiled(lambda batch: test_step(model, batch), list(found.values()))
+
+    def variables() -> list:
+        # A function: the compiled metrics' variables exist only after the first call.
+        found: dict[int, Any] = {}
+        for v in [*model.variables, *model.metrics_variables, *masks]:
+            found.setdefault(id(v), v)
+        return list(found.values())
+
+    return backend.ops().compiled(lambda batch: test_step(model, batch), variables)
 
 
 def evaluate_all(tasks: Sequence, full: bool = False) -> list[dict[str, float]]:

@@ -200,35 +200,50 @@ def train_step(trainer, state, data) -> tuple[dict, tuple]:
     return logs, tuple(new_state)
 
 
-def compiled(fn: Callable, variables: Sequence = ()) -> Callable:
-    """`fn` compiled with `jax.jit`, reading `variables`' current values at every call.
+def compiled(fn: Callable, variables: Sequence | Callable[[], Sequence] = ()) -> Callable:
+    """`fn` compiled with `jax.jit`, reading the variables' current values at every call.
 
     A jitted function would otherwise compile the variables' values in as constants. The
-    variables `fn` assigns are assigned after the call.
+    variables `fn` assigns are assigned after the call. The first call runs eagerly, so that
+    state `fn` creates on first use (a compiled model's metrics) is created for real; pass
+    `variables` as a function returning the list when `fn` creates variables, so that later
+    calls see them.
 
     Args:
         fn: a function of arrays that may read and assign Keras variables.
-        variables: every Keras variable `fn` reads or assigns.
+        variables: every Keras variable `fn` reads or assigns, or a function returning them.
 
     Returns:
         A function with `fn`'s arguments and outputs.
 
     Example:
     ```python
-    step = compiled(lambda x: model(x, training=False), model.variables)
+    step = compiled(lambda x: model(x, training=False), lambda: model.variables)
     ```
     """
-    variables = list(variables)
+    listed = variables if callable(variables) else (lambda fixed=list(variables): fixed)
+    jitted: dict[int, Callable] = {}
+    warm = []
 
-    @jax.jit
-    def pure(values, *args):
-        with StatelessScope(state_mapping=list(zip(variables, values))) as scope:
-            out = fn(*args)
-        new = [scope.get_current_value(v) for v in variables]
-        return out, [old if n is None else n for old, n in zip(values, new)]
+    def make(variables):
+        @jax.jit
+        def pure(values, *args):
+            with StatelessScope(state_mapping=list(zip(variables, values))) as scope:
+                out = fn(*args)
+            new = [scope.get_current_value(v) for v in variables]
+            return out, [old if n is None else n for old, n in zip(values, new)]
+
+        return pure
 
     def call(*args):
-        out, new = pure([v.value for v in variables], *args)
+        if not warm:
+            warm.append(True)
+            return fn(*args)
+        variables = list(listed())
+        key = hash(tuple(id(v) for v in variables))
+        if key not in jitted:
+            jitted[key] = make(variables)
+        out, new = jitted[key]([v.value for v in variables], *args)
         for variable, value in zip(variables, new):
             variable.assign(value)
         return out
