@@ -167,6 +167,16 @@ class ContinualTrainer(keras.Model):
             self.router = Router(self._router_tasks or [_ModelOnly(self.task_model, self.loss)])
         return self.router
 
+    def make_train_function(self, force: bool = False):
+        if self.train_function is not None and not force:
+            return self.train_function
+        # JAX on an accelerator: many steps per compiled call (a scan); elsewhere Keras's own.
+        made = getattr(backend.ops(), "make_train_function", lambda trainer: None)(self)
+        if made is None:
+            return super().make_train_function(force)
+        self.train_function = made
+        return made
+
     def train_step(self, *args):
         # Keras's signature differs per backend (JAX: `(state, data)`); the backend module runs
         # `continual_step` in its terms.

@@ -325,3 +325,86 @@ def per_output_gradients(fn: Callable[..., tuple[Any, Any]], inputs: Sequence) -
     one_hot = jnp.eye(count, dtype=outputs.dtype)[:, None, :]
     (stacked,) = jax.vmap(backward)(jnp.broadcast_to(one_hot, (count, *outputs.shape)))
     return outputs, aux, [[g[k] for g in stacked] for k in range(count)]
+
+
+def scan_steps() -> bool:
+    """Whether the train function runs `steps_per_execution` steps as one `lax.scan`.
+
+    On by default on an accelerator, where one compiled call per step leaves the device idle
+    between launches; off on the CPU, where Keras's one jitted call per step measured faster
+    (MLP 784-400-400-10, batch 128, 8 steps per call: 0.5 s against 1.7 s an epoch of 94
+    steps). `SEQL_JAX_SCAN=1` or `0` overrides.
+
+    Returns:
+        True to scan.
+
+    Example:
+    ```python
+    if scan_steps(): ...
+    ```
+    """
+    import os
+
+    setting = os.environ.get("SEQL_JAX_SCAN")
+    if setting is not None:
+        return setting not in ("", "0", "false", "no")
+    return jax.default_backend() != "cpu"
+
+
+def make_train_function(trainer) -> Callable | None:
+    """Keras's JAX train function with `steps_per_execution` steps as one `lax.scan`.
+
+    Each compiled call takes `steps_per_execution` batches stacked into one array and runs
+    them in a scan (the state carried), so the device runs many steps per launch. A short
+    last group (the end of an epoch) runs step by step through the same step function. The
+    numbers are those of Keras's own loop (the same step, the same order).
+
+    Args:
+        trainer: a `ContinualTrainer` (compiled).
+
+    Returns:
+        The train function (`(state, iterator) -> (logs, state)`), or None where scanning is
+        off (`scan_steps`) or pointless (one step per execution, or not jit-compiled).
+
+    Example:
+    ```python
+    trainer.train_function = make_train_function(trainer) or trainer.train_function
+    ```
+    """
+    from keras import tree
+
+    steps = int(trainer.steps_per_execution)
+    if steps < 2 or not scan_steps() or trainer.run_eagerly or not trainer.jit_compile:
+        return None
+
+    def one(state, data):
+        return train_step(trainer, state, data)
+
+    single = jax.jit(one, donate_argnums=0)
+
+    def many(state, stacked):
+        def body(carry, data):
+            logs, carry = one(carry, data)
+            return carry, logs
+
+        state, logs = jax.lax.scan(body, state, stacked)
+        return tree.map_structure(lambda t: t[-1], logs), state
+
+    many = jax.jit(many, donate_argnums=0)
+
+    def iterator_step(state, iterator):
+        batches = [next(iterator)]
+        for _ in range(steps - 1):
+            try:
+                batches.append(next(iterator))
+            except StopIteration:
+                break
+        shapes = {tuple(tuple(t.shape) for t in tree.flatten(b)) for b in batches}
+        if len(batches) == steps and len(shapes) == 1:
+            return many(state, tree.map_structure(lambda *t: jnp.stack(t), *batches))
+        logs = None
+        for data in batches:
+            logs, state = single(state, data)
+        return logs, state
+
+    return iterator_step
