@@ -1,0 +1,107 @@
+"""Every method's ACC on split-digits and permuted-digits on each Keras backend, against TensorFlow.
+
+Usage: python bench/backend_accuracy.py [--backends tensorflow,jax,torch] [--methods a,b]
+       [--benchmarks split-digits,permuted-digits] [--epochs N] [--json FILE]
+
+Each backend runs in its own process with the run's defaults (`seql run --benchmark B --method
+M`, seed 0). Random streams differ between backends (initial weights, shuffles, buffers), so the
+numbers cannot be equal; issue 18's bar is every method's ACC within 0.03 of TensorFlow's.
+Prints a table of ACC per method and benchmark, each backend's largest gap to TensorFlow, and
+the methods over the bar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+BENCHMARKS = ("split-digits", "permuted-digits")
+
+
+def _methods() -> list[str]:
+    import sequential_learning.plugins  # noqa: F401  (registers the built-in methods)
+    from sequential_learning.plugins.registry import available_methods
+
+    return [spec.name for spec in available_methods()]
+
+
+def _worker(args) -> int:
+    from sequential_learning.config import RunConfig
+    from sequential_learning.experiment import run_experiment
+
+    for benchmark in args.benchmarks.split(","):
+        for method in args.methods.split(","):
+            spec = {"benchmark": benchmark, "method": method}
+            if args.epochs:
+                spec["epochs"] = args.epochs
+            results = run_experiment(RunConfig(**spec))
+            print(json.dumps({"benchmark": benchmark, "method": method,
+                              "acc": round(float(results.metrics["acc"]), 4)}), flush=True)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="tensorflow,jax,torch")
+    parser.add_argument("--methods", default=None)
+    parser.add_argument("--benchmarks", default=",".join(BENCHMARKS))
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return _worker(args)
+    methods = args.methods or ",".join(_methods())
+    table: dict[str, dict] = {}
+    for backend in args.backends.split(","):
+        if importlib.util.find_spec(backend) is None:
+            print(f"{backend}: not installed")
+            continue
+        command = [sys.executable, os.path.abspath(__file__), "--worker", "--methods", methods,
+                   "--benchmarks", args.benchmarks]
+        if args.epochs:
+            command += ["--epochs", str(args.epochs)]
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+        if done.returncode != 0:
+            print(f"{backend}: failed after {len(rows)} runs: "
+                  f"{(done.stderr.strip().splitlines() or ['?'])[-1]}")
+        table[backend] = {(r["benchmark"], r["method"]): r["acc"] for r in rows}
+        print(f"{backend}: {len(rows)} runs done", flush=True)
+    backends = list(table)
+    print(f"{'benchmark':<16} {'method':<18} " + " ".join(f"{b:>10}" for b in backends))
+    over = []
+    for benchmark in args.benchmarks.split(","):
+        for method in methods.split(","):
+            key = (benchmark, method)
+            cells = [table[b].get(key) for b in backends]
+            print(f"{benchmark:<16} {method:<18} " + " ".join(
+                f"{c:10.3f}" if c is not None else f"{'-':>10}" for c in cells))
+            reference = table.get("tensorflow", {}).get(key)
+            for b in backends:
+                value = table[b].get(key)
+                if b != "tensorflow" and reference is not None and value is not None \
+                        and abs(value - reference) > 0.03:
+                    over.append(f"{b} {benchmark} {method}: {value:.3f} vs {reference:.3f}")
+    for b in backends:
+        if b == "tensorflow" or "tensorflow" not in table:
+            continue
+        gaps = [abs(table[b][k] - table["tensorflow"][k]) for k in table[b]
+                if k in table["tensorflow"]]
+        if gaps:
+            print(f"{b}: largest |ACC - TensorFlow's| = {max(gaps):.3f} over {len(gaps)} runs")
+    print("over 0.03: " + ("none" if not over else "; ".join(over)))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump({b: {f"{k[0]}/{k[1]}": v for k, v in t.items()} for b, t in table.items()},
+                      handle, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
