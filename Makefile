@@ -26,9 +26,10 @@ demo: install
 PYTEST_WORKERS ?= 2
 PYTEST := KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-# The docs extra too: a slow test builds the documentation site in strict mode.
+# The docs extra too: a slow test builds the documentation site in strict mode; the jax and torch
+# extras too: tests/test_backends.py starts runs on them from the TensorFlow suite.
 test-deps: $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[dev,docs]"
+	$(BIN)/python -m pip install -q -e ".[dev,docs,jax,torch]"
 
 test: test-deps
 	$(BIN)/ruff check src tests bench

@@ -147,9 +147,6 @@ def other_run(request, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="keras.utils.set_random_seed imports TensorFlow whenever "
-                   "it is installed (called by experiment.py and manager.py): needs a "
-                   "backend-neutral seed")
 def test_seql_run_on_another_backend_never_imports_tensorflow(other_run):
     backend, _, imported = other_run
     assert backend in imported and "keras" in imported

@@ -24,7 +24,8 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 
 OWNED_MODULES = [
     "metrics", "models", "class_incremental", "sweep", "distribute", "optimizers", "_tf",
-    "native", "graph",
+    "native", "native.fused_optimizers", "graph", "seeds", "continual_model", "backend",
+    "backend.tensorflow", "backend.jax", "backend.torch",
     "importance.base", "importance.fisher", "importance.mas", "importance.modes",
     "importance.penalty", "importance.per_sample", "importance.simple",
     "importance.synaptic_intelligence", "importance.trackers",

@@ -83,8 +83,7 @@ def recorded_backend(run_dir: Path) -> str:
     ```
     """
     run = RunDir(run_dir)
-    for path in (run.results, *sorted(run.checkpoint.glob("results_after_task_*.json"),
-                                      reverse=True), run.environment_json):
+    for path in (run.results, *run.checkpoint_results_files(), run.environment_json):
         try:
             value = json.loads(path.read_bytes().decode("utf-8")).get("backend")
         except (OSError, ValueError, AttributeError, RecursionError):

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from sequential_learning.config import RunConfig
 from sequential_learning.rundir import RunDir
-from sequential_learning.seeds import set_random_seed
 
 
 def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
@@ -104,6 +103,8 @@ def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
         raise ValueError(f"model: cnn needs images shaped (H, W, C); {config.benchmark} has inputs "
                          f"shaped {tuple(stream.input_shape)}; use model mlp")
     # The same seed gives the same initial weights for every method.
+    from sequential_learning.seeds import set_random_seed
+
     set_random_seed(config.seed)
     with strategy.scope():
         if config.model == "cnn":

@@ -352,6 +352,12 @@ class RunDir:
         """`checkpoint/consolidation_after_task_K.npz`: the plugins' state after task `task`."""
         return self.checkpoint / f"consolidation_after_task_{task}.npz"
 
+    def checkpoint_results_files(self) -> list[Path]:
+        """Every `checkpoint/results_after_task_K.json`, the latest task first."""
+        found = self.checkpoint.glob("results_after_task_*.json")
+        return sorted(found, key=lambda p: int(p.stem.rsplit("_", 1)[1])
+                      if p.stem.rsplit("_", 1)[1].isdigit() else -1, reverse=True)
+
     def checkpoint_results(self, task: int) -> Path:
         """`checkpoint/results_after_task_K.json`: the results after task `task`."""
         return self.checkpoint / f"results_after_task_{task}.json"
