@@ -1,7 +1,10 @@
 """`tf.distribute` strategies by name: TensorFlow's own engine for several devices or hosts.
 
-Only on the TensorFlow backend; on JAX and PyTorch a run has no strategy (`LocalStrategy`: one
-device, a scope that does nothing) and `mirrored` / `multi-worker` are refused.
+On the TensorFlow backend. On JAX `mirrored` is Keras's own data parallelism
+(`keras.distribution.DataParallel` over the local devices: each batch split evenly, the state
+replicated, the gradients all-reduced by XLA) and the run keeps `LocalStrategy` (one replica as the
+step sees it: the batch is whole there); `multi-worker` is TensorFlow's only. On PyTorch a run has
+no strategy (`LocalStrategy`: one device, a scope that does nothing).
 
 * `default`: no distribution (one device).
 * `mirrored`: `tf.distribute.MirroredStrategy`, synchronous data parallelism over the local GPUs
@@ -126,11 +129,12 @@ def make_strategy(name: str):
         name: `default`, `mirrored` (every local GPU) or `multi-worker` (hosts from `TF_CONFIG`).
 
     Returns:
-        A `tf.distribute.Strategy` (on JAX and PyTorch: `LOCAL` for `default`).
+        A `tf.distribute.Strategy` (on JAX and PyTorch: `LOCAL`; JAX's `mirrored` sets
+        `keras.distribution.DataParallel` over the local devices).
 
     Raises:
-        ValueError: for an unknown name, or `mirrored` / `multi-worker` on a backend other than
-            TensorFlow.
+        ValueError: for an unknown name, `multi-worker` on a backend other than TensorFlow, or
+            `mirrored` on PyTorch.
 
     Example:
     ```python
@@ -145,9 +149,16 @@ def make_strategy(name: str):
         raise ValueError(f"Unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
     if name == "default":
         return default_strategy()
+    if name == "mirrored" and backend.name() == "jax":
+        import keras
+
+        if keras.distribution.distribution() is None:
+            keras.distribution.set_distribution(keras.distribution.DataParallel())
+        return LOCAL
     if not backend.is_tensorflow():
         raise ValueError(f"strategy {name} is TensorFlow's tf.distribute: it needs the "
-                         f"TensorFlow backend (this runs {backend.name()}); use strategy default")
+                         f"TensorFlow backend (this runs {backend.name()}); use strategy default"
+                         + (" or mirrored" if backend.name() == "jax" else ""))
     import tensorflow as tf
 
     if name in _MADE:

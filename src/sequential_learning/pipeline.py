@@ -15,7 +15,6 @@ trainer.fit(batches, epochs=2, shuffle=False)
 
 from __future__ import annotations
 
-import math
 import sys
 from typing import Any
 
@@ -115,6 +114,14 @@ def check_dataset_backend(data: Any, what: str) -> None:
                          f"{backend.name()}); pass (x, y) NumPy arrays instead")
 
 
+def _distributed_devices() -> int:
+    """The devices a `keras.distribution` splits each batch over (1 without one)."""
+    distribution = keras.distribution.distribution() if backend.name() == "jax" else None
+    if distribution is None:
+        return 1
+    return int(np.asarray(distribution.device_mesh.devices).size)
+
+
 class ArrayBatches(keras.utils.PyDataset):
     """NumPy arrays as batches in a seeded order that changes every epoch (any backend).
 
@@ -124,7 +131,9 @@ class ArrayBatches(keras.utils.PyDataset):
     Args:
         x: inputs (cast to float32).
         y: labels or targets.
-        batch_size: the batch size (the last batch may be smaller).
+        batch_size: the batch size (the last batch may be smaller; under a
+            `keras.distribution`, a multiple of the devices: the remainder's last few samples
+            are left out of that epoch, since a batch is split evenly over the devices).
         seed: the seed of the orders.
         task_ids: each sample's task: batches are then `((x, task_ids), y)`.
 
@@ -148,14 +157,17 @@ class ArrayBatches(keras.utils.PyDataset):
         self.epoch = 0
         self._rng = np.random.default_rng(self.seed)
         self._order = self._rng.permutation(len(self.x))
+        self.devices = _distributed_devices()
 
     def __len__(self) -> int:
-        return math.ceil(len(self.x) / self.batch_size)
+        full, rest = divmod(len(self.x), self.batch_size)
+        return full + (1 if rest - rest % self.devices else 0)
 
     def __getitem__(self, index: int):
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} of {len(self)}")
         rows = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        rows = rows[:len(rows) - len(rows) % self.devices]
         if self.task_ids is None:
             return self.x[rows], self.y[rows]
         return (self.x[rows], self.task_ids[rows]), self.y[rows]
