@@ -64,18 +64,19 @@ def _load_backend(verbose: bool) -> str:
     return name
 
 
-def recorded_backend(run_dir: Path) -> str:
+def recorded_backend(run_dir: Path) -> str | None:
     """The Keras backend an earlier run in `run_dir` was made with.
 
     Read from `results.json` (its `backend`), else the checkpoint's copy of it, else
-    `environment.json`; a run that records none was made before backends could be chosen, on
-    TensorFlow.
+    `environment.json`; a run whose readable files record none was made before backends could
+    be chosen, on TensorFlow.
 
     Args:
         run_dir: a run folder.
 
     Returns:
-        `tensorflow`, `jax` or `torch` (whatever the file says; unreadable files count as none).
+        `tensorflow`, `jax` or `torch` (whatever the file says), or None when none of those
+        files can be read (resuming then says what is wrong with the folder).
 
     Example:
     ```python
@@ -83,14 +84,16 @@ def recorded_backend(run_dir: Path) -> str:
     ```
     """
     run = RunDir(run_dir)
+    readable = False
     for path in (run.results, *run.checkpoint_results_files(), run.environment_json):
         try:
             value = json.loads(path.read_bytes().decode("utf-8")).get("backend")
         except (OSError, ValueError, AttributeError, RecursionError):
             continue
+        readable = True
         if isinstance(value, str) and value:
             return value
-    return "tensorflow"
+    return "tensorflow" if readable else None
 
 
 def check_resume_backend(run_dir: Path, running: str) -> None:
@@ -119,7 +122,7 @@ def check_resume_backend(run_dir: Path, running: str) -> None:
     if not (run.results.is_file() or run.checkpoint_state.is_file()):
         return  # not a run: resume_config says what is wrong with it
     made = recorded_backend(run_dir)
-    if made != running:
+    if made is not None and made != running:
         raise SeqlError(f"--resume {run_dir}: the run was made with the {made} backend and this "
                         f"is {running}; resume it with --backend {made} (a run keeps one backend: "
                         "its numbers would match no uninterrupted run)")

@@ -204,10 +204,11 @@ def compiled(fn: Callable, variables: Sequence | Callable[[], Sequence] = ()) ->
     """`fn` compiled with `jax.jit`, reading the variables' current values at every call.
 
     A jitted function would otherwise compile the variables' values in as constants. The
-    variables `fn` assigns are assigned after the call. The first call runs eagerly, so that
-    state `fn` creates on first use (a compiled model's metrics) is created for real; pass
-    `variables` as a function returning the list when `fn` creates variables, so that later
-    calls see them.
+    variables `fn` assigns are assigned after the call. When `fn` creates variables on first
+    use (a compiled model's metrics), pass `variables` as a function returning the list: the
+    first call then runs `fn` once eagerly inside a `StatelessScope` (the variables are created,
+    nothing is assigned, the outputs are dropped) before the compiled call, so every call,
+    the first included, gives the compiled function's numbers.
 
     Args:
         fn: a function of arrays that may read and assign Keras variables.
@@ -221,9 +222,10 @@ def compiled(fn: Callable, variables: Sequence | Callable[[], Sequence] = ()) ->
     step = compiled(lambda x: model(x, training=False), lambda: model.variables)
     ```
     """
-    listed = variables if callable(variables) else (lambda fixed=list(variables): fixed)
+    growing = callable(variables)
+    listed = variables if growing else (lambda fixed=list(variables): fixed)
     jitted: dict[int, Callable] = {}
-    warm = []
+    warm = [] if growing else [True]
 
     def make(variables):
         @jax.jit
@@ -238,7 +240,8 @@ def compiled(fn: Callable, variables: Sequence | Callable[[], Sequence] = ()) ->
     def call(*args):
         if not warm:
             warm.append(True)
-            return fn(*args)
+            with StatelessScope():
+                fn(*args)
         variables = list(listed())
         key = hash(tuple(id(v) for v in variables))
         if key not in jitted:
