@@ -181,7 +181,10 @@ def test_resume_on_another_backend_is_refused(other_run, tmp_path):
 
 # -- what a run records, read back -------------------------------------------------------------------
 def test_recorded_backend_reads_results_then_checkpoint_then_environment(tmp_path):
+    assert recorded_backend(tmp_path) is None  # nothing readable: the folder's own error shows
+    (tmp_path / "results.json").write_text("{}")
     assert recorded_backend(tmp_path) == "tensorflow"  # runs from before backends were chosen
+    (tmp_path / "results.json").unlink()
     (tmp_path / "environment.json").write_text(json.dumps({"backend": "torch"}))
     assert recorded_backend(tmp_path) == "torch"
     (tmp_path / "checkpoint").mkdir()
