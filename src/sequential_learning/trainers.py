@@ -8,6 +8,7 @@ from typing import Any
 import keras
 
 from sequential_learning import backend
+from sequential_learning.optimizers import make_optimizer
 from sequential_learning.tasks import SequentialTask, same_step
 
 
@@ -101,36 +102,3 @@ def _learning_rate_variables(optimizer) -> list:
 
         return [rate] if isinstance(rate, tf.Variable) else []
     return []
-
-
-def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
-    """The built-in optimizer called `name` for the running backend.
-
-    TensorFlow: the fused kernels (`sequential_learning.optimizers.make_optimizer`); JAX and
-    PyTorch: Keras's own `Adam` / `SGD`.
-
-    Args:
-        name: `"adam"` or `"sgd"` (any case).
-        learning_rate: the learning rate.
-
-    Returns:
-        A fresh optimizer.
-
-    Raises:
-        ValueError: for another name.
-
-    Example:
-    ```python
-    optimizer = make_optimizer("adam", 1e-3)
-    ```
-    """
-    if backend.is_tensorflow():
-        from sequential_learning.optimizers import make_optimizer as fused
-
-        return fused(name, learning_rate)
-    kind = str(name).lower()
-    if kind == "adam":
-        return keras.optimizers.Adam(learning_rate)
-    if kind == "sgd":
-        return keras.optimizers.SGD(learning_rate)
-    raise ValueError(f"Unknown optimizer {name!r}; expected 'adam' or 'sgd'")
