@@ -14,9 +14,15 @@ install: $(BIN)/python
 
 # Compares fine-tuning, weight decay, Fisher EWC and experience replay on the embedded
 # permuted-digits stream and writes runs/<timestamp>-permuted-digits-compare/ (tables, plots,
-# one folder per method).
+# one folder per method). On JAX, the backend measured fastest on this 2-core machine (this
+# comparison: 18.6 s against 31.1 s on TensorFlow and more on PyTorch; bench/backends.py's
+# streams too); DEMO_BACKEND=tensorflow or torch runs it on another.
+DEMO_BACKEND ?= jax
+
 demo: install
-	$(BIN)/seql compare --benchmark permuted-digits --methods none,weight-decay,fisher,replay
+	$(BIN)/python -m pip install -q -e ".[$(DEMO_BACKEND)]"
+	@echo "make demo: Keras backend $(DEMO_BACKEND) (the fastest measured here; DEMO_BACKEND=... to choose)"
+	$(BIN)/seql --backend $(DEMO_BACKEND) compare --benchmark permuted-digits --methods none,weight-decay,fisher,replay
 
 # `make test`: lint and the fast suite (tests not marked `slow`), a few minutes on two cores.
 # `make test-slow`: only the slow tests (honest runs, subprocesses); `make test-all`: everything.
