@@ -64,6 +64,23 @@ def _assign_all(written: dict, values: dict) -> None:
         variable.assign(values[key])
 
 
+def _recording(fn: Callable, variables: Sequence, written: dict) -> Callable:
+    """`fn` as a pure function `(values, *args) -> (out, (aux, updates))` for JAX's transforms.
+
+    `values` stand for `variables` in a nested scope (every other variable reads the enclosing
+    scope's value); what `fn` assigns leaves as `updates` (keyed by variable id) and the
+    variables themselves are noted in `written`, for `_assign_all` after the transform.
+    """
+
+    def run(values, *args):
+        with _NestedScope(list(zip(variables, values))) as scope:
+            out, aux = fn(*args)
+        written.update(scope.written)
+        return out, (aux, {k: scope.state_mapping[k] for k in scope.written})
+
+    return run
+
+
 def value_and_grad(fn: Callable[[], tuple[Any, Any]], variables: Sequence) -> tuple:
     """`fn()`'s value, its aux and the value's gradients with respect to `variables`.
 
@@ -90,13 +107,7 @@ def value_and_grad(fn: Callable[[], tuple[Any, Any]], variables: Sequence) -> tu
         value = parent.get_current_value(v) if parent is not None else None
         return v.value if value is None else value
 
-    def differentiated(values):
-        with _NestedScope(list(zip(variables, values))) as scope:
-            value, aux = fn()
-        written.update({k: v for k, v in scope.written.items()})
-        updates = {k: scope.state_mapping[k] for k in scope.written}
-        return value, (aux, updates)
-
+    differentiated = _recording(fn, variables, written)
     (value, (aux, updates)), gradients = jax.value_and_grad(differentiated, has_aux=True)(
         [current(v) for v in variables])
     _assign_all(written, updates)
@@ -120,12 +131,10 @@ def input_gradients(fn: Callable[..., tuple[Any, Any]], inputs: Sequence) -> tup
     """
     written: dict[int, Any] = {}
 
+    run = _recording(fn, [], written)
+
     def differentiated(tensors):
-        with _NestedScope([]) as scope:
-            value, aux = fn(*tensors)
-        written.update(scope.written)
-        updates = {k: scope.state_mapping[k] for k in scope.written}
-        return value, (aux, updates)
+        return run([], *tensors)
 
     tensors = [jnp.asarray(t) for t in inputs]
     (value, (aux, updates)), gradients = jax.value_and_grad(differentiated, has_aux=True)(tensors)
@@ -314,12 +323,10 @@ def per_output_gradients(fn: Callable[..., tuple[Any, Any]], inputs: Sequence) -
     """
     written: dict[int, Any] = {}
 
+    run = _recording(fn, [], written)
+
     def forward(tensors):
-        with _NestedScope([]) as scope:
-            outputs, aux = fn(*tensors)
-        written.update(scope.written)
-        updates = {k: scope.state_mapping[k] for k in scope.written}
-        return outputs, (aux, updates)
+        return run([], *tensors)
 
     tensors = [jnp.asarray(t) for t in inputs]
     outputs, backward, (aux, updates) = jax.vjp(forward, tensors, has_aux=True)
