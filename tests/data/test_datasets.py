@@ -783,7 +783,8 @@ def test_npz_not_an_archive_or_missing(tmp_path):
 
 
 def test_load_dataset_dispatches(tmp_path):
-    assert DATASET_NAMES == ("digits", "iris", "fashion-mnist", "mnist", "cifar10", "npz")
+    assert DATASET_NAMES == ("digits", "iris", "fashion-mnist", "mnist", "cifar10", "cifar100",
+                             "npz")
     assert load_dataset("iris", seed=1).name == "iris"
     assert load_dataset("Digits", limit=10).x_train.shape == (10, 8, 8, 1)
     write_idx_dir(tmp_path / "fm")

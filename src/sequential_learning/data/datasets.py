@@ -1,11 +1,12 @@
-"""Data-set loaders: Fashion-MNIST, MNIST, CIFAR-10, Iris, digits and the user's own arrays.
+"""Data-set loaders: Fashion-MNIST, MNIST, CIFAR-10, CIFAR-100, Iris, digits, the user's arrays.
 
 Every loader returns a validated `Dataset` (`data/dataset.py`). Nothing is downloaded: the
 loaders read files that are already on disk (a Debian package, the Keras cache, or a directory the
 user names) and, when a data set is missing, raise `DatasetNotFoundError` listing every place
 looked in and how to get the data. The file formats are read by `data/formats/` (`idx`, `cifar`,
 `npz`). No pickle is ever loaded: NumPy files are read with ``allow_pickle=False`` and CIFAR-10
-is read from its binary version (or an ``.npz``), never from the pickled Python batches.
+and CIFAR-100 are read from their binary versions (or an ``.npz``), never from the pickled Python
+versions.
 
 Conventions of every `Dataset`:
 
@@ -27,12 +28,17 @@ from sequential_learning.data.dataset import Dataset, build_dataset, head
 from sequential_learning.data.errors import DataError, DatasetNotFoundError
 from sequential_learning.data.formats.cifar import (
     CIFAR10_CLASS_NAMES,
+    CIFAR100_BIN_DIR,
+    CIFAR100_CLASS_NAMES,
+    CIFAR100_FILES,
+    CIFAR100_NPZ,
+    CIFAR100_PY_DIR,
     CIFAR_BIN_DIR,
     CIFAR_NPZ,
     CIFAR_PY_DIR,
     CIFAR_TEST_FILE,
     CIFAR_TRAIN_FILES,
-    cifar_bin_files,
+    dataset_from_cifar100_bin,
     dataset_from_cifar_bin,
 )
 from sequential_learning.data.formats.idx import (
@@ -45,6 +51,7 @@ from sequential_learning.data.formats.npz import MAX_CLASSES, NPZ_KEYS, dataset_
 
 __all__ = [
     "CIFAR10_CLASS_NAMES",
+    "CIFAR100_CLASS_NAMES",
     "DATASET_NAMES",
     "DEBIAN_FASHION_MNIST_DIR",
     "DIGIT_CLASS_NAMES",
@@ -54,6 +61,7 @@ __all__ = [
     "FASHION_MNIST_CLASS_NAMES",
     "keras_datasets_dir",
     "load_cifar10",
+    "load_cifar100",
     "load_dataset",
     "load_digits",
     "load_fashion_mnist",
@@ -390,53 +398,116 @@ def load_cifar10(
     (32, 32, 3)
     ```
     """
-    limit = _check_limit(limit)
+    return _load_cifar(_CIFAR10, directory, _check_limit(limit))
+
+
+def load_cifar100(
+    directory: str | os.PathLike[str] | None = None, limit: int | None = None
+) -> Dataset:
+    """Loads CIFAR-100 (50,000 + 10,000 colour 32×32 images, 100 fine classes), never a pickle.
+
+    Reads the *binary version* (``train.bin`` and ``test.bin``; each record is 1 coarse-label
+    byte, 1 fine-label byte, then the red, green and blue 32×32 planes; the fine label is kept),
+    or a ``cifar100.npz`` with ``x_train, y_train, x_test, y_test`` (images ``(N, 32, 32, 3)``
+    uint8, fine labels). With ``directory``: the two files in it or in its ``cifar-100-binary``
+    folder, else its ``cifar100.npz``; ``directory`` may also be an npz file. Without it: the
+    Keras cache ``$KERAS_HOME/datasets/cifar-100-binary``, then
+    ``$KERAS_HOME/datasets/cifar100.npz``.
+
+    The Python version (``cifar-100-python``, what ``keras.datasets.cifar100`` downloads) is
+    made of pickles and is deliberately not read: unpickling runs arbitrary code.
+
+    Args:
+        directory: a folder (or npz file) to read, or None to search the Keras cache.
+        limit: if given, keep only the first ``limit`` samples of each split (only the records
+            needed are read).
+
+    Returns:
+        A `Dataset` named ``"cifar100"``: images ``(N, 32, 32, 3)`` (RGB, channels last) in
+        ``[0, 1]``, labels 0..99, class names ``apple`` .. ``worm``.
+
+    Raises:
+        DatasetNotFoundError: neither the binary files nor an npz found (the message lists every
+            place looked in, and says so if only the pickled Python version is there).
+        DataError: a file is truncated or holds fine labels above 99.
+
+    Example:
+    ```python
+    >>> data = load_cifar100("~/data/cifar-100-binary", limit=256)
+    >>> data.num_classes
+    100
+    ```
+    """
+    return _load_cifar(_CIFAR100, directory, _check_limit(limit))
+
+
+class _CifarVersion:
+    """What tells CIFAR-10 and CIFAR-100 apart for `_load_cifar`."""
+
+    def __init__(self, name: str, title: str, classes: list[str], bin_dir: str, py_dir: str,
+                 npz: str, files: tuple[str, ...], pickled: str, url: str, reader) -> None:
+        self.name, self.title, self.classes = name, title, classes
+        self.bin_dir, self.py_dir, self.npz, self.files = bin_dir, py_dir, npz, files
+        self.pickled, self.url, self.reader = pickled, url, reader
+
+
+_CIFAR10 = _CifarVersion(
+    "cifar10", "CIFAR-10", CIFAR10_CLASS_NAMES, CIFAR_BIN_DIR, CIFAR_PY_DIR, CIFAR_NPZ,
+    (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE), "data_batch_1",
+    "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", dataset_from_cifar_bin)
+_CIFAR100 = _CifarVersion(
+    "cifar100", "CIFAR-100", CIFAR100_CLASS_NAMES, CIFAR100_BIN_DIR, CIFAR100_PY_DIR,
+    CIFAR100_NPZ, CIFAR100_FILES, "train",
+    "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz", dataset_from_cifar100_bin)
+
+
+def _load_cifar(version: _CifarVersion, directory, limit: int | None) -> Dataset:
+    """`load_cifar10` / `load_cifar100`: the binary files, else the npz, in the usual places."""
+    classes = len(version.classes)
     looked: list[tuple[Path, str]] = []
     if directory is not None:
         given = Path(directory).expanduser()
         if given.is_file():
-            return dataset_from_npz(given, "cifar10", limit, 10, CIFAR10_CLASS_NAMES, channels=3)
-        bin_dirs = [(given, "given directory"), (given / CIFAR_BIN_DIR, "given directory")]
-        npz_files = [(given / CIFAR_NPZ, "given directory")]
-        py_dirs = [given, given / CIFAR_PY_DIR]
+            return dataset_from_npz(given, version.name, limit, classes, version.classes,
+                                    channels=3)
+        bin_dirs = [(given, "given directory"), (given / version.bin_dir, "given directory")]
+        npz_files = [(given / version.npz, "given directory")]
+        py_dirs = [given, given / version.py_dir]
     else:
         cache = keras_datasets_dir()
-        bin_dirs = [(cache / CIFAR_BIN_DIR, "Keras cache")]
-        npz_files = [(cache / CIFAR_NPZ, "Keras cache")]
-        py_dirs = [cache / CIFAR_PY_DIR]
+        bin_dirs = [(cache / version.bin_dir, "Keras cache")]
+        npz_files = [(cache / version.npz, "Keras cache")]
+        py_dirs = [cache / version.py_dir]
     for folder, label in bin_dirs:
-        if cifar_bin_files(folder) is not None:
-            return dataset_from_cifar_bin(folder, limit)
+        if all((folder / name).is_file() for name in version.files):
+            return version.reader(folder, limit)
         if folder.is_dir():
-            present = [
-                name
-                for name in (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE)
-                if (folder / name).is_file()
-            ]
-            note = f"incomplete, has only {', '.join(present)}" if present else "no *.bin batches"
+            present = [name for name in version.files if (folder / name).is_file()]
+            note = f"incomplete, has only {', '.join(present)}" if present else "no *.bin files"
         else:
             note = _describe(folder)
-        looked.append((folder, f"{label}, binary batches: {note}"))
+        looked.append((folder, f"{label}, binary files: {note}"))
     for path, label in npz_files:
         if path.is_file():
-            return dataset_from_npz(path, "cifar10", limit, 10, CIFAR10_CLASS_NAMES, channels=3)
+            return dataset_from_npz(path, version.name, limit, classes, version.classes,
+                                    channels=3)
         looked.append((path, f"{label}, npz file: {_describe(path)}"))
+    *first, last = version.files
     how = (
-        "To get it: download the CIFAR-10 binary version "
-        "(https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz), extract it so that "
-        f"{keras_datasets_dir() / CIFAR_BIN_DIR} (or a directory you pass) holds "
-        f"{', '.join(CIFAR_TRAIN_FILES)} and {CIFAR_TEST_FILE}; or save the arrays as "
-        f"{CIFAR_NPZ} with keys {', '.join(NPZ_KEYS)}."
+        f"To get it: download the {version.title} binary version ({version.url}), extract it "
+        f"so that {keras_datasets_dir() / version.bin_dir} (or a directory you pass) holds "
+        f"{', '.join(first)} and {last}; or save the arrays as {version.npz} with keys "
+        f"{', '.join(NPZ_KEYS)}."
     )
-    pickled = [folder for folder in py_dirs if (folder / "data_batch_1").is_file()]
+    pickled = [folder for folder in py_dirs if (folder / version.pickled).is_file()]
     if pickled:
         how += (
-            f" Found the Python version in {pickled[0]}, but its batches are pickles and are "
+            f" Found the Python version in {pickled[0]}, but its files are pickles and are "
             "not loaded for safety (unpickling can run arbitrary code). Use the binary version, "
             "or convert once, in a session you trust, to an npz with np.savez(..., x_train=..., "
             "y_train=..., x_test=..., y_test=...)."
         )
-    raise _not_found("CIFAR-10", looked, how)
+    raise _not_found(version.title, looked, how)
 
 
 def load_npz(path: str | os.PathLike[str], limit: int | None = None, name: str = "npz") -> Dataset:
@@ -476,9 +547,10 @@ _LOADERS: dict[str, Callable[..., Dataset]] = {
     "fashion-mnist": load_fashion_mnist,
     "mnist": load_mnist,
     "cifar10": load_cifar10,
+    "cifar100": load_cifar100,
     "npz": load_npz,
 }
-_ALIASES = {"cifar-10": "cifar10", "fashion": "fashion-mnist", "fmnist": "fashion-mnist"}
+_ALIASES = {"cifar-10": "cifar10", "cifar-100": "cifar100", "fashion": "fashion-mnist", "fmnist": "fashion-mnist"}
 
 #: The names `load_dataset` knows.
 DATASET_NAMES = tuple(_LOADERS)
@@ -490,10 +562,10 @@ def load_dataset(
     """Loads a data set by name.
 
     Args:
-        name: one of ``digits, iris, fashion-mnist, mnist, cifar10, npz`` (case and ``_`` vs
-            ``-`` do not matter).
-        directory: where to read from: the folder for ``fashion-mnist``, ``mnist`` and
-            ``cifar10`` (None searches the default places), the file for ``npz`` (required).
+        name: one of ``digits, iris, fashion-mnist, mnist, cifar10, cifar100, npz`` (case and
+            ``_`` vs ``-`` do not matter).
+        directory: where to read from: the folder for ``fashion-mnist``, ``mnist``, ``cifar10``
+            and ``cifar100`` (None searches the default places), the file for ``npz`` (required).
             ``digits`` and ``iris`` are embedded in scikit-learn and take no directory.
         **kwargs: passed to the loader, e.g. ``limit=1000`` or, for digits and iris,
             ``test_fraction=0.25, seed=1``.
