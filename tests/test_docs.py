@@ -31,6 +31,7 @@ OWNED_MODULES = [
     "importance.synaptic_intelligence", "importance.trackers",
     "plugins.agem", "plugins.base", "plugins.buffer", "plugins.consolidation", "plugins.derpp",
     "plugins.lwf", "plugins.reference", "plugins.replay", "plugins.routing",
+    "plugins.icarl", "plugins.bic", "plugins.herding",
     "data.benchmarks", "data.dataset", "data.datasets", "data.errors",
     "data.function_approximation", "data.idx", "data.iris_features", "data.permuted",
     "data.rotated", "data.split", "data.stream", "data.formats", "data.formats.cifar",

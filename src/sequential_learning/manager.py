@@ -28,7 +28,7 @@ from sequential_learning.recorder import ResultsRecorder
 from sequential_learning.results import Results
 from sequential_learning.rundir import RunDir
 from sequential_learning.seeds import set_random_seed
-from sequential_learning.services import EpochHooks, PluginEpochHooks, call_hook
+from sequential_learning.services import EpochHooks, PluginEpochHooks, PluginTaskEnd, call_hook
 from sequential_learning.tasks import (
     SequentialTask,
     covered_variables,
@@ -189,8 +189,8 @@ class SequentialLearningManager:
         # The services, in the order their hooks run (see `sequential_learning.services`).
         writer = RunWriter(RunDir(self.out_dir)) if self.out_dir is not None else None
         self.services: list = [s for s in (
-            DivergenceCheck(), PeriodicEvaluation(schedule), self.recorder, self.tensorboard,
-            PluginEpochHooks(), writer, self.progress_line) if s is not None]
+            DivergenceCheck(), PluginTaskEnd(), PeriodicEvaluation(schedule), self.recorder,
+            self.tensorboard, PluginEpochHooks(), writer, self.progress_line) if s is not None]
         self.task_index, self.evaluations, self.logs = 0, None, {}
 
     @property

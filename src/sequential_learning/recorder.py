@@ -116,10 +116,15 @@ class ResultsRecorder:
                 matrix[index] = row
 
     def record_task(self, manager: Any, importance_seconds: float) -> None:
-        """Records the plugins' summaries of the task that ended, and its timing."""
+        """Records the plugins' summaries and matrix rows (`Experience.matrices`) of the task
+        that ended, and its timing."""
         results, exp = self.results, manager.experience
         results.importance_summary.append(exp.summary.pop("importance", {}))
         results.task_summaries.append(exp.summary)
+        for name, row in exp.matrices.items():  # the plugins' own end-of-task matrices
+            matrix = results.matrices.setdefault(
+                name, np.full(results.accuracy_matrix.shape, np.nan))
+            matrix[exp.index] = row
         results.timing["importance_seconds"].append(importance_seconds)
         results.timing["task_seconds"].append(manager.clock.task_seconds())
         results.completed_tasks = exp.index + 1

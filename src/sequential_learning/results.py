@@ -205,7 +205,9 @@ class Results:
     def metrics(self) -> dict[str, float]:
         """ACC, BWT, FWT and forgetting over the tasks completed so far; with a task-incremental
         matrix beside a class-incremental one, also `task_il_acc`, `task_il_bwt` and
-        `task_il_forgetting`."""
+        `task_il_forgetting`; for every other matrix of `matrices` (a plugin's, e.g. iCaRL's
+        `nme_accuracy`) its ACC, BWT and forgetting under its name without `_accuracy`
+        (`nme_acc`, `nme_bwt`, `nme_forgetting`)."""
         k = self.completed_tasks
         nan = float("nan")
         if k == 0:
@@ -214,9 +216,10 @@ class Results:
                               self.higher_is_better)
         if not self.forward_transfer:
             out["fwt"] = nan
-        if "task_accuracy" in self.matrices:
-            til = compute_metrics(self.matrices["task_accuracy"][:k, :k], self.baseline[:k])
-            out.update({f"task_il_{key}": til[key] for key in ("acc", "bwt", "forgetting")})
+        for name, matrix in self.matrices.items():
+            prefix = "task_il" if name == "task_accuracy" else name.removesuffix("_accuracy")
+            more = compute_metrics(matrix[:k, :k], self.baseline[:k])
+            out.update({f"{prefix}_{key}": more[key] for key in ("acc", "bwt", "forgetting")})
         return out
 
     def to_dict(self) -> dict:

@@ -112,3 +112,15 @@ class PluginEpochHooks(Service):
     def after_training_epoch(self, manager: Any) -> None:
         for plugin in manager.plugins:
             plugin.after_training_epoch(manager.experience, manager.clock.epoch, manager.logs)
+
+
+class PluginTaskEnd(Service):
+    """The plugins' `before_exp_evaluation`: after a task's last epoch, before it is evaluated
+    (placed before `PeriodicEvaluation`, so the task's row of the accuracy matrix measures the
+    model as the plugins left it)."""
+
+    def after_training_epoch(self, manager: Any) -> None:
+        clock = manager.clock
+        if clock.epoch + 1 == clock.task_epochs:
+            for plugin in manager.plugins:
+                plugin.before_exp_evaluation(manager.experience)

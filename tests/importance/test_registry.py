@@ -51,7 +51,8 @@ def test_list_methods_prints_each_with_a_description(capsys):
     names = [line.split()[0] for line in lines if line.startswith("  ") and line[2] != " "
              and not line.startswith("  options")]
     assert names[: len(KEBAB)] == KEBAB
-    assert names[len(KEBAB):] == ["replay", "derpp", "a-gem", "lwf", "joint", "cumulative"]
+    assert names[len(KEBAB):] == [
+        "replay", "derpp", "a-gem", "lwf", "icarl", "bic", "joint", "cumulative"]
     for line in lines:
         name = line.split()[0]
         if name in KEBAB[1:]:

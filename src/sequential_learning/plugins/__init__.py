@@ -22,8 +22,12 @@ from typing import Any
 
 from sequential_learning import importance
 from sequential_learning.plugins.registry import (
+    BIC_EXEMPLARS,
+    BIC_TEMPERATURE,
+    BIC_VAL_FRACTION,
     DERPP_ALPHA,
     DERPP_BETA,
+    ICARL_TEMPERATURE,
     LWF_ALPHA,
     LWF_TEMPERATURE,
     MEMORY,
@@ -51,6 +55,8 @@ _EXPORTS = {
     "DERPlusPlus": "derpp",
     "AGEM": "agem",
     "LearningWithoutForgetting": "lwf",
+    "ICaRL": "icarl",
+    "BiC": "bic",
     "Joint": "reference",
     "Cumulative": "reference",
 }
@@ -116,6 +122,16 @@ register_method(
     "lwf", _lazy("lwf", "LearningWithoutForgetting"),
     "learning without forgetting: the previous model's outputs on the new data distilled "
     "into the old heads / classes", (LWF_ALPHA, LWF_TEMPERATURE), family="distillation")
+register_method(
+    "icarl", _lazy("icarl", "ICaRL"),
+    "iCaRL: herding exemplars in the training set, distillation of the old classes, "
+    "nearest-mean-of-exemplars accuracy (nme_acc) beside the network's",
+    (MEMORY, ICARL_TEMPERATURE), family="replay")
+register_method(
+    "bic", _lazy("bic", "BiC"),
+    "BiC (class-IL): exemplars, distillation weighted n_old/n_seen, and a bias correction "
+    "(alpha, beta on the new classes' logits) fitted on held-out exemplars",
+    (MEMORY, BIC_VAL_FRACTION, BIC_EXEMPLARS, BIC_TEMPERATURE), family="replay")
 register_method("joint", _lazy("reference", "Joint"),
                 "upper bound: every task trains on the data of every task (all at once)",
                 family="reference")

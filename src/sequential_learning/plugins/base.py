@@ -16,6 +16,9 @@ host sync, and run on every Keras backend). Avalanche's hook names, in the order
   `transform_gradients(step, gradients)` after the backward pass (analytic penalty gradients,
   projections); `after_update(step)` after the optimizer update (trackers, buffer insertion).
 * `after_training_epoch(exp, epoch, logs)`.
+* `before_exp_evaluation(exp)`: after a task's last epoch, before every task is evaluated for
+  the task's row of the accuracy matrix (a method that changes the model once its training is
+  over, as BiC's bias correction, does it here).
 * `after_training_exp(exp)`: after a task's training (importance, consolidation, buffer fill).
 * `state()` / `load_state(state)`: NumPy arrays, checkpointed with the rest (no pickle).
 
@@ -118,6 +121,10 @@ class Experience:
         run: the `Run` (the whole stream).
         summary: what this task's hooks report; the manager records `summary["importance"]`
             in the results' importance summaries.
+        matrices: rows of end-of-task matrices a plugin measures besides the accuracy matrix,
+            `{name: one value per task}`; each becomes row `index` of `results.matrices[name]`
+            and its ACC, BWT and forgetting are reported as `<prefix>_acc`, ... (the prefix is
+            the name without `_accuracy`: `nme_accuracy` gives `nme_acc`).
 
     Example:
     ```python
@@ -130,6 +137,7 @@ class Experience:
     task: Any
     run: Run
     summary: dict = field(default_factory=dict)
+    matrices: dict = field(default_factory=dict)
 
     @property
     def model(self) -> keras.Model:
@@ -197,6 +205,10 @@ class Plugin:
 
     def after_training_epoch(self, exp: Experience, epoch: int, logs: dict) -> None:
         """Called after each training epoch (and after every task has been evaluated)."""
+
+    def before_exp_evaluation(self, exp: Experience) -> None:
+        """Called once after a task's last training epoch, before that epoch's evaluation of
+        every task (the task's row of the accuracy matrix)."""
 
     def after_training_exp(self, exp: Experience) -> None:
         """Called after a task's training and its row of the accuracy matrix."""

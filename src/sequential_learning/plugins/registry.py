@@ -362,6 +362,18 @@ DERPP_ALPHA = float_option("derpp_alpha", 0.3, "weight of matching the stored lo
 DERPP_BETA = float_option("derpp_beta", 1.0, "weight of the replayed labels' loss")
 LWF_ALPHA = float_option("lwf_alpha", 1.0, "weight of the distillation loss")
 LWF_TEMPERATURE = float_option("lwf_temperature", 2.0, "distillation temperature", strict=True)
+# iCaRL's and BiC's distillation temperature: T = 2 in PyCIL's iCaRL and in the BiC paper.
+ICARL_TEMPERATURE = float_option("icarl_temperature", 2.0, "iCaRL's distillation temperature",
+                                 strict=True)
+BIC_TEMPERATURE = float_option("bic_temperature", 2.0, "BiC's distillation temperature",
+                               strict=True)
+# BiC's held-out share of the memory: the paper's 9:1 train/validation split of the exemplars.
+BIC_VAL_FRACTION = float_option("bic_val_fraction", 0.1, "share of each class's exemplars held "
+                                "out of training to fit the bias correction", strict=True,
+                                high=0.5)
+BIC_EXEMPLARS = choice_option("bic_exemplars", "herding", "how BiC chooses each class's "
+                              "training exemplars: herding (as iCaRL) or random",
+                              ("herding", "random"))
 
 _ALIASES = {
     "ewc": "fisher", "fisher-matrix": "fisher", "fisher_matrix": "fisher",
