@@ -46,7 +46,7 @@ OWNED_MODULES = [
     "cli", "commands", "config", "experiment", "options", "services", "tasks", "evaluation", "rundir",
     "checkpoint", "results", "tensorboard", "saved_state", "plugins", "plugins.registry",
     "importance", "manager", "training", "clock", "divergence", "progress", "recorder", "writer",
-    "trainers", "method", "pipeline", "yaml_io", "errors",
+    "trainers", "method", "pipeline", "yaml_io", "errors", "online", "data.blurry",
 ]
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sequential_learning.data.benchmarks import BENCHMARKS, SCENARIOS, check_benchmark_options
+from sequential_learning.data.blurry import BOUNDARIES, ONLINE_BATCH_SIZE
 from sequential_learning.distribute import STRATEGIES
 from sequential_learning.importance import (
     EWC_LAMBDA,
@@ -148,7 +149,15 @@ class RunConfig:
         derpp_alpha: DER++'s weight of matching the stored logits.
         derpp_beta: DER++'s weight of the replayed labels' loss.
         class_masking: class scenario: mask the classes of later tasks (False trains and evaluates
-            over every class of the stream).
+            over every class of the stream; a task-free stream always does).
+        online: one pass over each task's data (epochs 1; batch size 10 unless given), every
+            task evaluated along the stream (`sequential_learning.online`).
+        boundaries: `"tasks"` (announced), or online `"none"` (a task-free stream: one
+            experience) or `"blurry"` (task-free, tasks blend over `blur_window` samples).
+        eval_every_samples: online: evaluate every task every N training samples of each task;
+            None: about 10 points per task.
+        blur_window: boundaries blurry: the samples (even) over which two tasks blend; None: a
+            fifth of the smallest task (`sequential_learning.data.blurry`).
         more_options: options of methods registered outside this package, `{key: value}` (flat
             keys in config files and on the command line).
 
@@ -231,6 +240,21 @@ class RunConfig:
     class_masking: bool = _setting(True, "class scenario: train and evaluate over every class of "
                                    "the stream instead of masking the classes of later tasks",
                                    flag="--no-class-masking", **_BOOL)
+    online: bool = _setting(False, "one pass over each task's data (epochs 1, batch size 10 "
+                            "unless given), every task evaluated along the stream", **_BOOL)
+    boundaries: str = _setting("tasks", "tasks (announced), none (task-free: the methods see one "
+                               "experience) or blurry (task-free, tasks blend over "
+                               "--blur-window samples); none and blurry need --online",
+                               lambda v: v in BOUNDARIES, f"one of {', '.join(BOUNDARIES)}",
+                               choices=BOUNDARIES)
+    eval_every_samples: int | None = _setting(
+        None, "online: evaluate every task every N training samples (and at each task's end)",
+        unset="about 10 points per task", **_ints(1, "about 10 points per task"))
+    blur_window: int | None = _setting(
+        None, "boundaries blurry: samples over which two tasks blend (even)",
+        lambda v: v is None or (is_int(v) and v >= 2 and v % 2 == 0),
+        "an even integer >= 2, or null for a fifth of the smallest task",
+        unset="a fifth of the smallest task")
     more_options: dict[str, Any] = _setting(None, "options of methods registered elsewhere",
                                             lambda v: isinstance(v, dict), "a mapping",
                                             factory=dict, flag="")
@@ -244,6 +268,7 @@ class RunConfig:
         check_benchmark_options(self.benchmark, self.scenario, self.data, self.data_dir)
         names = self._method_names()
         self.method = "+".join(names)  # `plugins` included: the run's name says what ran
+        self._resolve_online()
         self._resolve_defaults(importance_method(names))
         for key, option in run_options().items():
             option.validate(getattr(self, key))  # every option, even where its method is unused
@@ -280,6 +305,58 @@ class RunConfig:
         `plugins` (with options of its own)."""
         own = {method_spec(p["name"]).name: p for p in self.plugins if isinstance(p, dict)}
         return [own.get(name, name) for name in self._method_names()]
+
+    def _resolve_online(self) -> None:
+        """An online run's settings: epochs 1 and batch size 10 unless the run gives them, the
+        settings that apply only online (or only blurry) refused elsewhere, and no class masks
+        in a task-free stream (its head covers every class from the first sample, as Mammoth's
+        general-continual setting; see `sequential_learning.online`)."""
+        options = run_options()
+        for key in ("online", "boundaries", "eval_every_samples", "blur_window", "epochs",
+                    "batch_size", "class_masking"):
+            if getattr(self, key) is not None:  # epochs and batch size: None until resolved
+                options[key].validate(getattr(self, key))
+        given = getattr(self, "given_keys", None)
+        filled = getattr(self, "_method_defaults_applied", {})
+        used = dict(getattr(self, "defaults_used", {}))
+
+        def own(key: str) -> bool:  # the run's own value, not one filled in by a default
+            if key in filled and getattr(self, key) == filled[key]:
+                return False
+            return key in given if given is not None else getattr(self, key) != options[key].default
+
+        if not self.online:
+            if self.boundaries != "tasks":
+                raise ValueError(f"boundaries: {self.boundaries} needs online: true (a task-free "
+                                 "stream is one pass over the data); add --online")
+            if self.eval_every_samples is not None:
+                raise ValueError("eval_every_samples: applies to online runs only (offline runs "
+                                 "are evaluated after epochs: eval_every); add --online")
+        if self.blur_window is not None and self.boundaries != "blurry":
+            raise ValueError(f"blur_window: applies to boundaries blurry only (this run has "
+                             f"boundaries {self.boundaries})")
+        if self.online:
+            if own("epochs") and self.epochs != 1:
+                raise ValueError(f"epochs: {self.epochs} is not allowed with online: true; an "
+                                 "online run is one pass over each task's data (epochs 1)")
+            for key, value in (("epochs", 1), ("batch_size", ONLINE_BATCH_SIZE)):
+                if not own(key):
+                    setattr(self, key, value)
+                    used[key] = "online"
+        if self.boundaries != "tasks":
+            scenario = self.scenario or BENCHMARKS[self.benchmark].default_scenario
+            if scenario == "task":
+                raise ValueError(f"boundaries: {self.boundaries} needs one head for every task "
+                                 f"(scenario domain or class); {self.benchmark} is "
+                                 "task-incremental here: add --scenario class or domain")
+            if self.class_masking:
+                if own("class_masking"):
+                    raise ValueError(f"class_masking: true does not apply to a task-free stream "
+                                     f"(boundaries {self.boundaries}): its head covers every "
+                                     "class from the first sample; leave it unset")
+                self.class_masking = False
+                used["class_masking"] = f"boundaries {self.boundaries}"
+        self.defaults_used = used
 
     def _resolve_defaults(self, method: EWCMethod) -> None:
         """Fills the values left as None: the benchmark's own, else the global default."""

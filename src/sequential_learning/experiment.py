@@ -144,11 +144,17 @@ def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
         tensorboard_dir=RunDir(out_dir).tensorboard if config.tensorboard else None,
         strategy=strategy,
         scenario=stream.scenario,
+        online=config.online,
+        boundaries=config.boundaries,
+        eval_every_samples=config.eval_every_samples,
+        blur_window=config.blur_window,
     )
     results = manager.train_all(resume=resume)
     if out_dir is not None:
         plots.task_curves(results, RunDir(out_dir).task_curves_png)
         plots.accuracy_matrix(results, RunDir(out_dir).accuracy_matrix_png)
+        if results.stream_curve:
+            plots.stream_curve(results, RunDir(out_dir).stream_curve_png)
         if manager.penalty is not None:
             plots.importance_histogram(
                 {

@@ -21,6 +21,7 @@ from sequential_learning.evaluation import EvaluationSchedule, PeriodicEvaluatio
 from sequential_learning.importance import EWCMethod, default_penalty_mode
 from sequential_learning.importance.penalty import ConsolidationPenalty
 from sequential_learning.method import resolve_method
+from sequential_learning.online import check_plugins, online_stream
 from sequential_learning.plugins.base import Experience, Plugin, Run
 from sequential_learning.plugins.consolidation import Consolidation
 from sequential_learning.progress import ProgressLine
@@ -89,6 +90,15 @@ class SequentialLearningManager:
             validation samples per task (None: all); the accuracy matrix uses them all.
         tensorboard_dir: if set, TensorBoard logs go there (see `sequential_learning.tensorboard`).
         scenario: `task`, `domain` or `class` when known (recorded, and told to plugins).
+        online: stream every task's samples once (every task 1 epoch) and evaluate every task
+            along the stream (`Results.stream_curve`; see `sequential_learning.online`).
+        boundaries: `tasks` (each task an experience), or, online, `none` / `blurry`: a
+            task-free stream, one experience for the methods (see `sequential_learning.online`;
+            methods that learn at boundaries are refused).
+        eval_every_samples: online: evaluate every task after every this many samples of each
+            task's part of the stream (None: about ten points per task).
+        blur_window: boundaries `blurry`: the samples over which two tasks blend (None: a fifth
+            of the smallest task; see `sequential_learning.data.blurry`).
 
     Example:
     ```python
@@ -124,6 +134,10 @@ class SequentialLearningManager:
         eval_subset: int | None = None,
         tensorboard_dir: str | Path | None = None,
         scenario: str | None = None,
+        online: bool = False,
+        boundaries: str = "tasks",
+        eval_every_samples: int | None = None,
+        blur_window: int | None = None,
     ) -> None:
         self.tasks = list(tasks)
         if not self.tasks:
@@ -158,12 +172,17 @@ class SequentialLearningManager:
         if penalty_mode is None and isinstance(self.method, EWCMethod):
             penalty_mode = default_penalty_mode(self.method)
         self.shared_head = all(same_model(self.tasks[0], t) for t in self.tasks[1:])
+        # Online or task-free: the stream's plan, its curve and (task-free) its loop.
+        self.stream = online_stream(self.tasks, self.epochs, self.seed, online, boundaries,
+                                    eval_every_samples, blur_window, self.shared_head)
+        if self.stream is not None:
+            check_plugins(self.plugins, boundaries)
         self.run = Run(
             tasks=self.tasks, covered=self.covered, base_model=base_model,
             strategy=self.strategy, seed=self.seed, out_dir=self.out_dir,
             shared_head=self.shared_head,
             task_type="classification" if self.tasks[0]._is_classification() else "regression",
-            scenario=scenario,
+            scenario=scenario, boundaries=boundaries,
         )
         for plugin in self.plugins:
             plugin.check(self.run)
@@ -179,6 +198,7 @@ class SequentialLearningManager:
             "eval_every": self.eval_every, "eval_subset": self.eval_subset,
             "covered_variables": [getattr(v, "path", str(i)) for i, v in enumerate(self.covered)],
             **(config or {}),
+            **(self.stream.describe() if self.stream is not None else {}),
             # What each plugin runs with (a plugin's own options win over the run's).
             "method_settings": {p.name: p.describe() for p in self.plugins},
         }
@@ -191,12 +211,20 @@ class SequentialLearningManager:
         self.services: list = [s for s in (
             DivergenceCheck(), PluginTaskEnd(), PeriodicEvaluation(schedule), self.recorder,
             self.tensorboard, PluginEpochHooks(), writer, self.progress_line) if s is not None]
+        if self.stream is not None:
+            self.services = self.stream.adapt_services(self.services)
         self.task_index, self.evaluations, self.logs = 0, None, {}
 
     @property
     def results(self) -> Results | None:
         """The results so far (None before `train_all`)."""
         return self.recorder.results
+
+    @property
+    def checkpointed(self) -> list:
+        """What a checkpoint saves the state of: the plugins (and a task-free stream's
+        optimizer, see `sequential_learning.online`)."""
+        return self.stream.checkpointed(self.plugins) if self.stream is not None else self.plugins
 
     @property
     def consolidation(self) -> Consolidation | None:
@@ -249,7 +277,7 @@ class SequentialLearningManager:
             note = self.progress_line.note if self.progress_line else None
             with self.strategy.scope():
                 first_task, results = restore_run(self.out_dir, [t.model for t in self.tasks],
-                                                  self.plugins, self.config, len(self.tasks),
+                                                  self.checkpointed, self.config, len(self.tasks),
                                                   note)
             self.recorder.resume(results, self.config, self.epochs, first_task)
         else:
@@ -258,8 +286,11 @@ class SequentialLearningManager:
         self.clock.start(first_task, start)
         self._call("before_training")
         try:
-            for index in range(first_task, len(self.tasks)):
-                self._train_task(index, self.tasks[index])
+            if self.stream is not None and self.stream.task_free:
+                self.stream.train(self, first_task)  # one experience, a segment per task
+            else:
+                for index in range(first_task, len(self.tasks)):
+                    self._train_task(index, self.tasks[index])
         except KeyboardInterrupt:
             self._call("on_failure")
             raise KeyboardInterrupt(interruption_message(

@@ -154,6 +154,9 @@ class Results:
             unseen classes are masked: a task scores 0 before it is trained).
         backend: the Keras backend the run trained on (`tensorflow`, `jax`, `torch`; empty when
             unknown: results written before it was recorded).
+        stream_curve: an online run's evaluation points along the stream (samples seen, each
+            task's metric, the mean over the tasks seen and over all; see
+            `sequential_learning.online.StreamCurve`); empty for an offline run.
 
     Example:
     ```python
@@ -179,6 +182,7 @@ class Results:
     task_summaries: list = field(default_factory=list)
     forward_transfer: bool = True
     backend: str = ""
+    stream_curve: dict = field(default_factory=dict)
 
     @property
     def num_tasks(self) -> int:
@@ -245,6 +249,8 @@ class Results:
                 "task_summaries": self.task_summaries,
                 "forward_transfer": self.forward_transfer,
                 "backend": self.backend,
+                # An online run's curve along the stream (offline results stay as they were).
+                **({"stream_curve": self.stream_curve} if self.stream_curve else {}),
             }
         )
 
@@ -328,6 +334,7 @@ class Results:
             task_summaries=doc.get("task_summaries", []),
             forward_transfer=bool(doc.get("forward_transfer", True)),
             backend=str(doc.get("backend", "")),
+            stream_curve=dict(doc.get("stream_curve") or {}),
         )
         n = results.num_tasks
         if (results.accuracy_matrix.shape != (n, n) or results.baseline.shape != (n,)

@@ -172,6 +172,7 @@ class RunDir:
     ```
     RUN_DIR/results.json  history.csv  config.yaml  environment.json  report.html
             task_curves.png  accuracy_matrix.png  importance.png   the plots after training
+            stream_curve.png             an online run's accuracy against samples seen
             models/task_K.keras          the task models at the end (K counted from 1)
             samples/task_K.npz           64 validation samples of each task (x, y)
             importance/task_K.npz        each task's Ω (weight-importance methods)
@@ -246,6 +247,11 @@ class RunDir:
     def accuracy_matrix_png(self) -> Path:
         """`accuracy_matrix.png`: the accuracy matrix as a heat map."""
         return self.root / "accuracy_matrix.png"
+
+    @property
+    def stream_curve_png(self) -> Path:
+        """`stream_curve.png`: an online run's accuracy against the samples seen."""
+        return self.root / "stream_curve.png"
 
     @property
     def importance_png(self) -> Path:

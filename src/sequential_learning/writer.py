@@ -73,7 +73,7 @@ class RunWriter:
         if not final and done:
             from sequential_learning.checkpoint import save_checkpoint
 
-            save_checkpoint(run.root, [t.model for t in manager.tasks], done, manager.plugins,
+            save_checkpoint(run.root, [t.model for t in manager.tasks], done, manager.checkpointed,
                             manager.config, results)
 
 

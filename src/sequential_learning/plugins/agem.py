@@ -47,6 +47,8 @@ class AGEM(Plugin):
     name = "a-gem"
     family = "projection"
     log_names = ("projected",)
+    needs_boundaries = True
+    boundary_use = "it fills its episodic memory from each task when the task ends"
 
     def __init__(self, memory: int = MEMORY.default, memory_batch: int | None = None,
                  seed: int | None = None) -> None:

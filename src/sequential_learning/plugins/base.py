@@ -72,6 +72,9 @@ class Run:
             streams); otherwise each task has its own head (task-incremental).
         task_type: `classification` or `regression` (from the tasks' losses).
         scenario: `task`, `domain` or `class` when known (None for hand-made task lists).
+        boundaries: how task boundaries reach the plugins: `tasks` (announced: one experience
+            per task), or `none` / `blurry` (a task-free stream: one experience for the whole
+            stream, see `sequential_learning.online`).
 
     Example:
     ```python
@@ -90,6 +93,7 @@ class Run:
     shared_head: bool = False
     task_type: str = "classification"
     scenario: str | None = None
+    boundaries: str = "tasks"
 
     @property
     def num_tasks(self) -> int:
@@ -156,6 +160,10 @@ class Plugin:
         family: `importance`, `replay`, `distillation`, `projection` or `reference` (at most
             one `importance` plugin per run; a `reference` one runs alone).
         task_types: the task types it serves (`classification`, `regression`).
+        needs_boundaries: it learns at task boundaries (its `before_training_exp` /
+            `after_training_exp` do the method's work: importance, a teacher, a memory fill),
+            so a task-free stream (`boundaries` none or blurry), which announces none, refuses
+            it; `boundary_use` says what it does there, for that message.
     """
 
     name: str = "plugin"
@@ -163,6 +171,8 @@ class Plugin:
     needs_old_values: bool = False
     family: str = "other"
     task_types: tuple[str, ...] = ("classification", "regression")
+    needs_boundaries: bool = False
+    boundary_use: str = ""
 
     # -- Python side -------------------------------------------------------------------------
     def check(self, run: Run) -> None:

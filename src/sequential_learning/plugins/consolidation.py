@@ -53,6 +53,8 @@ class Consolidation(Plugin):
 
     family = "importance"
     log_names = ("penalty",)
+    needs_boundaries = True
+    boundary_use = "its importance is estimated and consolidated at the end of each task"
 
     def __init__(
         self,

@@ -44,6 +44,8 @@ class LearningWithoutForgetting(Plugin):
     family = "distillation"
     log_names = ("distillation_loss",)
     task_types = ("classification",)
+    needs_boundaries = True
+    boundary_use = "it takes the previous task's model as its teacher when a task starts"
 
     def __init__(self, lwf_alpha: float = LWF_ALPHA.default,
                  lwf_temperature: float = LWF_TEMPERATURE.default) -> None:

@@ -29,6 +29,8 @@ class Cumulative(Plugin):
 
     name = "cumulative"
     family = "reference"
+    needs_boundaries = True
+    boundary_use = "it trains each task on the data of the tasks so far"
 
     def check(self, run: Run) -> None:
         super().check(run)
@@ -75,6 +77,7 @@ class Joint(Cumulative):
     """Trains every task on every task's data (the upper bound)."""
 
     name = "joint"
+    boundary_use = "it trains every task on the data of every task"
 
     def _tasks(self, exp: Experience) -> range:
         return range(exp.run.num_tasks)

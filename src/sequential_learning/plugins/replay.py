@@ -54,6 +54,10 @@ class ExperienceReplay(Plugin):
         self.memory = int(memory)
         self.memory_batch = memory_batch
         self.policy = replay_policy
+        # The balanced buffer is refilled when a task ends; the reservoir learns in the step.
+        self.needs_boundaries = replay_policy == "balanced"
+        self.boundary_use = ("replay_policy balanced refills its buffer when a task ends; "
+                             "use reservoir")
         self.seed = seed
 
     def check(self, run: Run) -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "metric_label",
     "relative_luminance",
     "save_figure",
+    "stream_curve",
     "sweep_plot",
     "task_curves",
     "text_colour",
@@ -179,6 +180,61 @@ def task_curves(results: Results, path: str | os.PathLike | None = None, metric:
     ax.set_ylabel(metric_label(metric) + (" (lower is better)" if lower else ""))
     method = results.config.get("method", "")
     ax.set_title(f"{results.config.get('benchmark', 'task stream')} — {method}")
+    ax.legend(fontsize="small", loc="best")
+    ax.grid(alpha=0.3)
+    if path is not None:
+        save_figure(figure, path)
+    return figure
+
+
+def stream_curve(results: Results, path: str | os.PathLike | None = None) -> Figure:
+    """An online run's curve: each task's metric against the training samples seen.
+
+    One thin line per task, the mean over the tasks seen so far thick and black, the mean over
+    all tasks dashed; dotted lines where each task's part of the stream ends (the accuracy
+    matrix's rows) and, for a blurry stream, its blend windows shaded.
+
+    Args:
+        results: an online run's `Results` (with `stream_curve`).
+        path: where to write the PNG (optional).
+
+    Returns:
+        The Matplotlib figure.
+
+    Raises:
+        ValueError: the results hold no stream curve (an offline run).
+
+    Example:
+    ```python
+    stream_curve(results, "runs/online/stream_curve.png")
+    ```
+    """
+    curve = results.stream_curve
+    if not curve or not curve.get("samples"):
+        raise ValueError("No stream curve in these results: only an online run (--online) has one")
+    samples = np.asarray(curve["samples"], dtype=float)
+    values = np.asarray([[np.nan if v is None else v for v in row] for row in curve["values"]],
+                        dtype=float)
+    figure = Figure(figsize=(8, 4.5))
+    ax = figure.add_subplot()
+    for start, stop in curve.get("windows", []):
+        ax.axvspan(start, stop, color="grey", alpha=0.12, linewidth=0)
+    for end in curve.get("task_ends", [])[:-1]:
+        ax.axvline(end, color="grey", linestyle=":", linewidth=1)
+    for j, name in enumerate(results.task_names):
+        ax.plot(samples, values[:, j], linewidth=1, alpha=0.8, label=name)
+    mean_seen = np.asarray([np.nan if v is None else v for v in curve["mean_seen"]], dtype=float)
+    ax.plot(samples, mean_seen, color="black", linewidth=2.5, label="mean over tasks seen")
+    ax.plot(samples, np.asarray(curve["mean_all"], dtype=float), color="black", linewidth=1.2,
+            linestyle="--", label="mean over all tasks")
+    ax.set_xlabel("training samples seen")
+    metric = curve.get("metric", results.metric)
+    lower = metric == results.metric and not results.higher_is_better
+    ax.set_ylabel(metric_label(metric) + (" (lower is better)" if lower else ""))
+    method = results.config.get("method", "")
+    boundaries = curve.get("boundaries", "tasks")
+    ax.set_title(f"{results.config.get('benchmark', 'task stream')} — {method}, online, "
+                 f"boundaries {boundaries}")
     ax.legend(fontsize="small", loc="best")
     ax.grid(alpha=0.3)
     if path is not None:
