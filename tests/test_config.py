@@ -70,7 +70,7 @@ def test_global_defaults_and_method_lambda_elsewhere():
 def test_every_defaults_table_entry_names_a_benchmark_and_a_known_key():
     assert set(BENCHMARK_DEFAULTS) <= set(BENCHMARKS)
     for own in BENCHMARK_DEFAULTS.values():
-        assert set(own) <= {*GLOBAL_DEFAULTS, "ewc_lambda"}
+        assert set(own) <= {*GLOBAL_DEFAULTS, "ewc_lambda", "method_defaults"}
 
 
 @pytest.mark.parametrize(
@@ -111,7 +111,7 @@ def test_config_file_keys_aliases_and_types(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("epoch: 3\n", "unknown key 'epoch'; allowed keys: angles, batch_size"),
+        ("epoch: 3\n", "unknown key 'epoch'; allowed keys: angles, augmentation, batch_size"),
         ("epochs: ten\n", "epochs: 'ten' is not allowed; expected an integer or null"),
         ("epochs: 2.5\n", "epochs: 2.5 is not allowed; expected an integer"),
         ("hidden: 100\n", "hidden: 100 is not allowed; expected a list of integers or null"),

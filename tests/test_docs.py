@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 
 OWNED_MODULES = [
-    "metrics", "models", "class_incremental", "sweep", "distribute", "optimizers", "_tf",
+    "metrics", "models", "augmentation", "class_incremental", "sweep", "distribute",
+    "optimizers", "_tf",
     "native", "native.fused_optimizers", "graph", "seeds", "continual_model", "backend",
     "backend.tensorflow", "backend.jax", "backend.torch",
     "importance.base", "importance.fisher", "importance.mas", "importance.modes",
@@ -35,7 +36,7 @@ OWNED_MODULES = [
     "data.benchmarks", "data.dataset", "data.datasets", "data.errors",
     "data.function_approximation", "data.idx", "data.iris_features", "data.permuted",
     "data.rotated", "data.split", "data.stream", "data.formats", "data.formats.cifar",
-    "data.formats.idx", "data.formats.npz",
+    "data.formats.idx", "data.formats.npz", "data.published",
     "ablation", "ablation.aggregation", "ablation.curves", "ablation.maps", "ablation.options",
     "ablation.plots", "ablation.run", "ablation.settings", "ablation.thresholding",
     "interpret", "interpret.activations", "interpret.base", "interpret.checkpoints",

@@ -64,9 +64,14 @@ def benchmarks_table() -> str:
             "| --- | --- | --- | --- | --- | --- |"]
     for name, spec in BENCHMARKS.items():
         tuned = _defaults(name)
+        per_method = tuned.pop("method_defaults", None)
         tuned_text = ", ".join(
             f"{k}: {', '.join(f'{m} {v:g}' for m, v in value.items())}"
             if isinstance(value, dict) else f"{k}: {value}" for k, value in tuned.items()) or "—"
+        if per_method:
+            from sequential_learning.config import method_defaults_text
+
+            tuned_text += f"; per method (and buffer): {method_defaults_text(per_method)}"
         rows.append(f"| `{name}` | {spec.kind} | {spec.dataset or '—'} | "
                     f"{', '.join(spec.scenarios)} | {_cell(tuned_text)} | "
                     f"{_cell(spec.description)} |")

@@ -430,6 +430,10 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
 
 def _default_text(key: str, value) -> str:
+    if key == "method_defaults":  # per method (and buffer size): config.method_defaults
+        from sequential_learning.config import method_defaults_text
+
+        return f"{key}: {method_defaults_text(value)}"
     if isinstance(value, dict):  # ewc_lambda per method
         return ", ".join(f"{key}[{m}]={v:g}" for m, v in value.items())
     from sequential_learning.options import value_text

@@ -52,12 +52,18 @@ from sequential_learning.plugins.registry import (
 )
 from sequential_learning.yaml_io import read_yaml
 
-MODELS = ("mlp", "cnn")
+MODELS = ("mlp", "cnn", "resnet18")
+#: The optimizers of `optimizers.make_optimizer` (SGD without momentum, as Mammoth's default).
+OPTIMIZERS = ("adam", "sgd")
+#: Input augmentations (`augmentation.input_preprocessing`): none, or Mammoth's CIFAR training
+#: transform (random crop with 4 pixels of padding, random horizontal flip; training only).
+AUGMENTATIONS = ("none", "crop-flip")
 #: Above this a learning rate only diverges (Adam's steps are about the rate itself).
 MAX_LEARNING_RATE = 10.0
 _DEFAULTS = Path(__file__).resolve().parent / "defaults"
 #: Settings filled from the defaults files when a run leaves them unset (None).
-RESOLVED = ("epochs", "batch_size", "learning_rate", "hidden", "num_tasks", "model")
+RESOLVED = ("epochs", "batch_size", "learning_rate", "hidden", "num_tasks", "model",
+            "optimizer", "augmentation")
 
 
 def _setting(default: Any = None, help: str = "", check=None, expected: str = "",
@@ -107,7 +113,10 @@ class RunConfig:
         ewc_lambda: the penalty strength λ (resolved; per method and benchmark).
         epochs: epochs per task (resolved).
         batch_size: the training batch size (resolved).
-        learning_rate: Adam's learning rate, in (0, 10] (resolved).
+        learning_rate: the optimizer's learning rate, in (0, 10] (resolved).
+        optimizer: `"adam"` or `"sgd"` (plain SGD, no momentum) (resolved).
+        augmentation: `"none"` or `"crop-flip"` (random crop with 4 pixels of zero padding and a
+            random horizontal flip, in training only, replayed samples included) (resolved).
         fisher_mode: how the Fisher information is estimated: `exact`, `sampled`, `empirical` or
             `batch`.
         fisher_samples: training inputs used to estimate importance.
@@ -123,9 +132,12 @@ class RunConfig:
         hidden: the MLP's hidden sizes (resolved).
         num_tasks: tasks of permuted, rotated, iris and function streams (resolved; with `angles`,
             their count).
-        classes_per_task: classes per task of split streams.
-        model: the shared base, `"mlp"` or `"cnn"` (image streams only) (resolved).
+        classes_per_task: classes per task of split streams; None: the benchmark's own (2;
+            10 for `seq-cifar100`).
+        model: the shared base, `"mlp"`, `"cnn"` or `"resnet18"` (image streams only) (resolved).
         filters: the CNN's conv-block filters.
+        resnet_width: ResNet-18's filters nf of the stem and first stage (64: Mammoth's
+            resnet18, as DER; 20: GEM's reduced ResNet-18).
         eval_every: evaluate every task every K epochs (the last epoch of each task always).
         eval_subset: per-epoch curves on N validation samples per task (a fixed seeded subset; the
             accuracy matrix uses all); None: all.
@@ -178,9 +190,17 @@ class RunConfig:
     epochs: int | None = _setting(None, "epochs per task", **_ints(1))
     batch_size: int | None = _setting(None, "training batch size", **_ints(1))
     learning_rate: float | None = _setting(
-        None, "Adam's learning rate",
+        None, "the optimizer's learning rate",
         lambda v: is_number(v) and 0 < v <= MAX_LEARNING_RATE,
-        f"a number in (0, {MAX_LEARNING_RATE:g}] (Adam's usual values are 1e-4 to 1e-2)")
+        f"a number in (0, {MAX_LEARNING_RATE:g}] (Adam's usual values are 1e-4 to 1e-2, SGD's "
+        "1e-3 to 0.1)")
+    optimizer: str | None = _setting(None, "adam, or sgd (plain SGD, as Mammoth)",
+                                     lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}",
+                                     choices=OPTIMIZERS)
+    augmentation: str | None = _setting(
+        None, "none, or crop-flip (random crop with 4 pixels of padding and horizontal flip, "
+        "training batches and replayed samples only)", lambda v: v in AUGMENTATIONS,
+        f"one of {', '.join(AUGMENTATIONS)}", choices=AUGMENTATIONS)
     fisher_mode: str = _method(FISHER_MODE)
     fisher_samples: int = _method(FISHER_SAMPLES)
     penalty_mode: str | None = _method(PENALTY_MODE)
@@ -194,12 +214,17 @@ class RunConfig:
                                         **_sizes("layer sizes"))
     num_tasks: int | None = _setting(None, "tasks of permuted, rotated, iris and function streams",
                                      **_ints(1))
-    classes_per_task: int = _setting(2, "classes per task of split streams", **_ints(1))
-    model: str | None = _setting(None, "shared base: mlp, or cnn (image streams only)",
+    classes_per_task: int | None = _setting(
+        None, "classes per task of split streams", unset="the benchmark's own: 2, "
+        "seq-cifar100 10", **_ints(1, "the benchmark's own"))
+    model: str | None = _setting(None, "shared base: mlp, cnn or resnet18 (image streams only)",
                                  lambda v: v in MODELS, f"one of {', '.join(MODELS)}",
                                  choices=MODELS)
     filters: list[int] = _setting(None, "CNN conv-block filters, comma-separated",
                                   factory=lambda: [32, 64], **_sizes("filter counts"))
+    resnet_width: int = _setting(64, "ResNet-18's filters nf of the stem and first stage (64: "
+                                 "Mammoth's resnet18, as DER; 20: GEM's reduced ResNet-18)",
+                                 **_ints(1))
     eval_every: int = _setting(1, "evaluate all tasks every K epochs; the last epoch of each "
                                "task always", **_ints(1))
     eval_subset: int | None = _setting(None, "per-epoch curves on N validation samples per task "
@@ -268,6 +293,7 @@ class RunConfig:
         check_benchmark_options(self.benchmark, self.scenario, self.data, self.data_dir)
         names = self._method_names()
         self.method = "+".join(names)  # `plugins` included: the run's name says what ran
+        self._apply_method_defaults(names)
         self._resolve_online()
         self._resolve_defaults(importance_method(names))
         for key, option in run_options().items():
@@ -305,6 +331,35 @@ class RunConfig:
         `plugins` (with options of its own)."""
         own = {method_spec(p["name"]).name: p for p in self.plugins if isinstance(p, dict)}
         return [own.get(name, name) for name in self._method_names()]
+
+    def _apply_method_defaults(self, names: list[str]) -> None:
+        """Fills what the run left unset from its benchmark's `method_defaults` (see
+        `method_defaults`), for each of its methods in turn; the first method setting a key
+        wins, and the run's own values always do."""
+        given = getattr(self, "given_keys", None)
+        # What an earlier `validate` filled in: a value changed since then is the run's own.
+        applied = getattr(self, "_method_defaults_applied", {})
+        fields = run_options()
+        used = dict(getattr(self, "defaults_used", {}))
+        for key, (value, source) in method_defaults(self.benchmark, names, self.memory).items():
+            if key in fields:
+                current, default = getattr(self, key), fields[key].default
+            else:
+                current, default = self.more_options.get(key), all_options()[key].default
+            if key in applied:
+                unset = current == applied[key]
+            else:
+                unset = key not in given if given is not None else current == default
+            if not unset and current is not None:
+                continue
+            if key in fields:
+                setattr(self, key, value)
+            else:
+                self.more_options[key] = value
+            applied[key] = value
+            used[key] = source
+        self._method_defaults_applied = applied
+        self.defaults_used = used
 
     def _resolve_online(self) -> None:
         """An online run's settings: epochs 1 and batch size 10 unless the run gives them, the
@@ -422,6 +477,8 @@ def make_config(values: dict) -> RunConfig:
     extra = {k: v for k, v in values.items() if k not in fields and k in all_options()}
     config = RunConfig(**{k: v for k, v in values.items() if k in fields})
     config.more_options = {**config.more_options, **extra}
+    #: The settings given (the rest may come from the benchmark's `method_defaults`).
+    config.given_keys = set(values) | set(config.more_options)
     return config
 
 
@@ -465,6 +522,115 @@ def importance_method(names: list[str]) -> EWCMethod:
 
 
 # -- tuned defaults: data files ---------------------------------------------------------------------
+#: Settings a benchmark's `method_defaults` may not set: what the run is, not how it trains.
+_NOT_PER_METHOD = ("benchmark", "scenario", "method", "plugins", "memory", "seed", "data",
+                   "data_dir", "limit", "more_options", "strategy", "tensorboard", "deterministic")
+
+
+def method_defaults(benchmark: str, names: list[str], memory: int) -> dict[str, tuple[Any, str]]:
+    """The settings `benchmark`'s `method_defaults` gives a run of the methods `names`.
+
+    A benchmark's defaults file may hold, beside its own settings, per-method ones (e.g. the
+    hyperparameters a paper tuned for each method and buffer size):
+
+    ```yaml
+    method_defaults:
+      none: {learning_rate: 0.1}
+      derpp:
+        learning_rate: 0.03          # for every memory size
+        200: {derpp_alpha: 0.1, derpp_beta: 0.5}
+        500: {derpp_alpha: 0.2, derpp_beta: 0.5}
+    ```
+
+    A method's entry maps settings to values, and memory sizes (integer keys) to the settings
+    that apply when the run's `memory` is that size (they win over the entry's plain ones). For
+    a run of several methods (`fisher+replay`) each method's entry is read in the run's order
+    and the first to set a key wins. `RunConfig.validate` then applies them to what the run left
+    unset: a setting given on the command line or in a config file (or, in Python, a value other
+    than the option's default) always wins. Where each came from is in `defaults_used`.
+
+    Args:
+        benchmark: a benchmark name.
+        names: the run's method names (`split_methods` order).
+        memory: the run's buffer size.
+
+    Returns:
+        `{key: (value, source)}`, `source` naming the benchmark, the method and the memory size.
+
+    Raises:
+        ValueError: the file's `method_defaults` is malformed: not a mapping, an unknown method
+            or setting, or one that is no per-method setting (`memory`, `seed`, ...); the
+            message names the file and the key.
+
+    Example:
+    ```python
+    method_defaults("seq-cifar10", ["derpp"], 200)["derpp_alpha"]
+    # (0.1, 'benchmark seq-cifar10, method derpp, memory 200')
+    ```
+    """
+    table = benchmark_defaults(benchmark).get("method_defaults") or {}
+    where = f"defaults/{benchmark}.yaml: method_defaults"
+    if not isinstance(table, dict):
+        raise ValueError(f"{where}: {table!r} is not a mapping of method names")
+    keys = {k: o for k, o in run_options().items() if k not in _NOT_PER_METHOD}
+    keys.update({k: o for k, o in all_options().items() if k not in _NOT_PER_METHOD})
+    out: dict[str, tuple[Any, str]] = {}
+    for name in names:
+        entry = None
+        for method, settings in table.items():
+            if split_methods(str(method)) == [name]:
+                entry = settings
+        if entry is None:
+            continue
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: {name}: {entry!r} is not a mapping of settings")
+        source = f"benchmark {benchmark}, method {name}"
+        plain = [(k, v, source) for k, v in entry.items() if not is_int(k)]
+        sized = entry.get(memory, {}) if is_int(memory) else {}
+        if not isinstance(sized, dict):
+            raise ValueError(f"{where}: {name}: {memory}: {sized!r} is not a mapping of settings")
+        chosen = {k: (v, s) for k, v, s in plain}
+        chosen.update({k: (v, f"{source}, memory {memory}") for k, v in sized.items()})
+        for key, (value, label) in chosen.items():
+            if key not in keys:
+                raise ValueError(f"{where}: {name}: {key!r} is not a per-method setting; "
+                                 "expected settings such as learning_rate, epochs, batch_size "
+                                 "or a method's options (`seql run --help`)")
+            keys[key].validate(value, f"{where}: {name}: {key}")
+            out.setdefault(key, (float(value) if is_float_hint(keys[key].hint) and is_int(value)
+                                 else value, label))
+    return out
+
+
+def method_defaults_text(table: dict) -> str:
+    """A benchmark's `method_defaults` on one line, for `seql list benchmarks` and the docs.
+
+    Args:
+        table: the `method_defaults` mapping of a defaults file.
+
+    Returns:
+        E.g. `"none: learning_rate=0.1; derpp@200: learning_rate=0.03, derpp_alpha=0.1"`.
+
+    Example:
+    ```python
+    method_defaults_text({"derpp": {200: {"derpp_alpha": 0.1}}})  # 'derpp@200: derpp_alpha=0.1'
+    ```
+    """
+    from sequential_learning.options import value_text
+
+    def settings(values: dict) -> str:
+        return ", ".join(f"{k}={value_text(v)}" for k, v in values.items())
+
+    parts = []
+    for method, entry in table.items():
+        plain = {k: v for k, v in entry.items() if not is_int(k)}
+        if plain:
+            parts.append(f"{method}: {settings(plain)}")
+        parts += [f"{method}@{k}: {settings(v)}" for k, v in entry.items() if is_int(k)]
+    return "; ".join(parts)
+
+
+
 @functools.cache
 def _defaults_file(name: str) -> dict:
     path = _DEFAULTS / f"{name}.yaml"
@@ -586,4 +752,5 @@ def load_config_file(path: str | os.PathLike) -> dict:
 
 
 __all__ = ["COMMAND_KEYS", "COMMAND_OPTIONS", "RunConfig", "benchmark_defaults", "config_keys",
-           "importance_method", "load_config_file", "make_config", "run_options"]
+           "importance_method", "load_config_file", "make_config", "method_defaults",
+           "method_defaults_text", "run_options"]

@@ -72,9 +72,10 @@ def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
     import keras
 
     from sequential_learning import plots
-    from sequential_learning.data.benchmarks import make_benchmark
+    from sequential_learning.augmentation import input_preprocessing
+    from sequential_learning.data.benchmarks import BENCHMARKS, make_benchmark
     from sequential_learning.manager import SequentialLearningManager
-    from sequential_learning.models import cnn_base, mlp_base
+    from sequential_learning.models import cnn_base, mlp_base, resnet18_base
     from sequential_learning.tasks import tasks_from_benchmark
 
     config.validate()
@@ -99,18 +100,29 @@ def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
         data=config.data, data_dir=config.data_dir, limit=config.limit,
         class_order=config.class_order, angles=config.angles,
     )
-    if config.model == "cnn" and len(stream.input_shape) != 3:
-        raise ValueError(f"model: cnn needs images shaped (H, W, C); {config.benchmark} has inputs "
-                         f"shaped {tuple(stream.input_shape)}; use model mlp")
+    if config.model in ("cnn", "resnet18") and len(stream.input_shape) != 3:
+        raise ValueError(f"model: {config.model} needs images shaped (H, W, C); {config.benchmark} "
+                         f"has inputs shaped {tuple(stream.input_shape)}; use model mlp")
+    if config.augmentation != "none" and len(stream.input_shape) != 3:
+        raise ValueError(f"augmentation: {config.augmentation} needs images shaped (H, W, C); "
+                         f"{config.benchmark} has inputs shaped {tuple(stream.input_shape)}; use "
+                         "augmentation none")
     # The same seed gives the same initial weights for every method.
     from sequential_learning.seeds import set_random_seed
 
     set_random_seed(config.seed)
     with strategy.scope():
-        if config.model == "cnn":
-            base = cnn_base(stream.input_shape, config.filters)
+        # Augmentation (training only) and the benchmark's standardisation, at the base's front.
+        preprocessing = input_preprocessing(config.augmentation,
+                                            BENCHMARKS[config.benchmark].normalization,
+                                            seed=config.seed)
+        if config.model == "resnet18":
+            base = resnet18_base(stream.input_shape, config.resnet_width,
+                                 preprocessing=preprocessing)
+        elif config.model == "cnn":
+            base = cnn_base(stream.input_shape, config.filters, preprocessing=preprocessing)
         else:
-            base = mlp_base(stream.input_shape, config.hidden)
+            base = mlp_base(stream.input_shape, config.hidden, preprocessing=preprocessing)
         tasks = tasks_from_benchmark(stream, base, config.batch_size, config.seed,
                                      mask_classes=config.class_masking)
     if out_dir is not None and not resume:
@@ -129,6 +141,7 @@ def run_experiment(config: RunConfig, out_dir: str | Path | None = None,
         epochs=config.epochs,
         seed=config.seed,
         learning_rate=config.learning_rate,
+        optimizer=config.optimizer,
         fisher_mode=config.fisher_mode,
         fisher_samples=config.fisher_samples,
         penalty_mode=config.penalty_mode,

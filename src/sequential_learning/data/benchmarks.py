@@ -32,10 +32,17 @@ from sequential_learning.data.datasets import (
     DataError,
     Dataset,
     load_cifar10,
+    load_cifar100,
     load_digits,
     load_fashion_mnist,
     load_mnist,
     load_npz,
+)
+from sequential_learning.data.formats.cifar import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    CIFAR100_MEAN,
+    CIFAR100_STD,
 )
 from sequential_learning.data.function_approximation import FUNCTIONS, function_approximation
 from sequential_learning.data.iris_features import IRIS_FEATURE_PAIRS, IRIS_FEATURES, iris_features
@@ -64,6 +71,9 @@ class BenchmarkSpec:
             arrays given with `data`, or None when the stream makes its own data).
         scenarios: the scenarios it can be learned in; the first is its default.
         description: one line for `seql list benchmarks`.
+        classes_per_task: a split stream's classes per task when the run does not say.
+        normalization: `(mean, std)` per channel that the model standardises its inputs with
+            (`augmentation.Standardize`, at the front of the base), or None.
 
     Example:
     ```python
@@ -76,6 +86,8 @@ class BenchmarkSpec:
     dataset: str | None
     scenarios: tuple[str, ...]
     description: str
+    classes_per_task: int = 2
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     @property
     def default_scenario(self) -> str:
@@ -84,11 +96,13 @@ class BenchmarkSpec:
     @property
     def reads_directory(self) -> bool:
         """Whether the data set is read from disk (so `data_dir` applies)."""
-        return self.dataset in ("fashion-mnist", "mnist", "cifar10")
+        return self.dataset in ("fashion-mnist", "mnist", "cifar10", "cifar100")
 
 
 _SPLIT = ("task", "domain", "class")
 _SAME_CLASSES = ("domain", "task", "class")
+#: Mammoth's Seq-CIFAR: class-incremental first (task-IL accuracy comes from the same run).
+_SEQ = ("class", "task", "domain")
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {
     "split-digits": BenchmarkSpec("split", "digits", _SPLIT, "8x8 digits, 5 tasks of 2 classes"),
@@ -108,6 +122,14 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
     "rotated-mnist": BenchmarkSpec("rotated", "mnist", _SAME_CLASSES,
                                    "MNIST, a rotation per task"),
     "split-cifar10": BenchmarkSpec("split", "cifar10", _SPLIT, "CIFAR-10, 5 tasks of 2 classes"),
+    "seq-cifar10": BenchmarkSpec(
+        "split", "cifar10", _SEQ,
+        "Seq-CIFAR-10 as Mammoth/DER: 5 tasks of 2 classes, ResNet-18, crop+flip, SGD",
+        normalization=(CIFAR10_MEAN, CIFAR10_STD)),
+    "seq-cifar100": BenchmarkSpec(
+        "split", "cifar100", _SEQ,
+        "Seq-CIFAR-100 as Mammoth: 10 tasks of 10 classes, ResNet-18, crop+flip, SGD",
+        classes_per_task=10, normalization=(CIFAR100_MEAN, CIFAR100_STD)),
     "iris-features": BenchmarkSpec("iris-features", "iris", _SAME_CLASSES,
                                    "Iris, the same 3 classes through a feature pair per task"),
     "function-approximation": BenchmarkSpec(
@@ -133,7 +155,7 @@ def check_benchmark_options(
         name: one of `BENCHMARKS`.
         scenario: `task`, `domain`, `class`, or None for the benchmark's default.
         data: the npz file of the `split`, `permuted` and `rotated` benchmarks.
-        data_dir: where Fashion-MNIST, MNIST or CIFAR-10 live.
+        data_dir: where Fashion-MNIST, MNIST, CIFAR-10 or CIFAR-100 live.
 
     Returns:
         The benchmark's `BenchmarkSpec`.
@@ -158,8 +180,8 @@ def check_benchmark_options(
         raise ValueError(f"data: {name} has its own data; to use FILE.npz choose the benchmark "
                          "split, permuted or rotated")
     if data_dir is not None and not spec.reads_directory:
-        raise ValueError(f"data_dir: {name} reads no directory (only the Fashion-MNIST, MNIST "
-                         "and CIFAR-10 benchmarks do)")
+        raise ValueError(f"data_dir: {name} reads no directory (only the Fashion-MNIST, MNIST, "
+                         "CIFAR-10 and CIFAR-100 benchmarks do)")
     return spec
 
 
@@ -168,7 +190,8 @@ def _load(spec: BenchmarkSpec, seed: int, data, data_dir, limit) -> Dataset:
         return load_digits(test_fraction=0.2, seed=seed, limit=limit)
     if spec.dataset == "npz":
         return load_npz(data, limit=limit)
-    loader = {"fashion-mnist": load_fashion_mnist, "mnist": load_mnist, "cifar10": load_cifar10}
+    loader = {"fashion-mnist": load_fashion_mnist, "mnist": load_mnist, "cifar10": load_cifar10,
+              "cifar100": load_cifar100}
     return loader[spec.dataset](data_dir, limit=limit)
 
 
@@ -177,7 +200,7 @@ def make_benchmark(
     scenario: str | None = None,
     seed: int = 0,
     num_tasks: int = 5,
-    classes_per_task: int = 2,
+    classes_per_task: int | None = None,
     *,
     data: str | os.PathLike | None = None,
     data_dir: str | os.PathLike | None = None,
@@ -193,9 +216,11 @@ def make_benchmark(
             streams and function approximation, `domain` for the others).
         seed: seed of the data split, class order, permutations and function inputs.
         num_tasks: tasks of a permuted, rotated, iris-features or function-approximation stream.
-        classes_per_task: classes per task of a split stream.
+        classes_per_task: classes per task of a split stream; None: the benchmark's own (2;
+            10 for `seq-cifar100`).
         data: an npz file of your own arrays (benchmarks `split`, `permuted`, `rotated`).
-        data_dir: where Fashion-MNIST, MNIST or CIFAR-10 live (default: the usual places).
+        data_dir: where Fashion-MNIST, MNIST, CIFAR-10 or CIFAR-100 live (default: the usual
+            places).
         limit: keep only the first `limit` samples of each split of the data set.
         class_order: a split stream's class order (`"sorted"`, `"random"` or a permutation).
         angles: a rotated stream's angles in degrees (one per task).
@@ -229,9 +254,15 @@ def make_benchmark(
     x, y = dataset.x_train, dataset.y_train
     where = dataset.source or name
     if spec.kind == "split":
-        return split_stream(x, y, classes_per_task, scenario, validation, class_order, seed, 0.2, name,
-                      keys=("y_train", "y_test"), where=where, limit=limit,
-                      num_classes=dataset.num_classes)
+        if classes_per_task is None:
+            classes_per_task = spec.classes_per_task
+        stream = split_stream(x, y, classes_per_task, scenario, validation, class_order, seed,
+                              0.2, name, keys=("y_train", "y_test"), where=where, limit=limit,
+                              num_classes=dataset.num_classes)
+        if spec.normalization is not None:
+            mean, std = spec.normalization
+            stream.details["normalization"] = {"mean": list(mean), "std": list(std)}
+        return stream
     check_two_classes(y, where, "y_train", limit, name)
     if spec.kind == "rotated":
         return rotated(x, y, num_tasks, scenario, validation, angles, seed=seed, name=name)
