@@ -289,8 +289,9 @@ def test_method_defaults_per_method_and_buffer_size():
     assert config.defaults_used["learning_rate"] == "benchmark seq-cifar10, method derpp"
     config = make_config({"benchmark": "seq-cifar10", "method": "derpp"}).validate()  # 500
     assert (config.derpp_alpha, config.derpp_beta) == (0.2, 0.5)
+    # ER: Mammoth's lr 0.1 on the mean over batch + buffer batch is lr 0.05 on our sum of means.
     assert make_config({"benchmark": "seq-cifar10", "method": "replay",
-                        "memory": 500}).validate().learning_rate == 0.1
+                        "memory": 500}).validate().learning_rate == 0.05
     assert make_config({"benchmark": "seq-cifar10", "method": "none"}).validate() \
         .learning_rate == 0.1
     assert make_config({"benchmark": "seq-cifar10", "method": "lwf"}).validate().lwf_alpha == 3.0
