@@ -33,6 +33,7 @@ OWNED_MODULES = [
     "plugins.agem", "plugins.base", "plugins.buffer", "plugins.consolidation", "plugins.derpp",
     "plugins.lwf", "plugins.reference", "plugins.replay", "plugins.routing",
     "plugins.icarl", "plugins.bic", "plugins.herding",
+    "plugins.er_ace", "plugins.mir", "plugins.xder",
     "data.benchmarks", "data.dataset", "data.datasets", "data.errors",
     "data.function_approximation", "data.idx", "data.iris_features", "data.permuted",
     "data.rotated", "data.split", "data.stream", "data.formats", "data.formats.cifar",

@@ -52,7 +52,7 @@ def test_list_methods_prints_each_with_a_description(capsys):
              and not line.startswith("  options")]
     assert names[: len(KEBAB)] == KEBAB
     assert names[len(KEBAB):] == [
-        "replay", "derpp", "a-gem", "lwf", "icarl", "bic", "joint", "cumulative"]
+        "replay", "derpp", "er-ace", "mir", "xder", "a-gem", "lwf", "icarl", "bic", "joint", "cumulative"]
     for line in lines:
         name = line.split()[0]
         if name in KEBAB[1:]:

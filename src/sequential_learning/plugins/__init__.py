@@ -32,7 +32,11 @@ from sequential_learning.plugins.registry import (
     LWF_TEMPERATURE,
     MEMORY,
     MEMORY_BATCH,
+    MIR_CANDIDATES,
     REPLAY_POLICY,
+    XDER_ETA,
+    XDER_GAMMA,
+    XDER_MARGIN,
     MethodSpec,
     Option,
     available_methods,
@@ -53,6 +57,9 @@ _EXPORTS = {
     "Consolidation": "consolidation",
     "ExperienceReplay": "replay",
     "DERPlusPlus": "derpp",
+    "ERACE": "er_ace",
+    "MIR": "mir",
+    "XDER": "xder",
     "AGEM": "agem",
     "LearningWithoutForgetting": "lwf",
     "ICaRL": "icarl",
@@ -114,6 +121,19 @@ register_method(
     "derpp", _lazy("derpp", "DERPlusPlus"),
     "dark experience replay++: buffer logits matched (alpha) and labels replayed (beta)",
     (MEMORY, MEMORY_BATCH, DERPP_ALPHA, DERPP_BETA), family="replay")
+register_method(
+    "er-ace", _lazy("er_ace", "ERACE"),
+    "experience replay with asymmetric cross-entropy: the incoming batch's loss over its own "
+    "classes, a buffer batch's over every class seen", (MEMORY, MEMORY_BATCH), family="replay")
+register_method(
+    "mir", _lazy("mir", "MIR"),
+    "maximally interfered retrieval: replays the buffer samples whose loss a virtual update on "
+    "the batch raises most", (MEMORY, MEMORY_BATCH, MIR_CANDIDATES), family="replay")
+register_method(
+    "xder", _lazy("xder", "XDER"),
+    "extended DER (class-incremental): DER++ with logit updates of the buffer and a "
+    "future-heads constraint", (MEMORY, MEMORY_BATCH, DERPP_ALPHA, DERPP_BETA, XDER_GAMMA,
+                                XDER_MARGIN, XDER_ETA), family="replay")
 register_method(
     "a-gem", _lazy("agem", "AGEM"),
     "averaged gradient episodic memory: the step's gradient projected so the loss on a "

@@ -1,7 +1,8 @@
 """A memory of past samples in `keras.Variable`s, filled and read inside the compiled step.
 
 `MemoryBuffer` holds up to `capacity` samples: inputs, labels, the task each came from, and, for
-DER++, the logits the model gave it. Three ways to fill it:
+DER++ and X-DER, the logits the model gave it. Three ways to fill it (and `assign_arrays` to
+replace its contents from Python):
 
 * `reservoir_add` (in-graph, every step): reservoir sampling (Vitter 1985) over every sample the
   stream offers, so the buffer is always a uniform sample of everything seen so far;
@@ -101,26 +102,99 @@ class MemoryBuffer:
         return [*self.stored.values(), *self.counters.values(), self.draws.state]
 
     # -- in-graph ----------------------------------------------------------------------------
-    def sample(self, n: int) -> dict[str, Any]:
+    def sample(self, n: int, with_slots: bool = False) -> dict[str, Any]:
         """`n` samples drawn uniformly (with replacement) from the filled slots.
 
         Args:
             n: the number of samples (a Python int).
+            with_slots: also return the slot each sample was read from (`"slot"`, int32), e.g.
+                to write its logits back with `update_logits`.
 
         Returns:
-            `{"x", "y", "task", ("logits"), "has_data"}`; `has_data` is 1.0 once anything is
-            stored and 0.0 before (the draws then read empty slots: multiply a loss on them
-            by it).
+            `{"x", "y", "task", ("logits"), ("slot"), "has_data"}`; `has_data` is 1.0 once
+            anything is stored and 0.0 before (the draws then read empty slots: multiply a loss
+            on them by it).
         """
         filled = ops.convert_to_tensor(self.filled)
         top = ops.maximum(filled, 1)
         draw = keras.random.uniform((int(n),), seed=self.draws)
         index = ops.cast(ops.floor(draw * ops.cast(top, "float32")), "int32")
         index = ops.minimum(index, top - 1)  # u * top may round up to top
-        out = {key: ops.take(ops.convert_to_tensor(v), index, axis=0)
-               for key, v in self.stored.items()}
+        out = self._read(index)
+        if with_slots:
+            out["slot"] = index
         out["has_data"] = ops.cast(filled > 0, "float32")
         return out
+
+    def sample_distinct(self, n: int, exclude_task: Any = None) -> dict[str, Any]:
+        """Up to `n` distinct filled slots drawn uniformly without replacement, optionally
+        leaving out the samples of one task (MIR's candidates).
+
+        Every eligible slot gets a uniform draw and the `n` largest are taken (`ops.top_k`:
+        fixed shapes, a uniformly random subset). With fewer than `n` eligible slots the rest
+        of the rows read other slots and have `valid` 0.
+
+        Args:
+            n: the number of rows (a Python int; at most the capacity is drawn).
+            exclude_task: a task id (an int or a scalar tensor / variable) whose samples are
+                not drawn, or None.
+
+        Returns:
+            `{"x", "y", "task", ("logits"), "slot", "valid"}` with `min(n, capacity)` rows;
+            `valid` is 1.0 for a drawn eligible slot and 0.0 for a filler row.
+
+        Example:
+        ```python
+        candidates = buffer.sample_distinct(50, exclude_task=current_task)
+        loss = ops.sum(per_sample * candidates["valid"])
+        ```
+        """
+        k = min(int(n), self.capacity)
+        slots = ops.cast(ops.arange(self.capacity), "int32")
+        eligible = slots < ops.convert_to_tensor(self.filled)
+        if exclude_task is not None:
+            other = ops.not_equal(ops.convert_to_tensor(self.task),
+                                  ops.cast(ops.convert_to_tensor(exclude_task), "int32"))
+            eligible = ops.logical_and(eligible, other)
+        draw = keras.random.uniform((self.capacity,), seed=self.draws)
+        score = ops.where(eligible, draw, -1.0)
+        values, index = ops.top_k(score, k)
+        index = ops.cast(index, "int32")
+        out = self._read(index)
+        out["slot"] = index
+        out["valid"] = ops.cast(values >= 0.0, "float32")
+        return out
+
+    def _read(self, index) -> dict[str, Any]:
+        return {key: ops.take(ops.convert_to_tensor(v), index, axis=0)
+                for key, v in self.stored.items()}
+
+    def update_logits(self, slots, logits, keep) -> None:
+        """Overwrites the stored logits of `slots` where `keep` (in-graph, fixed shapes).
+
+        Args:
+            slots: int, `[n]`; the slots whose `keep` is true must be distinct.
+            logits: the new logits, `[n, width]`.
+            keep: bool or 0/1, `[n]`: which rows are written (the others are dropped).
+
+        Returns:
+            None.
+
+        Example:
+        ```python
+        batch = buffer.sample(32, with_slots=True)
+        buffer.update_logits(batch["slot"], new_logits, chosen)
+        ```
+        """
+        if not self.logits_width:
+            raise ValueError(f"{self.name}: this buffer stores no logits")
+        keep = ops.cast(keep, "bool")
+        target = ops.where(keep, ops.cast(slots, "int32"), self.capacity)[:, None]
+        current = ops.convert_to_tensor(self.logits)
+        spare = ops.zeros((1, self.logits_width), self.logits.dtype)
+        update = ops.cast(logits, self.logits.dtype)
+        written = ops.scatter_update(ops.concatenate([current, spare], axis=0), target, update)
+        self.logits.assign(written[: self.capacity])
 
     def reservoir_add(self, x, y, task, logits=None) -> None:
         """Offers a batch to the reservoir: sample number n of the stream takes a slot with
@@ -191,6 +265,32 @@ class MemoryBuffer:
             variable.assign(full)
         self.filled.assign(n)
         self.seen.assign(max(int(_numpy(self.seen)), n))
+
+    def assign_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Replaces the buffer's contents by `arrays` (Python side): the first `len(x)` slots
+        hold them and the buffer is filled up to there.
+
+        Args:
+            arrays: `{"x", "y", "task", ("logits")}`, every key the buffer stores, of equal
+                lengths (at most the capacity).
+
+        Returns:
+            None.
+
+        Example:
+        ```python
+        held = buffer.arrays()
+        buffer.assign_arrays({key: value[:10] for key, value in held.items()})
+        ```
+        """
+        missing = sorted(set(self.stored) - set(arrays))
+        if missing:
+            raise ValueError(f"{self.name}: assign_arrays needs {', '.join(missing)}")
+        n = len(arrays["x"])
+        if n > self.capacity or any(len(arrays[key]) != n for key in self.stored):
+            raise ValueError(f"{self.name}: assign_arrays needs at most {self.capacity} rows of "
+                             "each stored array, all of one length")
+        self._assign({key: np.asarray(arrays[key]) for key in self.stored})
 
     def fill_slots(self, first: int, x: np.ndarray, y: np.ndarray, task: int) -> None:
         """Writes `x, y` (of task `task`) into slots `first, first + 1, ...`; the buffer is then
