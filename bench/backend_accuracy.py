@@ -1,13 +1,15 @@
 """Every method's ACC on split-digits and permuted-digits on each Keras backend, against TensorFlow.
 
 Usage: python bench/backend_accuracy.py [--backends tensorflow,jax,torch] [--methods a,b]
-       [--benchmarks split-digits,permuted-digits] [--epochs N] [--json FILE]
+       [--benchmarks split-digits,permuted-digits] [--seeds 0,1,2] [--epochs N] [--json FILE]
 
 Each backend runs in its own process with the run's defaults (`seql run --benchmark B --method
-M`, seed 0). Random streams differ between backends (initial weights, shuffles, buffers), so the
-numbers cannot be equal; issue 18's bar is every method's ACC within 0.03 of TensorFlow's.
-Prints a table of ACC per method and benchmark, each backend's largest gap to TensorFlow, and
-the methods over the bar.
+M --seed S`). Random streams differ between backends (initial weights, shuffles, buffers), so
+the numbers cannot be equal, and one seed says little: on permuted-digits the same backend's ACC
+moves by up to 0.06 from one seed to the next. So each cell is the mean over `--seeds`, shown
+with the spread of the seeds on TensorFlow; issue 18's bar is every method's mean ACC within
+0.03 of TensorFlow's. Prints the table, each backend's largest gap to TensorFlow, and the
+methods over the bar.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import importlib.util
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -35,12 +38,13 @@ def _worker(args) -> int:
 
     for benchmark in args.benchmarks.split(","):
         for method in args.methods.split(","):
-            spec = {"benchmark": benchmark, "method": method}
-            if args.epochs:
-                spec["epochs"] = args.epochs
-            results = run_experiment(RunConfig(**spec))
-            print(json.dumps({"benchmark": benchmark, "method": method,
-                              "acc": round(float(results.metrics["acc"]), 4)}), flush=True)
+            for seed in (int(s) for s in args.seeds.split(",")):
+                spec = {"benchmark": benchmark, "method": method, "seed": seed}
+                if args.epochs:
+                    spec["epochs"] = args.epochs
+                results = run_experiment(RunConfig(**spec))
+                print(json.dumps({"benchmark": benchmark, "method": method, "seed": seed,
+                                  "acc": round(float(results.metrics["acc"]), 4)}), flush=True)
     return 0
 
 
@@ -49,6 +53,7 @@ def main() -> int:
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--methods", default=None)
     parser.add_argument("--benchmarks", default=",".join(BENCHMARKS))
+    parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--json", default=None)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -57,12 +62,13 @@ def main() -> int:
         return _worker(args)
     methods = args.methods or ",".join(_methods())
     table: dict[str, dict] = {}
+    spread: dict[str, dict] = {}
     for backend in args.backends.split(","):
         if importlib.util.find_spec(backend) is None:
             print(f"{backend}: not installed")
             continue
         command = [sys.executable, os.path.abspath(__file__), "--worker", "--methods", methods,
-                   "--benchmarks", args.benchmarks]
+                   "--benchmarks", args.benchmarks, "--seeds", args.seeds]
         if args.epochs:
             command += ["--epochs", str(args.epochs)]
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -71,17 +77,25 @@ def main() -> int:
         if done.returncode != 0:
             print(f"{backend}: failed after {len(rows)} runs: "
                   f"{(done.stderr.strip().splitlines() or ['?'])[-1]}")
-        table[backend] = {(r["benchmark"], r["method"]): r["acc"] for r in rows}
+        runs: dict[tuple, list] = {}
+        for r in rows:
+            runs.setdefault((r["benchmark"], r["method"]), []).append(r["acc"])
+        table[backend] = {k: statistics.fmean(v) for k, v in runs.items()}
+        spread[backend] = {k: (max(v) - min(v)) for k, v in runs.items()}
         print(f"{backend}: {len(rows)} runs done", flush=True)
     backends = list(table)
-    print(f"{'benchmark':<16} {'method':<18} " + " ".join(f"{b:>10}" for b in backends))
+    print(f"mean ACC over seeds {args.seeds}; spread: max - min over the seeds on TensorFlow")
+    print(f"{'benchmark':<16} {'method':<18} " + " ".join(f"{b:>10}" for b in backends)
+          + f" {'spread':>8}")
     over = []
     for benchmark in args.benchmarks.split(","):
         for method in methods.split(","):
             key = (benchmark, method)
             cells = [table[b].get(key) for b in backends]
+            seeds_apart = spread.get("tensorflow", {}).get(key)
             print(f"{benchmark:<16} {method:<18} " + " ".join(
-                f"{c:10.3f}" if c is not None else f"{'-':>10}" for c in cells))
+                f"{c:10.3f}" if c is not None else f"{'-':>10}" for c in cells)
+                + (f" {seeds_apart:8.3f}" if seeds_apart is not None else f" {'-':>8}"))
             reference = table.get("tensorflow", {}).get(key)
             for b in backends:
                 value = table[b].get(key)

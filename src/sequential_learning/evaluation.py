@@ -28,6 +28,7 @@ from keras import tree
 
 from sequential_learning import backend
 from sequential_learning.pipeline import is_tf_dataset
+from sequential_learning.signature import CompiledSteps, test_step_signature
 
 
 class TaskEvaluator:
@@ -59,6 +60,8 @@ class TaskEvaluator:
         self._batches: list | None = None
         self._subset_batches: list | None = None
         self._owner: TaskEvaluator | None = None  # see share
+        # The run's compiled steps (see `compiled_test_step`), set by `share_evaluations`.
+        self.shared_steps: CompiledSteps | None = None
 
     def set_subset(self, size: int | None, seed: int = 0) -> None:
         """Evaluates on a fixed, seeded subset of `size` validation samples (None: all).
@@ -102,7 +105,8 @@ class TaskEvaluator:
         owner = self._owner or self
         model = owner.evaluation_model()
         if owner._eval_fn is None:
-            owner._eval_fn = compiled_test_step(model, self.task.active_classes)
+            owner._eval_fn = compiled_test_step(model, self.task.active_classes,
+                                                self.shared_steps)
         if self._batches is None:
             self._batches = list(self._validation_batches())
         batches = self._batches
@@ -227,7 +231,8 @@ def test_step(model: keras.Model, data: Any) -> dict:
     return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
 
-def compiled_test_step(model: keras.Model, active_classes: Any = None):
+def compiled_test_step(model: keras.Model, active_classes: Any = None,
+                       shared: CompiledSteps | None = None):
     """The model's test step compiled once for the running backend.
 
     TensorFlow: `tf.function` of the model's own `test_step` (the numbers as before). JAX:
@@ -237,6 +242,8 @@ def compiled_test_step(model: keras.Model, active_classes: Any = None):
     Args:
         model: a compiled Keras model.
         active_classes: a class-incremental stream's `ActiveClasses` (its masks are read), or None.
+        shared: the run's compiled steps (JAX: models that compute the same function of their
+            weights, the task-IL heads of one size, share one compilation); None: not shared.
 
     Returns:
         A function of one batch returning `{metric_name: value}`.
@@ -264,7 +271,10 @@ def compiled_test_step(model: keras.Model, active_classes: Any = None):
             found.setdefault(id(v), v)
         return list(found.values())
 
-    return backend.ops().compiled(lambda batch: test_step(model, batch), variables)
+    share = None
+    if shared is not None:
+        share = (shared.by_signature, test_step_signature(model))
+    return backend.ops().compiled(lambda batch: test_step(model, batch), variables, share)
 
 
 def evaluate_all(tasks: Sequence, full: bool = False) -> list[dict[str, float]]:

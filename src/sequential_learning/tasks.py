@@ -13,6 +13,7 @@ from sequential_learning.evaluation import TaskEvaluator
 from sequential_learning.importance.base import ImportanceEstimator
 from sequential_learning.importance.penalty import ConsolidationPenalty
 from sequential_learning.pipeline import array_dataset, check_dataset_backend, is_tf_dataset
+from sequential_learning.signature import CompiledSteps
 from sequential_learning.training import ContinualTrainer
 
 #: `(x, y)` NumPy arrays, or (on TensorFlow only) a `tf.data.Dataset` of `(x, y)` batches.
@@ -493,8 +494,10 @@ def share_evaluations(tasks: Sequence[SequentialTask]) -> None:
 
     Each task for which an earlier task has the same layers, shapes, loss and metrics
     (`same_step`) evaluates through the first such task's compiled `test_step` (one trace
-    instead of one per task, see `SequentialTask.share_evaluation`). The tasks are changed in
-    place.
+    instead of one per task, see `SequentialTask.share_evaluation`); on JAX the others share
+    one compilation among those whose models compute the same function of their weights (the
+    heads of one size of a task-incremental stream, `signature.test_step_signature`). The
+    tasks are changed in place.
 
     Args:
         tasks: the tasks of a stream, in order.
@@ -507,7 +510,9 @@ def share_evaluations(tasks: Sequence[SequentialTask]) -> None:
     share_evaluations(tasks)    # the tasks of a shared-head stream now trace one evaluation
     ```
     """
+    steps = CompiledSteps()
     for k, task in enumerate(tasks):
+        task.evaluator.shared_steps = steps
         same = next((t for t in tasks[:k] if same_step(t, task)), None)
         if same is not None:
             task.share_evaluation(same)

@@ -9,6 +9,7 @@ import keras
 
 from sequential_learning import backend
 from sequential_learning.optimizers import make_optimizer
+from sequential_learning.signature import CompiledSteps
 from sequential_learning.tasks import SequentialTask, same_step
 
 
@@ -39,6 +40,9 @@ class TrainerCache:
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self._previous: tuple[SequentialTask, keras.Model] | None = None
+        # Compiled train steps by signature, shared by the run's trainers (JAX: one
+        # compilation for every task whose step is the same computation, e.g. task-IL heads).
+        self.compiled_steps = CompiledSteps()
 
     def make_optimizer(self) -> keras.optimizers.Optimizer:
         """A fresh optimizer."""
@@ -72,6 +76,7 @@ class TrainerCache:
                 trainer = task.make_trainer(self.make_optimizer(), covered=manager.covered,
                                             plugins=plugins, routes=route_tasks,
                                             routed_data=routed_data)
+                trainer.shared_steps = self.compiled_steps
             self.remember(task, trainer)
         return trainer
 

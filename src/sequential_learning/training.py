@@ -29,6 +29,7 @@ from sequential_learning.importance.base import ImportanceEstimator
 from sequential_learning.importance.penalty import ConsolidationPenalty
 from sequential_learning.plugins.base import Plugin, Step, replica_share
 from sequential_learning.plugins.routing import Router
+from sequential_learning.signature import CompiledSteps, train_step_signature
 
 
 class ContinualTrainer(keras.Model):
@@ -121,6 +122,8 @@ class ContinualTrainer(keras.Model):
         # a constant). The routed tasks' heads are trained, the plugins' state is not.
         self.route_models = [t.model for t in self._router_tasks or []]
         self.plugin_variables = []
+        # The run's compiled train steps by signature (JAX): set by the manager's TrainerCache.
+        self.shared_steps: CompiledSteps | None = None
         if all(getattr(p, "built", True) for p in self.plugins):
             self.track_plugin_variables()
 
@@ -170,8 +173,14 @@ class ContinualTrainer(keras.Model):
     def make_train_function(self, force: bool = False):
         if self.train_function is not None and not force:
             return self.train_function
-        # JAX on an accelerator: many steps per compiled call (a scan); elsewhere Keras's own.
-        made = getattr(backend.ops(), "make_train_function", lambda trainer: None)(self)
+        # JAX: one compilation per step signature in a run (`shared_steps`, given by the
+        # manager's `TrainerCache`), many steps per compiled call on an accelerator (a scan);
+        # elsewhere Keras's own.
+        make = getattr(backend.ops(), "make_train_function", None)
+        shared = None
+        if make is not None and self.shared_steps is not None:
+            shared = (self.shared_steps.by_signature, train_step_signature(self))
+        made = None if make is None else make(self, shared)
         if made is None:
             return super().make_train_function(force)
         self.train_function = made

@@ -15,6 +15,7 @@ comes out through the gradient's aux and is assigned in the enclosing scope.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -209,7 +210,8 @@ def train_step(trainer, state, data) -> tuple[dict, tuple]:
     return logs, tuple(new_state)
 
 
-def compiled(fn: Callable, variables: Sequence | Callable[[], Sequence] = ()) -> Callable:
+def compiled(fn: Callable, variables: Sequence | Callable[[], Sequence] = (),
+             shared: tuple[dict, Any] | None = None) -> Callable:
     """`fn` compiled with `jax.jit`, reading the variables' current values at every call.
 
     A jitted function would otherwise compile the variables' values in as constants. The
@@ -219,9 +221,16 @@ def compiled(fn: Callable, variables: Sequence | Callable[[], Sequence] = ()) ->
     nothing is assigned, the outputs are dropped) before the compiled call, so every call,
     the first included, gives the compiled function's numbers.
 
+    With `shared = (cache, signature)` the compiled function is kept in `cache` under the
+    signature and the variables' shapes, and another `compiled` of a function that computes the
+    same (the same `signature`: another task's model with a head of the same size) reuses it
+    with its own variables' values: one compilation for both.
+
     Args:
         fn: a function of arrays that may read and assign Keras variables.
         variables: every Keras variable `fn` reads or assigns, or a function returning them.
+        shared: `(cache, signature)`: a dict the compiled function is shared through, and what
+            `fn` computes apart from the variables' values (None: nothing shared).
 
     Returns:
         A function with `fn`'s arguments and outputs.
@@ -233,7 +242,7 @@ def compiled(fn: Callable, variables: Sequence | Callable[[], Sequence] = ()) ->
     """
     growing = callable(variables)
     listed = variables if growing else (lambda fixed=list(variables): fixed)
-    jitted: dict[int, Callable] = {}
+    jitted: dict = {} if shared is None or shared[1] is None else shared[0]
     warm = [] if growing else [True]
 
     def make(variables):
@@ -252,7 +261,11 @@ def compiled(fn: Callable, variables: Sequence | Callable[[], Sequence] = ()) ->
             with StatelessScope():
                 fn(*args)
         variables = list(listed())
-        key = hash(tuple(id(v) for v in variables))
+        if shared is None or shared[1] is None:
+            key = tuple(id(v) for v in variables)
+        else:
+            key = ("compiled", shared[1],
+                   tuple((tuple(v.shape), str(v.dtype)) for v in variables))
         if key not in jitted:
             jitted[key] = make(variables)
         out, new = jitted[key]([v.value for v in variables], *args)
@@ -353,28 +366,32 @@ def scan_steps() -> bool:
     if scan_steps(): ...
     ```
     """
-    import os
-
     setting = os.environ.get("SEQL_JAX_SCAN")
     if setting is not None:
         return setting not in ("", "0", "false", "no")
     return jax.default_backend() != "cpu"
 
 
-def make_train_function(trainer) -> Callable | None:
-    """Keras's JAX train function with `steps_per_execution` steps as one `lax.scan`.
+def make_train_function(trainer, shared: tuple[dict, Any] | None = None) -> Callable | None:
+    """Keras's JAX train function, compiled once per step signature, scanning where it pays.
 
-    Each compiled call takes `steps_per_execution` batches stacked into one array and runs
-    them in a scan (the state carried), so the device runs many steps per launch. A short
-    last group (the end of an epoch) runs step by step through the same step function. The
-    numbers are those of Keras's own loop (the same step, the same order).
+    The compiled step is a pure function of the trainer's state, so trainers with the same
+    signature (`signature.train_step_signature`: the tasks of a task-incremental stream, a head
+    of the same size each) share it through `shared`: one compilation per stream instead of one
+    per task (`SEQL_JAX_SHARE=0` turns the sharing off). On an accelerator (`scan_steps`) each compiled call takes `steps_per_execution`
+    batches stacked into one array and runs them in a `lax.scan` (the state carried), so the
+    device runs many steps per launch; a short last group (the end of an epoch) runs step by
+    step through the same step function. The numbers are those of Keras's own loop (the same
+    step, the same order).
 
     Args:
-        trainer: a `ContinualTrainer` (compiled).
+        trainer: a `ContinualTrainer` (compiled and built).
+        shared: `(cache, signature)`: the run's compiled steps by signature, and this
+            trainer's step's (None, or a None signature: nothing shared).
 
     Returns:
-        The train function (`(state, iterator) -> (logs, state)`), or None where scanning is
-        off (`scan_steps`) or pointless (one step per execution, or not jit-compiled).
+        The train function (`(state, iterator) -> (logs, state)`), or None for Keras's own
+        (under a distribution, eagerly, or without jit compilation).
 
     Example:
     ```python
@@ -382,25 +399,36 @@ def make_train_function(trainer) -> Callable | None:
     ```
     """
     from keras import tree
+    from keras.distribution import distribution
 
-    steps = int(trainer.steps_per_execution)
-    if steps < 2 or not scan_steps() or trainer.run_eagerly or not trainer.jit_compile:
+    if trainer.run_eagerly or not trainer.jit_compile or distribution() is not None:
         return None
+    steps = int(trainer.steps_per_execution)
+    scan = steps > 1 and scan_steps()
+    key = cache = None
+    if shared is not None and shared[1] is not None \
+            and os.environ.get("SEQL_JAX_SHARE", "1") not in ("", "0"):
+        cache, key = shared[0], ("train", shared[1], scan)
+    if key is not None and key in cache:
+        single, many = cache[key]
+    else:
+        def one(state, data):
+            return train_step(trainer, state, data)
 
-    def one(state, data):
-        return train_step(trainer, state, data)
+        def stepped(state, stacked):
+            def body(carry, data):
+                logs, carry = one(carry, data)
+                return carry, logs
 
-    single = jax.jit(one, donate_argnums=0)
+            state, logs = jax.lax.scan(body, state, stacked)
+            return tree.map_structure(lambda t: t[-1], logs), state
 
-    def many(state, stacked):
-        def body(carry, data):
-            logs, carry = one(carry, data)
-            return carry, logs
-
-        state, logs = jax.lax.scan(body, state, stacked)
-        return tree.map_structure(lambda t: t[-1], logs), state
-
-    many = jax.jit(many, donate_argnums=0)
+        single = jax.jit(one, donate_argnums=0)
+        many = jax.jit(stepped, donate_argnums=0) if scan else None
+        if key is not None:
+            cache[key] = (single, many)
+    if not scan:
+        return trainer._make_function(single)
 
     def iterator_step(state, iterator):
         batches = [next(iterator)]

@@ -125,12 +125,13 @@ def train_step(trainer, data) -> dict:
     return trainer.continual_step(data)
 
 
-def compiled(fn: Callable, variables: Sequence = ()) -> Callable:
+def compiled(fn: Callable, variables: Sequence = (), shared: tuple | None = None) -> Callable:
     """`fn` compiled (`tf.function`, retracing only on new shapes).
 
     Args:
         fn: a function of tensors that may read and assign Keras variables.
         variables: the variables `fn` reads (used on JAX only).
+        shared: a cache and signature to share the compiled function through (JAX only).
 
     Returns:
         The compiled function.
@@ -140,7 +141,7 @@ def compiled(fn: Callable, variables: Sequence = ()) -> Callable:
     step = compiled(lambda x: model(x, training=False), model.variables)
     ```
     """
-    del variables
+    del variables, shared
     return tf.function(fn, reduce_retracing=True)
 
 

@@ -138,12 +138,13 @@ def train_step(trainer, data) -> dict:
     return trainer.continual_step(data)
 
 
-def compiled(fn: Callable, variables: Sequence = ()) -> Callable:
+def compiled(fn: Callable, variables: Sequence = (), shared: tuple | None = None) -> Callable:
     """`fn` itself: the torch backend runs eagerly.
 
     Args:
         fn: a function of tensors that may read and assign Keras variables.
         variables: the variables `fn` reads (used on JAX only).
+        shared: a cache and signature to share the compiled function through (JAX only).
 
     Returns:
         `fn`.
@@ -153,7 +154,7 @@ def compiled(fn: Callable, variables: Sequence = ()) -> Callable:
     step = compiled(lambda x: model(x, training=False), model.variables)
     ```
     """
-    del variables
+    del variables, shared
     return fn
 
 
