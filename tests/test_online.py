@@ -218,12 +218,38 @@ def test_curve_points_results_and_plot(tmp_path):
     assert (tmp_path / "stream_curve.png").stat().st_size > 1000
 
 
+class _Traces(Plugin):
+    """Counts the train step's traces (`extra_losses` runs once per trace; eagerly, per step)."""
+
+    name = "traces"
+
+    def __init__(self):
+        self.count = 0
+
+    def extra_losses(self, step):
+        self.count += 1
+        return {}
+
+
 def test_evaluation_points_do_not_change_training():
-    dense = _manager(eval_every_samples=8).train_all()  # after every batch
+    runs = {}
+    for every in (8, 1000):  # after every batch; at the tasks' ends only
+        traces = _Traces()
+        manager = _manager(method=["replay", traces], eval_every_samples=every)
+        results = manager.train_all()
+        evaluation = manager.tasks[0].evaluator._owner or manager.tasks[0].evaluator
+        count = getattr(evaluation._eval_fn, "experimental_get_tracing_count", lambda: None)()
+        runs[every] = results, traces.count, count
+    (dense, dense_traces, dense_evaluations), (sparse, sparse_traces, sparse_evaluations) = \
+        runs[8], runs[1000]
     assert len(dense.stream_curve["samples"]) == 1 + 3 * 8
-    sparse = _manager(eval_every_samples=1000).train_all()  # at the tasks' ends only
     assert len(sparse.stream_curve["samples"]) == 1 + 3
     np.testing.assert_allclose(dense.accuracy_matrix, sparse.accuracy_matrix, atol=1e-6)
+    np.testing.assert_allclose(dense.stream_curve["values"][8::8],
+                               sparse.stream_curve["values"][1:], atol=1e-6)
+    # Nothing is traced again for the points: the step's traces and the evaluation's.
+    assert dense_traces == sparse_traces
+    assert dense_evaluations == sparse_evaluations
 
 
 @pytest.mark.parametrize("boundaries", ["none", "blurry"])

@@ -58,6 +58,7 @@ from sequential_learning.rundir import RunDir
 REPORT_NAME = RunDir(".").report_html.name
 # Figures other commands may leave in a run directory, with their section titles.
 EXTRA_FIGURES = {
+    RunDir(".").stream_curve_png.name: "Online: accuracy against samples seen",
     "ablation.png": "Ablation (augment)",
     "drift.png": "Weight drift",
     RunDir(".").sweep_png.name: "λ sweep",
