@@ -27,6 +27,7 @@ from sequential_learning.plugins.registry import (
     BIC_VAL_FRACTION,
     DERPP_ALPHA,
     DERPP_BETA,
+    GEM_MARGIN,
     ICARL_TEMPERATURE,
     LWF_ALPHA,
     LWF_TEMPERATURE,
@@ -61,6 +62,7 @@ _EXPORTS = {
     "MIR": "mir",
     "XDER": "xder",
     "AGEM": "agem",
+    "GEM": "gem",
     "LearningWithoutForgetting": "lwf",
     "ICaRL": "icarl",
     "BiC": "bic",
@@ -138,6 +140,10 @@ register_method(
     "a-gem", _lazy("agem", "AGEM"),
     "averaged gradient episodic memory: the step's gradient projected so the loss on a "
     "memory batch does not rise", (MEMORY, MEMORY_BATCH), family="projection")
+register_method(
+    "gem", _lazy("gem", "GEM"),
+    "gradient episodic memory: the step's gradient projected (the paper's dual QP) so that no "
+    "earlier task's memory loss rises", (MEMORY, GEM_MARGIN), family="projection")
 register_method(
     "lwf", _lazy("lwf", "LearningWithoutForgetting"),
     "learning without forgetting: the previous model's outputs on the new data distilled "

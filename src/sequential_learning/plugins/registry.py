@@ -383,6 +383,10 @@ BIC_VAL_FRACTION = float_option("bic_val_fraction", 0.1, "share of each class's 
 BIC_EXEMPLARS = choice_option("bic_exemplars", "herding", "how BiC chooses each class's "
                               "training exemplars: herding (as iCaRL) or random",
                               ("herding", "random"))
+# GEM's margin: the lower bound on the dual variables, the authors' `memory_strength` (0.5 in
+# their code and Mammoth's).
+GEM_MARGIN = float_option("gem_margin", 0.5, "GEM's margin (memory strength): lower bound of "
+                          "the dual variables")
 
 _ALIASES = {
     "ewc": "fisher", "fisher-matrix": "fisher", "fisher_matrix": "fisher",
