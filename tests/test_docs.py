@@ -34,7 +34,7 @@ OWNED_MODULES = [
     "plugins.lwf", "plugins.reference", "plugins.replay", "plugins.routing",
     "plugins.icarl", "plugins.bic", "plugins.herding",
     "plugins.er_ace", "plugins.mir", "plugins.xder",
-    "plugins.gem",
+    "plugins.gem", "plugins.gdumb",
     "data.benchmarks", "data.dataset", "data.datasets", "data.errors",
     "data.function_approximation", "data.idx", "data.iris_features", "data.permuted",
     "data.rotated", "data.split", "data.stream", "data.formats", "data.formats.cifar",

@@ -63,6 +63,7 @@ _EXPORTS = {
     "XDER": "xder",
     "AGEM": "agem",
     "GEM": "gem",
+    "GDumb": "gdumb",
     "LearningWithoutForgetting": "lwf",
     "ICaRL": "icarl",
     "BiC": "bic",
@@ -144,6 +145,10 @@ register_method(
     "gem", _lazy("gem", "GEM"),
     "gradient episodic memory: the step's gradient projected (the paper's dual QP) so that no "
     "earlier task's memory loss rises", (MEMORY, GEM_MARGIN), family="projection")
+register_method(
+    "gdumb", _lazy("gdumb", "GDumb"),
+    "GDumb: a greedy class-balanced memory; the model retrained from scratch on it alone at "
+    "every task", (MEMORY,), family="replay")
 register_method(
     "lwf", _lazy("lwf", "LearningWithoutForgetting"),
     "learning without forgetting: the previous model's outputs on the new data distilled "
