@@ -29,7 +29,7 @@ OWNED_MODULES = [
     "backend.tensorflow", "backend.jax", "backend.torch",
     "importance.base", "importance.fisher", "importance.mas", "importance.modes",
     "importance.penalty", "importance.per_sample", "importance.simple",
-    "importance.synaptic_intelligence", "importance.trackers",
+    "importance.synaptic_intelligence", "importance.trackers", "importance.rwalk",
     "plugins.agem", "plugins.base", "plugins.buffer", "plugins.consolidation", "plugins.derpp",
     "plugins.lwf", "plugins.reference", "plugins.replay", "plugins.routing",
     "plugins.icarl", "plugins.bic", "plugins.herding",

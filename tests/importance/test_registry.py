@@ -28,11 +28,11 @@ from sequential_learning.tasks import tasks_from_benchmark
 pytestmark = pytest.mark.all_backends
 
 KEBAB = ["none", "weight-decay", "sign-flipping", "momentum-based", "weight-change", "fisher",
-         "mas", "si", "magnitude", "inverse-magnitude", "random"]
+         "mas", "si", "magnitude", "inverse-magnitude", "random", "rwalk"]
 TRACKERS = {"sign-flipping", "momentum-based", "weight-change"}
 LAMBDA = {"weight-decay": 1.0, "sign-flipping": 1.0, "momentum-based": 1.0, "weight-change": 1.0,
           "fisher": 100.0, "mas": 10.0, "si": 100.0, "magnitude": 10.0,
-          "inverse-magnitude": 0.1, "random": 1.0}
+          "inverse-magnitude": 0.1, "random": 1.0, "rwalk": 3.0}
 
 
 def test_every_method_is_registered_in_kebab_case():
@@ -52,7 +52,7 @@ def test_list_methods_prints_each_with_a_description(capsys):
              and not line.startswith("  options")]
     assert names[: len(KEBAB)] == KEBAB
     assert names[len(KEBAB):] == [
-        "replay", "derpp", "er-ace", "mir", "xder", "a-gem", "lwf", "icarl", "bic", "joint", "cumulative"]
+        "replay", "derpp", "er-ace", "mir", "xder", "a-gem", "gem", "gdumb", "lwf", "icarl", "bic", "joint", "cumulative"]
     for line in lines:
         name = line.split()[0]
         if name in KEBAB[1:]:
@@ -181,6 +181,7 @@ def test_each_method_brings_its_papers_penalty_mode():
 
     native = {m: default_penalty_mode(m) for m in KEBAB}
     assert native.pop("mas") == "online" and native.pop("si") == "online"
+    assert native.pop("rwalk") == "latest"
     assert set(native.values()) == {"separate"}
     config = RunConfig(method="si").validate()
     assert config.penalty_mode == "online" and config.defaults_used["penalty_mode"] == "method si"

@@ -46,12 +46,13 @@ _LAZY = {
     "WeightDecayImportance": "simple",
     "WeightMagnitudeImportance": "simple",
     "SynapticIntelligenceImportance": "synaptic_intelligence",
+    "RWalkImportance": "rwalk",
     "MomentumImportance": "trackers",
     "SignFlipImportance": "trackers",
     "WeightChangeImportance": "trackers",
 }
 _SUBMODULES = frozenset(
-    ("base", "fisher", "mas", "modes", "penalty", "per_sample", "simple",
+    ("base", "fisher", "mas", "modes", "penalty", "per_sample", "rwalk", "simple",
      "synaptic_intelligence", "trackers")
 )
 
@@ -100,6 +101,7 @@ class EWCMethod(enum.Enum):
     WEIGHT_MAGNITUDE = "magnitude"
     INVERSE_WEIGHT_MAGNITUDE = "inverse-magnitude"
     RANDOM = "random"
+    RWALK = "rwalk"
 
 
 # -- the options, each declared once (the EWC family's plugins and `seql` take them from here) --
@@ -107,9 +109,10 @@ class EWCMethod(enum.Enum):
 EWC_LAMBDA = float_option("ewc_lambda", None, "penalty strength lambda", flag="--lambda",
                           unset="the method's own")
 FISHER_SAMPLES = int_option("fisher_samples", 1000, "training inputs used to estimate importance")
-PENALTY_MODE = choice_option("penalty_mode", None, "separate terms per task, or online",
-                             PENALTY_MODES, unset="the method's own: online for mas and si, as "
-                             "their papers define them; separate otherwise")
+PENALTY_MODE = choice_option("penalty_mode", None, "separate terms per task, online, or latest "
+                             "(the latest task's importance only)",
+                             PENALTY_MODES, unset="the method's own: online for mas and si, "
+                             "latest for rwalk, as their papers define them; separate otherwise")
 GAMMA = float_option("gamma", 1.0, "online decay", strict=True, high=1.0)
 NORMALIZE_IMPORTANCE = bool_option("normalize_importance", False,
                                    "divide each task's importance by its maximum")
@@ -156,8 +159,9 @@ def register(
         description: one line, shown by `seql list methods`.
         options: the `Option`s the factory accepts (a plain name: an option without a check).
         penalty_mode: the penalty the method's paper defines, used when a run does not choose
-            one: `separate` (a term per task, EWC) or `online` (one cumulative Ω anchored at the
-            latest weights: MAS and SI, with γ = 1).
+            one: `separate` (a term per task, EWC), `online` (one cumulative Ω anchored at the
+            latest weights: MAS and SI, with γ = 1) or `latest` (the latest task's Ω only,
+            anchored at the latest weights: RWalk, whose Ω covers every task so far).
 
     Returns:
         None.
@@ -212,6 +216,9 @@ for _method, _class, _options, _mode, _description in (
      (INVERSE_MAGNITUDE_EPSILON,), "separate", "Omega = 1 / (|theta| + epsilon) (a control)"),
     (EWCMethod.RANDOM, "RandomImportance", (RANDOM_SEED,), "separate",
      "Omega ~ U(0, 1) per weight, seeded (a control)"),
+    (EWCMethod.RWALK, "RWalkImportance", (), "latest",
+     "Riemannian walk: EWC++'s running Fisher plus the averaged path-integral score, each "
+     "normalised; penalty latest"),
 ):
     register(_method, _built_in(_class, *_options), _description, _options, _mode)
 
@@ -268,17 +275,19 @@ def method_description(method: EWCMethod) -> str:
 
 
 def default_penalty_mode(method: EWCMethod | str) -> str:
-    """The penalty mode a method's paper defines (`separate` or `online`).
+    """The penalty mode a method's paper defines (`separate`, `online` or `latest`).
 
     EWC keeps a term per task (`separate`); MAS (Aljundi et al. 2018) and SI (Zenke et al. 2017)
     accumulate Ω over tasks and anchor it at the weights after the latest task, which is the
-    `online` mode with γ = 1. The other methods have no paper of their own and use `separate`.
+    `online` mode with γ = 1. RWalk (Chaudhry et al. 2018) keeps one Ω that already covers every
+    task so far, anchored at the latest weights: the `latest` mode. The other methods have no
+    paper of their own and use `separate`.
 
     Args:
         method: a member, or a name `parse_method` takes.
 
     Returns:
-        `"separate"` or `"online"`.
+        `"separate"`, `"online"` or `"latest"`.
 
     Raises:
         ValueError: an unknown or unregistered method.
@@ -364,6 +373,7 @@ __all__ = [
     "MomentumImportance",
     "NoImportance",
     "RandomImportance",
+    "RWalkImportance",
     "SignFlipImportance",
     "SynapticIntelligenceImportance",
     "WeightChangeImportance",

@@ -9,5 +9,6 @@ from __future__ import annotations
 #: How `FisherImportance` forms the Fisher information (see `importance.fisher`).
 FISHER_MODES = ("exact", "sampled", "empirical", "batch")
 
-#: How `ConsolidationPenalty` keeps Ω: a term per task, or one online sum (see `importance.penalty`).
-PENALTY_MODES = ("separate", "online")
+#: How `ConsolidationPenalty` keeps Ω: a term per task, one online sum, or the latest task's Ω
+#: only (see `importance.penalty`).
+PENALTY_MODES = ("separate", "online", "latest")

@@ -13,7 +13,8 @@ memory traffic, not arithmetic, so on TensorFlow this runs as one native kernel 
 array once (`sequential_learning.native`), or, where that kernel cannot be built, as
 TensorFlow's subtract, multiply, `l2_loss`, multiply, add (the op order the package always had).
 `online` mode (Schwarz et al. 2018) keeps Ω ← γ Ω + Ω_new and moves the anchor to the latest
-weights. Either way the state is one Ω and one anchor per covered variable: `keras.Variable`s
+weights; `latest` mode keeps Ω ← Ω_new, also anchored at the latest weights (for an estimator
+whose Ω already covers every task so far: RWalk). Either way the state is one Ω and one anchor per covered variable: `keras.Variable`s
 listed by `own_variables` (on JAX they go in and out of the stateless train step).
 """
 
@@ -39,7 +40,8 @@ class ConsolidationPenalty:
         variables: the covered variables (the shared base's, or every variable more than one
             task trains).
         ewc_lambda: λ, the penalty's strength (≥ 0).
-        mode: `separate` (per-task terms, folded) or `online` (γ-decayed single term).
+        mode: `separate` (per-task terms, folded), `online` (γ-decayed single term) or
+            `latest` (the latest Ω only).
         gamma: decay of the old importance in `online` mode, in (0, 1].
         normalize: divide each task's Ω by its maximum before folding it in.
 
@@ -121,6 +123,9 @@ class ConsolidationPenalty:
             a_old = _host(self.anchor[i]).astype(np.float64)
             if self.mode == "online":
                 o_sum = self.gamma * o_old + o_new
+                a_new = theta
+            elif self.mode == "latest":
+                o_sum = o_new
                 a_new = theta
             else:
                 o_sum = o_old + o_new
