@@ -407,22 +407,23 @@ def test_seq_cifar10_end_to_end_and_resume(tmp_path, capsys):
     np.testing.assert_array_equal(_matrix(copy), _matrix(run))
 
 
-def test_seq_cifar100_end_to_end(tmp_path):
-    # Ten tasks through `run_experiment` (what `seql run` calls) without a run folder: the
-    # folder's writer saves every finished task's model after every task (55 saves of the
-    # ResNet for ten tasks), which would be most of this test's time; seq-cifar10's run above
-    # goes through `seql run` with its folder.
-    from sequential_learning.experiment import run_experiment
-
+def test_seq_cifar100_end_to_end(tmp_path, capsys):
+    # Through `seql run` with two tasks of 50 classes (--classes-per-task 50): the benchmark's
+    # own ten tasks of ten are checked by test_seq_benchmarks_follow_mammoth and the config
+    # tests; ten tasks of training and evaluating the ResNet would be most of this file's time.
     write_cifar100(tmp_path / "cifar-100-binary", per_class_train=2, per_class_test=1)
-    config = make_config({"benchmark": "seq-cifar100", "data_dir": str(tmp_path),
-                          "method": "none", "epochs": 1, "resnet_width": 2, "batch_size": 8})
-    results = run_experiment(config.validate())
-    assert np.array(results.accuracy_matrix).shape == (10, 10)
-    info = results.config["benchmark_info"]
-    assert info["head_sizes"] == [100] * 10 and info["classes"][9] == list(range(90, 100))
-    assert (config.classes_per_task, config.learning_rate, config.optimizer) == (None, 0.03,
-                                                                                  "sgd")
+    run = tmp_path / "run"
+    assert main(["run", "--benchmark", "seq-cifar100", "--data-dir", str(tmp_path),
+                 "--method", "replay", "--memory", "20", "--classes-per-task", "50", *TINY,
+                 "--out", str(run)]) == 0, capsys.readouterr().err
+    results = json.loads((run / "results.json").read_text())
+    assert _matrix(run).shape == (2, 2)
+    config = results["config"]
+    assert config["benchmark_info"]["head_sizes"] == [100, 100]
+    assert config["benchmark_info"]["classes"][1] == list(range(50, 100))
+    assert config["benchmark_info"]["normalization"]["mean"] == list(CIFAR100_MEAN)
+    assert (config["learning_rate"], config["optimizer"], config["model"]) == (0.05, "sgd",
+                                                                               "resnet18")
 
 
 @pytest.mark.parametrize("case, argv, fragment", [
