@@ -177,6 +177,9 @@ def test_a_batch_larger_than_the_candidates_is_refused(setup_factory):
     with pytest.raises(ValueError, match="the batch size 8 is more than mir_candidates 5"):
         MIR(memory=20, mir_candidates=5).check(s.run)
     MIR(memory=20, memory_batch=5, mir_candidates=5).check(s.run)
+    with pytest.raises(ValueError, match="memory_batch: the batch size 8 is more than the "
+                                         "memory 6 "):
+        MIR(memory=6).check(s.run)
 
 
 def test_candidates_are_distinct_filled_slots_of_other_tasks():
@@ -216,3 +219,10 @@ def test_task_free_streams_take_every_stored_sample_as_a_candidate():
     trainer = tasks[0].make_trainer(keras.optimizers.SGD(0.1), covered=[], plugins=[plugin])
     logs = trainer.train_on_batch(x[:8], y[:8], return_dict=True)
     assert logs["mir_replay_loss"] > 0.0
+
+
+def test_default_candidates_are_five_per_replayed_sample_at_most_the_memory(setup_factory):
+    s = setup_factory(tasks=2, batch_size=8)
+    assert s.build(MIR(memory=100)).candidates == 40  # the authors' 50 for 10
+    assert s.build(MIR(memory=30)).candidates == 30
+    assert s.build(MIR(memory=100, memory_batch=4, mir_candidates=7)).candidates == 7

@@ -3,7 +3,8 @@
 Experience replay that replays the buffer samples the coming update would hurt most. Every step:
 
 1. draws `mir_candidates` distinct samples from the reservoir buffer, leaving out the samples of
-   the task in training (as the authors' code, `buffer.sample(subsample, exclude_task=task)`);
+   the task in training (as the authors' code, `buffer.sample(subsample, exclude_task=task)`;
+   by default 5 per replayed sample, the authors' 50 for 10, at most the whole memory);
 2. takes the gradient g of the incoming batch's loss and makes a virtual SGD step
    θ' = θ − lr · g (lr: the optimizer's learning rate);
 3. scores each candidate by its loss after the virtual step minus its loss now,
@@ -15,8 +16,8 @@ Experience replay that replays the buffer samples the coming update would hurt m
 Every sample is offered to the reservoir after the update, as `replay` does. During the first
 task every candidate belongs to the task in training, so nothing is replayed (the authors
 replay from the second task on). In a task-free stream (`--boundaries none` or `blurry`: one
-experience, no task to leave out) every stored sample is a candidate. Defaults as the paper's code: 50 candidates, the replayed batch
-the size of the incoming one. Mammoth has no MIR; Avalanche's plugin keeps a class-balanced buffer
+experience, no task to leave out) every stored sample is a candidate. The authors replay 10 samples per incoming batch of 10; here the
+replayed batch is the incoming one's size unless `memory_batch` says otherwise. Mammoth has no MIR; Avalanche's plugin keeps a class-balanced buffer
 and excludes the classes of the last batch instead of the current task.
 
 Everything runs inside the compiled step on every backend: g is the backend's `value_and_grad`
@@ -55,7 +56,8 @@ class MIR(Plugin):
         memory: samples the reservoir buffer holds, all tasks together.
         memory_batch: samples replayed per step (None: the task's batch size); at most
             `mir_candidates`.
-        mir_candidates: buffer samples scored per step.
+        mir_candidates: buffer samples scored per step (None: 5 × memory_batch, the
+            authors' ratio; at most the memory is scored).
         seed: seed of the buffer's draws (None: the run's seed).
 
     Logs `mir_replay_loss` (the replayed samples' mean loss) and `mir_interference` (their mean
@@ -72,25 +74,31 @@ class MIR(Plugin):
     log_names = ("mir_replay_loss", "mir_interference")
 
     def __init__(self, memory: int = MEMORY.default, memory_batch: int | None = None,
-                 mir_candidates: int = MIR_CANDIDATES.default, seed: int | None = None) -> None:
+                 mir_candidates: int | None = MIR_CANDIDATES.default,
+                 seed: int | None = None) -> None:
         MEMORY.validate(memory)
         MEMORY_BATCH.validate(memory_batch)
         MIR_CANDIDATES.validate(mir_candidates)
-        if memory_batch is not None and memory_batch > mir_candidates:
+        if None not in (memory_batch, mir_candidates) and memory_batch > mir_candidates:
             raise ValueError(f"memory_batch: {memory_batch} is more than mir_candidates "
                              f"{mir_candidates}; expected at most the candidates scored")
         self.memory = int(memory)
         self.memory_batch = memory_batch
-        self.candidates = int(mir_candidates)
+        self.mir_candidates = mir_candidates
         self.seed = seed
 
     def check(self, run: Run) -> None:
         super().check(run)
         check_memory_fits(self.name, self.memory, run)
         batch = int(self.memory_batch or run.tasks[0].batch_size)
-        if batch > self.candidates:
-            raise ValueError(f"memory_batch: the batch size {batch} is more than mir_candidates "
-                             f"{self.candidates}; set --memory-batch or raise --mir-candidates")
+        what = "" if self.memory_batch else "the batch size "
+        if self.mir_candidates is not None and batch > self.mir_candidates:
+            raise ValueError(f"memory_batch: {what}{batch} is more than mir_candidates "
+                             f"{self.mir_candidates}; set --memory-batch or raise "
+                             "--mir-candidates")
+        if batch > self.memory:
+            raise ValueError(f"memory_batch: {what}{batch} is more than the memory {self.memory} "
+                             "(mir replays distinct stored samples); set --memory-batch")
 
     def build(self, run: Run) -> None:
         seed = run.seed if self.seed is None else self.seed
@@ -99,6 +107,7 @@ class MIR(Plugin):
         self.buffer.build()
         self.current_task = keras.Variable(0, dtype="int32", trainable=False, name="mir_task")
         self.batch = int(self.memory_batch or run.tasks[0].batch_size)
+        self.candidates = min(int(self.mir_candidates or 5 * self.batch), self.memory)
         self.task_free = getattr(run, "boundaries", "tasks") != "tasks"
 
     def variables(self) -> list:

@@ -360,9 +360,11 @@ REPLAY_POLICY = choice_option("replay_policy", "reservoir", "reservoir (every sa
 # beta 1 gave ACC 0.79-0.80, alpha 0.1 beta 1 0.78-0.79 (replay 0.76).
 DERPP_ALPHA = float_option("derpp_alpha", 0.3, "weight of matching the stored logits")
 DERPP_BETA = float_option("derpp_beta", 1.0, "weight of the replayed labels' loss")
-# MIR: the authors' code scores 50 candidates (--subsample 50).
-MIR_CANDIDATES = int_option("mir_candidates", 50, "buffer samples scored per step; the "
-                            "memory_batch most interfered are replayed")
+# MIR: the authors' code scores 50 candidates for a replayed batch of 10 (--subsample 50,
+# --buffer_batch_size 10); by default the same ratio, 5 per replayed sample.
+MIR_CANDIDATES = int_option("mir_candidates", None, "buffer samples scored per step; the "
+                            "memory_batch most interfered are replayed", none=True,
+                            unset="5 x memory_batch, at most the memory")
 # X-DER: Mammoth's xder_ce defaults (--gamma 0.85, --constr_margin 0.3, --constr_eta 0.01).
 XDER_GAMMA = float_option("xder_gamma", 0.85, "logit update: no transplanted logit above gamma "
                           "times the stored target logit", strict=True, high=1.0)
