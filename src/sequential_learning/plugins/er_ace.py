@@ -19,6 +19,9 @@ is trained. In a task-free stream (`--boundaries none` or `blurry`: one experien
 and the replay run from the first step, as Mammoth's `--task_free`. With a head per task (task-incremental) the mask is the classes
 present within the training task's head, and buffer samples go through their own task's head.
 
+Measured on class-incremental split Fashion-MNIST (memory 500): ACC 0.795 against replay's 0.775
+(2 epochs, batch 128), and 0.801 online (`--epochs 1 --batch-size 10`; fine-tuning 0.199).
+
 The step's task loss is computed by the trainer; the asymmetric loss takes its place through the
 extra loss `ace_shift` = (masked CE − task CE) over the incoming batch, so the differentiated total
 is the masked CE plus the replayed loss (`base_loss + ace_shift` is the asymmetric loss).

@@ -20,6 +20,10 @@ experience, no task to leave out) every stored sample is a candidate. The author
 replayed batch is the incoming one's size unless `memory_batch` says otherwise. Mammoth has no MIR; Avalanche's plugin keeps a class-balanced buffer
 and excludes the classes of the last batch instead of the current task.
 
+Measured on class-incremental split Fashion-MNIST (memory 500): ACC 0.753 (replay 0.775) at 2
+epochs, batch 128 and 500 candidates; 0.769 online (`--epochs 1 --batch-size 10`, 50 candidates;
+replay 0.761).
+
 Everything runs inside the compiled step on every backend: g is the backend's `value_and_grad`
 of the incoming batch's loss, θ' is used through a `keras.StatelessScope` (as Keras's
 `stateless_call`; every routed model's weights mapped) and the selection is `ops.top_k`. Where

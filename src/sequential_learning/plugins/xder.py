@@ -34,6 +34,14 @@ not label // classes per task). The weights α and β are DER++'s options (`derp
 `derpp_beta`), γ, m and η are `xder_gamma`, `xder_margin` and `xder_eta` (Mammoth's `--gamma`,
 `--constr_margin`, `--constr_eta`, same defaults as its `xder_ce`).
 
+Measured on class-incremental split Fashion-MNIST (`seql run --benchmark split-fashion-mnist
+--scenario class --method xder --memory 500`: MLP, 2 epochs, batch 128): ACC 0.725 (DER++ 0.795),
+with a weak diagonal (the task just trained 0.71, 0.56, 0.01, 0.40 from the second on) that later
+tasks repair (BWT +0.24): the incoming batch's loss never sets the present classes against the
+earlier ones, which only the buffer's rescaled logits do once the task's samples are stored; with
+the constraint off (`--xder-eta 0`) ACC 0.736, so that is the present-head loss's doing, not the
+constraint's. Mammoth's X-DER prepares the future heads with SupCon or RPC, not reproduced here.
+
 X-DER is a class-incremental method: its logit updates and constraint are about one head over
 every class. A stream with a head per task (task-incremental) or one head reused by every task
 (domain-incremental) is refused with one line: there DER++ (`derpp`) is what remains of it. So is
