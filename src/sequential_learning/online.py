@@ -17,14 +17,21 @@ boundaries announced, hidden or blurred (the manager's side; the stream's order 
   back after the evaluation, so the epoch's training logs are unchanged. The steps per compiled
   call are cut to a divisor of the interval (in batches), so that every point ends a call.
   The curve (`Results.stream_curve`: samples seen, each task's metric, the mean over the tasks
-  seen so far and over all) goes to `results.json` and `stream_curve.png`;
+  seen so far and over all) goes to `results.json` and `stream_curve.png`. Measured (online
+  DER++ on class-incremental split Fashion-MNIST, TensorFlow, on a shared 2-core machine): 51
+  points or only the 6 at the tasks' ends give the same ACC to the last digit, the same two
+  traces of the evaluation, and training times within the machine's noise (32-40 s against
+  43-48 s); the 51 evaluations of 5 x 2000 validation samples take 8-10 s;
 * **boundaries** (`tasks`, `none`, `blurry`): with `tasks` each task is an experience, as
   offline. With `none` or `blurry` the stream is **task-free**: the methods see one experience
   (index 0; `before_training_exp` before the first sample, `after_training_exp` and
   `after_training_epoch` after the last), one trainer and one optimizer state for the whole
   stream (never reset at a hidden boundary). The evaluation still uses every task's
   validation set, and row k of the accuracy matrix is measured where task k's samples end
-  (`StreamPlan.segments`), so ACC, BWT and forgetting mean what they mean offline.
+  (`StreamPlan.segments`), so ACC, BWT and forgetting mean what they mean offline. `none` is
+  Avalanche's online stream without access to task boundaries (`split_online_stream` with
+  `access_task_boundaries=False`); `blurry` blends neighbouring tasks (a smooth drift, not
+  Mammoth's MNIST-360, which rotates digits).
 
 Methods whose learning happens at a task boundary declare it (`Plugin.needs_boundaries`: the
 EWC family's importance and consolidation, LwF's teacher, A-GEM's memory fill, `replay`'s
@@ -38,7 +45,8 @@ Class-incremental task-free streams train without masking unseen classes (the co
 `class_masking` is turned off for them): the head covers every class from the first sample, as
 Mammoth's general-continual setting and Avalanche's online scenarios with a fixed head do.
 Masking "the classes seen so far" would need the mask updated inside the step before the loss,
-per sample, which Mammoth does not do either.
+per sample, which Mammoth does not do either. (Tasks built with masks keep them all off in a
+task-free stream: the manager never calls `ActiveClasses.begin_task` there.)
 
 Resume: a task-free run is checkpointed at the end of every task's segment, with the optimizer's
 state (`OptimizerState`) beside the plugins'; the stream's order depends only on the seed, so a

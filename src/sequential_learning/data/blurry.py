@@ -16,11 +16,12 @@ stream is evaluated:
   1, and the counts stay exact: the window's positions are paired as `(j, w − 1 − j)` for
   `j < w/2`, and one draw `u_j ~ U[0, 1)` per pair puts task k+1's sample at the later position
   `w − 1 − j` when `u_j < (w − j − 0.5) / w`, else at the earlier position `j`. Outside the
-  windows the stream is the nominal task. This is the gradual task switch of the task-free
-  literature (Aljundi et al. 2019, "Task-free continual learning"; Zeno et al. 2018, "Task
-  agnostic continual learning using online variational Bayes"); it is not Bang et al.'s
-  (2021) "Blurry-M" split, where a fixed share of each task's samples come from the other
-  tasks' classes throughout.
+  windows the stream is the nominal task. This is a gradual task switch with a linear ramp,
+  as the smooth transitions of the task-agnostic streams of Zeno et al. (2018, "Task agnostic
+  continual learning using online variational Bayes"), in the task-free setting of Aljundi et
+  al. (2019, "Task-free continual learning"). It is not Bang et al.'s (2021, Rainbow Memory)
+  "Blurry-M" split, where a fixed share of each task's samples come from other tasks' classes
+  throughout the task.
 
 The random draws come from `numpy.random.default_rng(seed)`, in this order: one permutation of
 each task's samples (tasks in order), then the `w/2` draws of each boundary (boundaries in
