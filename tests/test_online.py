@@ -290,6 +290,9 @@ def test_blurry_segments_stream_the_planned_samples():
     ("lwf", "lwf: needs task boundaries (it takes the previous task's model"),
     ("a-gem", "a-gem: needs task boundaries (it fills its episodic memory"),
     ("cumulative", "cumulative: needs task boundaries"),
+    ("gem", "gem: needs task boundaries (it fills each task's episodic memory"),
+    ("gdumb", "gdumb: needs task boundaries (it retrains the model from scratch"),
+    ("rwalk", "rwalk: needs task boundaries (its importance"),
     ({"name": "replay", "replay_policy": "balanced"}, "replay: needs task boundaries"),
 ])
 def test_boundary_methods_are_refused_in_a_task_free_stream(method, words):

@@ -111,6 +111,8 @@ class GDumb(Plugin):
 
     name = "gdumb"
     family = "replay"
+    needs_boundaries = True
+    boundary_use = "it retrains the model from scratch on its memory when a task starts"
     task_types = ("classification",)
 
     def __init__(self, memory: int = MEMORY.default, seed: int | None = None) -> None:

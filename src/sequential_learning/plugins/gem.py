@@ -76,6 +76,8 @@ class GEM(Plugin):
     name = "gem"
     family = "projection"
     log_names = ("projected",)
+    needs_boundaries = True
+    boundary_use = "it fills each task's episodic memory when the task ends"
 
     def __init__(self, memory: int = MEMORY.default, gem_margin: float = GEM_MARGIN.default,
                  seed: int | None = None) -> None:
