@@ -25,7 +25,7 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 OWNED_MODULES = [
     "metrics", "models", "augmentation", "class_incremental", "sweep", "distribute",
     "optimizers", "_tf",
-    "native", "native.fused_optimizers", "graph", "seeds", "continual_model", "backend",
+    "native", "native.fused_optimizers", "graph", "seeds", "continual_model", "signature", "backend",
     "backend.tensorflow", "backend.jax", "backend.torch",
     "importance.base", "importance.fisher", "importance.mas", "importance.modes",
     "importance.penalty", "importance.per_sample", "importance.simple",

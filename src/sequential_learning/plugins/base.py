@@ -22,6 +22,11 @@ host sync, and run on every Keras backend). Avalanche's hook names, in the order
 * `after_training_exp(exp)`: after a task's training (importance, consolidation, buffer fill).
 * `state()` / `load_state(state)`: NumPy arrays, checkpointed with the rest (no pickle).
 
+What the in-graph hooks read from Python attributes is traced into the compiled step, and on JAX
+one compiled step serves every task whose trainer has the same signature (the task-incremental
+heads of one size: `sequential_learning.signature`): state that changes from task to task must
+live in variables (`replay`'s task id is a `keras.Variable`, not a Python int).
+
 Example:
 ```python
 class CountSteps(Plugin):
