@@ -411,7 +411,7 @@ def test_seq_cifar100_end_to_end(tmp_path, capsys):
     # Through `seql run` with two tasks of 50 classes (--classes-per-task 50): the benchmark's
     # own ten tasks of ten are checked by test_seq_benchmarks_follow_mammoth and the config
     # tests; ten tasks of training and evaluating the ResNet would be most of this file's time.
-    write_cifar100(tmp_path / "cifar-100-binary", per_class_train=2, per_class_test=1)
+    write_cifar100(tmp_path / "cifar-100-binary", per_class_train=1, per_class_test=1)
     run = tmp_path / "run"
     assert main(["run", "--benchmark", "seq-cifar100", "--data-dir", str(tmp_path),
                  "--method", "replay", "--memory", "20", "--classes-per-task", "50", *TINY,
