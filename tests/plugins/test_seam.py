@@ -163,8 +163,18 @@ def test_hooks_run_when_their_names_say(setup_factory, tmp_path):
     assert int(state["1.recorder.steps"]) == sum(2 * -(-n // 16) for n in sizes[:2])
 
 
-def test_a_users_method_by_name_and_in_combinations(setup_factory):
-    register_method("recorder-test", lambda: Recorder(), "records hooks (a test)", replace=True)
+@pytest.fixture
+def registered(monkeypatch):
+    """`register_method` for one test: the registry is restored afterwards (other tests list
+    the built-in methods)."""
+    from sequential_learning.plugins import registry
+
+    monkeypatch.setattr(registry, "_METHODS", dict(registry._METHODS))
+    return register_method
+
+
+def test_a_users_method_by_name_and_in_combinations(setup_factory, registered):
+    registered("recorder-test", lambda: Recorder(), "records hooks (a test)", replace=True)
     s, _ = _domain_tasks(setup_factory, tasks=2)
     manager = SequentialLearningManager(s.base, s.tasks, method="replay+recorder-test",
                                         epochs=1, method_options={"memory": 40})
@@ -237,7 +247,7 @@ def test_shared_head_tasks_reuse_one_trainer_with_the_plugins_numbers(setup_fact
     assert np.all(runs[0].train_history["logit_loss"][1:] > 0)  # the buffer was in use
 
 
-def test_methods_from_an_installed_packages_entry_point(tmp_path, monkeypatch):
+def test_methods_from_an_installed_packages_entry_point(tmp_path, monkeypatch, registered):
     """A package registers its methods from an entry point: `--method` then knows them."""
     from sequential_learning.plugins import registry
 
