@@ -370,6 +370,10 @@ def _matrix(run) -> np.ndarray:
     return np.array(json.loads((run / "results.json").read_text())["accuracy_matrix"])
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="the five-task ResNet stream costs minutes on JAX and torch; "
+                           "test_seq_cifar100_end_to_end runs the protocol on every backend")
 def test_seq_cifar10_end_to_end_and_resume(tmp_path, capsys):
     data = write_cifar10(tmp_path / "cifar-10-batches-bin")
     run = tmp_path / "run"
