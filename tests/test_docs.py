@@ -31,7 +31,7 @@ OWNED_MODULES = [
     "importance.penalty", "importance.per_sample", "importance.simple",
     "importance.synaptic_intelligence", "importance.trackers", "importance.rwalk",
     "plugins.agem", "plugins.base", "plugins.buffer", "plugins.consolidation", "plugins.derpp",
-    "plugins.lwf", "plugins.reference", "plugins.replay", "plugins.routing",
+    "plugins.lwf", "plugins.reference", "plugins.rehearsal", "plugins.replay", "plugins.routing",
     "plugins.icarl", "plugins.bic", "plugins.herding",
     "plugins.er_ace", "plugins.mir", "plugins.xder",
     "plugins.gem", "plugins.gdumb",

@@ -18,16 +18,16 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-import numpy as np
 from keras import ops
 
-from sequential_learning.plugins.base import Experience, Plugin, Run, Step, replica_share
+from sequential_learning.plugins.base import Experience, Run, Step, replica_share
 from sequential_learning.plugins.buffer import MemoryBuffer, buffer_for
 from sequential_learning.plugins.registry import DERPP_ALPHA, DERPP_BETA, MEMORY, MEMORY_BATCH
+from sequential_learning.plugins.rehearsal import RehearsalPlugin
 from sequential_learning.plugins.replay import check_memory_fits
 
 
-class DERPlusPlus(Plugin):
+class DERPlusPlus(RehearsalPlugin):
     """Dark experience replay++: stored logits matched (α) and labels replayed (β).
 
     Args:
@@ -72,16 +72,6 @@ class DERPlusPlus(Plugin):
         self.current_task = keras.Variable(0, dtype="int32", trainable=False, name="derpp_task")
         self.batch = int(self.memory_batch or run.tasks[0].batch_size)
 
-    def variables(self) -> list:
-        """The buffer's variables (its seed generator's state included) and the task id."""
-        return [*self.buffer.variables(), self.current_task]
-
-    def routed_tasks(self, exp: Experience) -> int:
-        return exp.index + 1
-
-    def before_training_exp(self, exp: Experience) -> None:
-        self.current_task.assign(exp.index)
-
     def after_training_exp(self, exp: Experience) -> None:
         exp.summary["replay_buffer"] = self.buffer.composition()
 
@@ -98,11 +88,6 @@ class DERPlusPlus(Plugin):
         logits = ops.stop_gradient(ops.cast(step.y_pred, "float32"))
         self.buffer.reservoir_add(step.x, step.y, self.current_task, logits)
 
-    def state(self) -> dict[str, np.ndarray]:
-        return self.buffer.state()
-
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
-        self.buffer.load_state(state)
 
     def describe(self) -> dict:
         return {"memory": self.memory, "memory_batch": self.batch, "derpp_alpha": self.alpha,

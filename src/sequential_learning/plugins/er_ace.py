@@ -32,13 +32,11 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-import numpy as np
 from keras import ops
 
 from sequential_learning.class_incremental import mask_outputs
 from sequential_learning.plugins.base import (
     Experience,
-    Plugin,
     Run,
     Step,
     mean_over_batch,
@@ -47,10 +45,11 @@ from sequential_learning.plugins.base import (
 )
 from sequential_learning.plugins.buffer import MemoryBuffer, buffer_for
 from sequential_learning.plugins.registry import MEMORY, MEMORY_BATCH
+from sequential_learning.plugins.rehearsal import RehearsalPlugin
 from sequential_learning.plugins.replay import check_memory_fits
 
 
-class ERACE(Plugin):
+class ERACE(RehearsalPlugin):
     """Experience replay with the asymmetric cross-entropy (ER-ACE).
 
     Args:
@@ -99,13 +98,10 @@ class ERACE(Plugin):
     def variables(self) -> list:
         """The buffer's variables (its seed generator's state included), the task id and the
         switch that is off during the first task."""
-        return [*self.buffer.variables(), self.current_task, self.on]
-
-    def routed_tasks(self, exp: Experience) -> int:
-        return exp.index + 1
+        return [*super().variables(), self.on]
 
     def before_training_exp(self, exp: Experience) -> None:
-        self.current_task.assign(exp.index)
+        super().before_training_exp(exp)
         self.on.assign(1.0 if exp.index > 0 or self.task_free else 0.0)
 
     def after_training_exp(self, exp: Experience) -> None:
@@ -122,11 +118,6 @@ class ERACE(Plugin):
     def after_update(self, step: Step) -> None:
         self.buffer.reservoir_add(step.x, step.y, self.current_task)
 
-    def state(self) -> dict[str, np.ndarray]:
-        return self.buffer.state()
-
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
-        self.buffer.load_state(state)
 
     def describe(self) -> dict:
         return {"memory": self.memory, "memory_batch": self.batch}

@@ -42,9 +42,10 @@ import numpy as np
 from keras import ops
 
 from sequential_learning import backend
-from sequential_learning.plugins.base import Experience, Plugin, Run, Step
+from sequential_learning.plugins.base import Experience, Run, Step
 from sequential_learning.plugins.buffer import MemoryBuffer, buffer_for
 from sequential_learning.plugins.registry import GEM_MARGIN, MEMORY
+from sequential_learning.plugins.rehearsal import RehearsalPlugin
 from sequential_learning.plugins.replay import check_memory_fits
 
 #: Up to this many constraints the dual QP is solved by trying every active set (2^n small
@@ -56,7 +57,7 @@ SWEEPS = 500
 EPSILON = 1e-3
 
 
-class GEM(Plugin):
+class GEM(RehearsalPlugin):
     """Gradient episodic memory: the gradient projected so no earlier task's memory loss rises.
 
     Args:
@@ -104,16 +105,6 @@ class GEM(Plugin):
                                                seed=self._seed + 4, name="gem")
         self.buffer.build()
         self.current_task = keras.Variable(0, dtype="int32", trainable=False, name="gem_task")
-
-    def variables(self) -> list:
-        """The memory's variables and the training task's index."""
-        return [*self.buffer.variables(), self.current_task]
-
-    def routed_tasks(self, exp: Experience) -> int:
-        return exp.index + 1
-
-    def before_training_exp(self, exp: Experience) -> None:
-        self.current_task.assign(exp.index)
 
     def after_training_exp(self, exp: Experience) -> None:
         x, y = exp.task.sample(self.per_task, seed=self._seed + 7 * exp.index + 6)
@@ -186,11 +177,6 @@ class GEM(Plugin):
         step.log("projected", flag)
         return list(out)
 
-    def state(self) -> dict[str, np.ndarray]:
-        return self.buffer.state()
-
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
-        self.buffer.load_state(state)
 
     def describe(self) -> dict:
         return {"memory": self.memory, "memory_per_task": self.per_task,

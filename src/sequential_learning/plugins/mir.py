@@ -35,13 +35,11 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-import numpy as np
 from keras import ops
 
 from sequential_learning import backend
 from sequential_learning.plugins.base import (
     Experience,
-    Plugin,
     Run,
     Step,
     per_sample_loss,
@@ -49,11 +47,12 @@ from sequential_learning.plugins.base import (
 )
 from sequential_learning.plugins.buffer import MemoryBuffer, buffer_for
 from sequential_learning.plugins.registry import MEMORY, MEMORY_BATCH, MIR_CANDIDATES
+from sequential_learning.plugins.rehearsal import RehearsalPlugin
 from sequential_learning.plugins.replay import check_memory_fits
 from sequential_learning.plugins.routing import select
 
 
-class MIR(Plugin):
+class MIR(RehearsalPlugin):
     """Maximally interfered retrieval: replay the candidates a virtual update hurts most.
 
     Args:
@@ -114,16 +113,6 @@ class MIR(Plugin):
         self.candidates = min(int(self.mir_candidates or 5 * self.batch), self.memory)
         self.task_free = getattr(run, "boundaries", "tasks") != "tasks"
 
-    def variables(self) -> list:
-        """The buffer's variables (its seed generator's state included) and the task id."""
-        return [*self.buffer.variables(), self.current_task]
-
-    def routed_tasks(self, exp: Experience) -> int:
-        return exp.index + 1
-
-    def before_training_exp(self, exp: Experience) -> None:
-        self.current_task.assign(exp.index)
-
     def after_training_exp(self, exp: Experience) -> None:
         exp.summary["replay_buffer"] = self.buffer.composition()
 
@@ -145,11 +134,6 @@ class MIR(Plugin):
     def after_update(self, step: Step) -> None:
         self.buffer.reservoir_add(step.x, step.y, self.current_task)
 
-    def state(self) -> dict[str, np.ndarray]:
-        return self.buffer.state()
-
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
-        self.buffer.load_state(state)
 
     def describe(self) -> dict:
         return {"memory": self.memory, "memory_batch": self.batch,

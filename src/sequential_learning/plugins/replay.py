@@ -22,12 +22,13 @@ from typing import Any
 import keras
 import numpy as np
 
-from sequential_learning.plugins.base import Experience, Plugin, Run, Step
+from sequential_learning.plugins.base import Experience, Run, Step
 from sequential_learning.plugins.buffer import MemoryBuffer, buffer_for
 from sequential_learning.plugins.registry import MEMORY, MEMORY_BATCH, REPLAY_POLICY
+from sequential_learning.plugins.rehearsal import RehearsalPlugin
 
 
-class ExperienceReplay(Plugin):
+class ExperienceReplay(RehearsalPlugin):
     """Experience replay with a reservoir or class-balanced buffer.
 
     Args:
@@ -79,16 +80,6 @@ class ExperienceReplay(Plugin):
         self.batch = int(self.memory_batch or run.tasks[0].batch_size)
         self._seed = seed
 
-    def variables(self) -> list:
-        """The buffer's variables (its seed generator's state included) and the task id."""
-        return [*self.buffer.variables(), self.current_task]
-
-    def routed_tasks(self, exp: Experience) -> int:
-        return exp.index + 1
-
-    def before_training_exp(self, exp: Experience) -> None:
-        self.current_task.assign(exp.index)
-
     def after_training_exp(self, exp: Experience) -> None:
         if self.policy == "balanced":
             x, y = (np.asarray(a) for a in exp.task.train_data)
@@ -104,11 +95,6 @@ class ExperienceReplay(Plugin):
         if self.policy == "reservoir":
             self.buffer.reservoir_add(step.x, step.y, self.current_task)
 
-    def state(self) -> dict[str, np.ndarray]:
-        return self.buffer.state()
-
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
-        self.buffer.load_state(state)
 
     def describe(self) -> dict:
         return {"memory": self.memory, "memory_batch": self.batch, "replay_policy": self.policy}

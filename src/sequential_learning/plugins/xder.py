@@ -60,7 +60,6 @@ from sequential_learning import backend
 from sequential_learning.class_incremental import mask_outputs
 from sequential_learning.plugins.base import (
     Experience,
-    Plugin,
     Run,
     Step,
     per_sample_loss,
@@ -77,13 +76,14 @@ from sequential_learning.plugins.registry import (
     XDER_GAMMA,
     XDER_MARGIN,
 )
+from sequential_learning.plugins.rehearsal import RehearsalPlugin
 from sequential_learning.plugins.replay import check_memory_fits
 from sequential_learning.saved_state import state_array
 
 _LOW = -1e9  # a logit below every real one: outside a head's classes
 
 
-class XDER(Plugin):
+class XDER(RehearsalPlugin):
     """eXtended DER (X-DER) for class-incremental streams (see the module docstring).
 
     Args:
@@ -169,13 +169,7 @@ class XDER(Plugin):
     def variables(self) -> list:
         """The buffer's variables (its seed generator's state included), the task id and the
         per-slot update counter."""
-        return [*self.buffer.variables(), self.current_task, self.counter]
-
-    def routed_tasks(self, exp: Experience) -> int:
-        return exp.index + 1
-
-    def before_training_exp(self, exp: Experience) -> None:
-        self.current_task.assign(exp.index)
+        return [*super().variables(), self.counter]
 
     # -- in the step -----------------------------------------------------------------------------
     def _masks(self) -> tuple[Any, Any, Any, Any]:
