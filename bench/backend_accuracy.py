@@ -2,6 +2,7 @@
 
 Usage: python bench/backend_accuracy.py [--backends tensorflow,jax,torch] [--methods a,b]
        [--benchmarks split-digits,permuted-digits] [--seeds 0,1,2] [--epochs N] [--json FILE]
+       [--same-start]
 
 Each backend runs in its own process with the run's defaults (`seql run --benchmark B --method
 M --seed S`). Random streams differ between backends (initial weights, shuffles, buffers), so
@@ -10,6 +11,13 @@ moves by up to 0.06 from one seed to the next. So each cell is the mean over `--
 with the spread of the seeds on TensorFlow; issue 18's bar is every method's mean ACC within
 0.03 of TensorFlow's. Prints the table, each backend's largest gap to TensorFlow, and the
 methods over the bar.
+
+`--same-start` takes the seed noise out: every backend starts from the same initial weights
+(drawn with NumPy from the seed, Glorot-uniform kernels and zero biases) and sees the same batches
+in the same order (the NumPy pipeline, `pipeline.ArrayBatches`, on TensorFlow too, instead of
+`tf.data`'s shuffle). The backends then follow the same trajectory up to float rounding, so a gap
+over a few thousandths points at the backend's code, not at a seed. (Buffers and other in-graph
+random draws still use each backend's own generator.)
 """
 
 from __future__ import annotations
@@ -32,9 +40,43 @@ def _methods() -> list[str]:
     return [spec.name for spec in available_methods()]
 
 
+def _same_start() -> None:
+    """Every backend starts from NumPy-drawn weights and the NumPy batch order (see above)."""
+    import numpy as np
+
+    import sequential_learning.manager as manager_module
+    import sequential_learning.pipeline as pipeline
+    import sequential_learning.tasks as tasks_module
+
+    original = manager_module.SequentialLearningManager.__init__
+
+    def init(self, base, tasks, *args, seed=0, **kwargs):
+        variables = {v.path: v for t in tasks for v in t.model.weights}
+        rng = np.random.default_rng(seed)
+        for path in sorted(variables):
+            v = variables[path]
+            if len(v.shape) >= 2:
+                fan_in, fan_out = int(np.prod(v.shape[:-1])), int(v.shape[-1])
+                limit = np.sqrt(6.0 / (fan_in + fan_out))
+                v.assign(rng.uniform(-limit, limit, v.shape).astype("float32"))
+            else:
+                v.assign(np.zeros(v.shape, "float32"))
+        original(self, base, tasks, *args, seed=seed, **kwargs)
+
+    def numpy_batches(x, y, batch_size, seed, task_ids=None):
+        return pipeline.ArrayBatches(x, y, batch_size, seed, task_ids)
+
+    manager_module.SequentialLearningManager.__init__ = init
+    pipeline.array_dataset = numpy_batches
+    tasks_module.array_dataset = numpy_batches
+
+
 def _worker(args) -> int:
     from sequential_learning.config import RunConfig
     from sequential_learning.experiment import run_experiment
+
+    if args.same_start:
+        _same_start()
 
     for benchmark in args.benchmarks.split(","):
         for method in args.methods.split(","):
@@ -56,6 +98,8 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--same-start", action="store_true",
+                        help="the same initial weights and batch order on every backend")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -71,6 +115,8 @@ def main() -> int:
                    "--benchmarks", args.benchmarks, "--seeds", args.seeds]
         if args.epochs:
             command += ["--epochs", str(args.epochs)]
+        if args.same_start:
+            command.append("--same-start")
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
         done = subprocess.run(command, env=env, capture_output=True, text=True)
         rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
@@ -84,6 +130,8 @@ def main() -> int:
         spread[backend] = {k: (max(v) - min(v)) for k, v in runs.items()}
         print(f"{backend}: {len(rows)} runs done", flush=True)
     backends = list(table)
+    if args.same_start:
+        print("same initial weights and batch order on every backend (--same-start)")
     print(f"mean ACC over seeds {args.seeds}; spread: max - min over the seeds on TensorFlow")
     print(f"{'benchmark':<16} {'method':<18} " + " ".join(f"{b:>10}" for b in backends)
           + f" {'spread':>8}")

@@ -88,7 +88,8 @@ class ActiveClasses:
     @contextlib.contextmanager
     def evaluating(self, classes: Sequence[int]) -> Iterator[None]:
         """`classes` (a task's own) are the task-incremental accuracy's while inside."""
-        previous = np.array(ops.convert_to_numpy(self.evaluated))
+        # A tensor, not a host copy: this also runs inside a compiled evaluation of every task.
+        previous = ops.copy(ops.convert_to_tensor(self.evaluated))
         self.evaluated.assign(self.classes_mask(classes))
         try:
             yield

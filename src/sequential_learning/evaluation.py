@@ -18,6 +18,7 @@ evaluations = evaluate_all(tasks)   # one {metric: value} per task
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -120,6 +121,59 @@ class TaskEvaluator:
             for batch in batches:
                 logs = owner._eval_fn(batch)
         return {k: float(keras.ops.convert_to_numpy(v)) for k, v in logs.items()}
+
+    def stacked_batches(self, full: bool = False) -> tuple:
+        """The validation data as `(first, middle, rest)` for `evaluate_traced`.
+
+        `first` is the first batch, `middle` the other full batches stacked on a new leading
+        axis (None when there are none) and `rest` the last, smaller batch (None when the
+        batches divide evenly): the batches `evaluate` runs, in the same order.
+
+        Args:
+            full: the whole validation set even when `set_subset` chose a subset.
+
+        Returns:
+            `(first, middle, rest)` of backend tensors.
+        """
+        x, y = self._validation_arrays(None if full else self.subset)
+        size = self.task.eval_batch_size
+        convert = keras.ops.convert_to_tensor
+        first = (convert(x[:size]), convert(y[:size]))
+        whole = (len(x) // size) * size
+        middle = rest = None
+        if whole > size:
+            shape = (whole // size - 1, size)
+            middle = (convert(x[size:whole].reshape(shape + x.shape[1:])),
+                      convert(y[size:whole].reshape(shape + y.shape[1:])))
+        if whole < len(x) and whole >= size:
+            rest = (convert(x[whole:]), convert(y[whole:]))
+        return first, middle, rest
+
+    def evaluate_traced(self, data: tuple) -> dict:
+        """This task's evaluation as part of one compiled evaluation of every task (JAX).
+
+        The same computation as `evaluate` (the metrics reset, the batches of
+        `stacked_batches` in order, this task's classes for a class-incremental stream), with
+        the full batches in one `lax.scan`; callable inside `backend.ops().compiled`.
+
+        Args:
+            data: what `stacked_batches` returned.
+
+        Returns:
+            `{metric_name: tensor}`.
+        """
+        first, middle, rest = data
+        owner = self._owner or self
+        model = owner.evaluation_model()
+        model.reset_metrics()
+        with self._evaluating():
+            test_step(model, first)
+            if middle is not None:
+                backend.ops().scan_assigning(lambda batch: test_step(model, batch),
+                                             model.metrics_variables, middle)
+            if rest is not None:
+                test_step(model, rest)
+            return model.get_metrics_result()
 
     def keras_evaluate(self, subset: int | None = None) -> dict[str, float]:
         """The same evaluation through `model.evaluate` (the reference the engine must match).
@@ -292,7 +346,98 @@ def evaluate_all(tasks: Sequence, full: bool = False) -> list[dict[str, float]]:
     evaluate_all(tasks)    # [{'loss': 0.21, 'accuracy': 0.94}, {'loss': 0.35, 'accuracy': 0.9}]
     ```
     """
+    together = _one_call(tasks, full)
+    if together is not None:
+        return together()
     return [task.evaluate(full=full) for task in tasks]
+
+
+def _one_call(tasks: Sequence, full: bool) -> OneCallEvaluation | None:
+    """The run's compiled evaluation of every task in `tasks` (JAX), or None where it does not
+    apply: another backend, tasks outside a run (`shared_steps` unset), a `tf.data` validation
+    set, a `keras.distribution`, or `SEQL_JAX_ONE_CALL_EVAL=0`."""
+    if backend.name() != "jax" or not tasks \
+            or os.environ.get("SEQL_JAX_ONE_CALL_EVAL", "1") in ("", "0"):
+        return None
+    evaluators = [task.evaluator for task in tasks]
+    steps = evaluators[0].shared_steps
+    if steps is None or any(e.shared_steps is not steps for e in evaluators) \
+            or any(is_tf_dataset(task.validation_data) for task in tasks):
+        return None
+    from keras.distribution import distribution
+
+    if distribution() is not None:
+        return None
+    full = bool(full) or all(e.subset is None for e in evaluators)
+    key = (tuple(id(e) for e in evaluators), full,
+           tuple((e.subset, e._subset_seed) for e in evaluators))
+    found = steps.evaluations.get(key)
+    if found is None:
+        found = steps.evaluations[key] = OneCallEvaluation(evaluators, full)
+    return found
+
+
+class OneCallEvaluation:
+    """Every task's evaluation in one compiled call (JAX): `evaluate_all`'s engine there.
+
+    The validation batches of every task go to the device once, stacked (see
+    `TaskEvaluator.stacked_batches`); each call runs every task's test step over them, the full
+    batches of a task in one `lax.scan`, and brings the metrics back in one transfer. The
+    numbers are those of evaluating task by task (`TaskEvaluator.evaluate`), up to float
+    rounding of the metrics' sums.
+
+    Args:
+        evaluators: the tasks' `TaskEvaluator`s, in task order.
+        full: evaluate on the whole validation sets even where a subset was chosen.
+
+    Example:
+    ```python
+    together = OneCallEvaluation([task.evaluator for task in tasks], full=False)
+    together()    # one {metric: value} per task
+    ```
+    """
+
+    def __init__(self, evaluators: Sequence[TaskEvaluator], full: bool) -> None:
+        self.evaluators = list(evaluators)
+        self.full = bool(full)
+        self._data: list | None = None
+        self._fn = None
+
+    def __call__(self) -> list[dict[str, float]]:
+        if self._data is None:
+            self._data = [e.stacked_batches(self.full) for e in self.evaluators]
+        if self._fn is None:
+            self._build_metrics()
+            self._fn = backend.ops().compiled(self._evaluate, self._variables())
+        logs = self._fn(self._data)
+        return [{k: float(keras.ops.convert_to_numpy(v)) for k, v in one.items()}
+                for one in logs]
+
+    def _evaluate(self, data: list) -> list:
+        return [e.evaluate_traced(d) for e, d in zip(self.evaluators, data)]
+
+    def _models(self) -> list[keras.Model]:
+        return [(e._owner or e).evaluation_model() for e in self.evaluators]
+
+    def _build_metrics(self) -> None:
+        """Creates the compiled metrics' variables (Keras makes them on a model's first test
+        step) outside the compiled function: one eager batch per model, nothing assigned."""
+        done: set[int] = set()
+        for model, data in zip(self._models(), self._data):
+            if id(model) not in done:
+                done.add(id(model))
+                with keras.StatelessScope():
+                    test_step(model, data[0])
+
+    def _variables(self) -> list:
+        found: dict[int, Any] = {}
+        for e, model in zip(self.evaluators, self._models()):
+            classes = e.task.active_classes
+            masks = [v for v in vars(classes).values() if isinstance(v, keras.Variable)] \
+                if classes is not None else []
+            for v in [*model.variables, *model.metrics_variables, *masks]:
+                found.setdefault(id(v), v)
+        return list(found.values())
 
 
 class EvaluationSchedule:

@@ -114,6 +114,35 @@ def check_dataset_backend(data: Any, what: str) -> None:
                          f"{backend.name()}); pass (x, y) NumPy arrays instead")
 
 
+def device_data_bytes() -> int:
+    """The most bytes of training arrays `ArrayBatches` keeps on the device (JAX).
+
+    `SEQL_DEVICE_DATA_BYTES` if set (0 keeps every batch on the host); otherwise a quarter of
+    the accelerator's memory where JAX reports it, and 1 GiB elsewhere (the CPU, where the
+    "device" is the host's memory).
+
+    Returns:
+        A number of bytes.
+
+    Example:
+    ```python
+    device_data_bytes()    # 1073741824 on a CPU
+    ```
+    """
+    import os
+
+    setting = os.environ.get("SEQL_DEVICE_DATA_BYTES")
+    if setting not in (None, ""):
+        return int(setting)
+    if backend.name() == "jax":
+        import jax
+
+        stats = jax.devices()[0].memory_stats() or {}
+        if stats.get("bytes_limit"):
+            return int(stats["bytes_limit"]) // 4
+    return 1 << 30
+
+
 def _distributed_devices() -> int:
     """The devices a `keras.distribution` splits each batch over (1 without one)."""
     distribution = keras.distribution.distribution() if backend.name() == "jax" else None
@@ -158,6 +187,15 @@ class ArrayBatches(keras.utils.PyDataset):
         self._rng = np.random.default_rng(self.seed)
         self._order = self._rng.permutation(len(self.x))
         self.devices = _distributed_devices()
+        # JAX without a distribution: the arrays go to the device once, and each epoch's
+        # shuffled copy is one gather there; a batch is then a slice of it, with no transfer
+        # from the host per step (see `device_data_bytes`).
+        self._on_device = None
+        self._shuffled: tuple[int, Any] | None = None
+        arrays = [a for a in (self.x, self.y, self.task_ids) if a is not None]
+        if self.devices == 1 and backend.name() == "jax" \
+                and sum(a.nbytes for a in arrays) <= device_data_bytes():
+            self._on_device = [keras.ops.convert_to_tensor(a) for a in arrays]
 
     def __len__(self) -> int:
         full, rest = divmod(len(self.x), self.batch_size)
@@ -166,11 +204,20 @@ class ArrayBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} of {len(self)}")
-        rows = self._order[index * self.batch_size:(index + 1) * self.batch_size]
-        rows = rows[:len(rows) - len(rows) % self.devices]
+        start = index * self.batch_size
+        if self._on_device is not None:
+            if self._shuffled is None or self._shuffled[0] != self.epoch:
+                order = keras.ops.convert_to_tensor(self._order.astype(np.int32))
+                self._shuffled = (self.epoch, [keras.ops.take(a, order, axis=0)
+                                               for a in self._on_device])
+            parts = [a[start:start + self.batch_size] for a in self._shuffled[1]]
+        else:
+            rows = self._order[start:start + self.batch_size]
+            rows = rows[:len(rows) - len(rows) % self.devices]
+            parts = [a[rows] for a in (self.x, self.y, self.task_ids) if a is not None]
         if self.task_ids is None:
-            return self.x[rows], self.y[rows]
-        return (self.x[rows], self.task_ids[rows]), self.y[rows]
+            return parts[0], parts[1]
+        return (parts[0], parts[2]), parts[1]
 
     def on_epoch_end(self) -> None:
         """Draws the next epoch's order."""

@@ -47,6 +47,8 @@ class CompiledSteps:
 
     def __init__(self) -> None:
         self.by_signature: dict = {}
+        # The compiled evaluations of every task at once (`evaluation.OneCallEvaluation`).
+        self.evaluations: dict = {}
 
 
 def _layer_names(config: Any, names: dict[str, str]) -> None:

@@ -276,6 +276,48 @@ def compiled(fn: Callable, variables: Sequence | Callable[[], Sequence] = (),
     return call
 
 
+def scan_assigning(fn: Callable[[Any], Any], carried: Sequence, stacked: Any) -> None:
+    """Calls `fn(batch)` for every batch of `stacked` (its leading axis) in one `lax.scan`.
+
+    For use inside a compiled function (`compiled`) or eagerly: the `carried` variables (what
+    `fn` assigns, e.g. metrics' totals and counts) are threaded through the scan as its carry and
+    assigned their final values in the enclosing scope; every other variable `fn` reads comes
+    from the enclosing scope and must not be assigned by `fn`.
+
+    Args:
+        fn: a function of one batch; its return value is dropped.
+        carried: every variable `fn` assigns.
+        stacked: batches stacked on a new leading axis (a pytree of arrays).
+
+    Returns:
+        None.
+
+    Example:
+    ```python
+    scan_assigning(lambda batch: test_step(model, batch), model.metrics_variables, stacked)
+    ```
+    """
+    carried = list(carried)
+    parent = get_stateless_scope()
+
+    def current(v):
+        value = parent.get_current_value(v) if parent is not None else None
+        return v.value if value is None else value
+
+    def body(values, batch):
+        with _NestedScope(list(zip(carried, values))) as scope:
+            fn(batch)
+        unknown = [v for key, v in scope.written.items()
+                   if key not in {id(c) for c in carried}]
+        if unknown:
+            raise ValueError(f"scan_assigning: {unknown[0].path} is assigned but not carried")
+        return [scope.get_current_value(v) for v in carried], None
+
+    final, _ = jax.lax.scan(body, [current(v) for v in carried], stacked)
+    for variable, value in zip(carried, final):
+        variable.assign(value)
+
+
 def per_sample_gradient_sums(fn: Callable[..., tuple[Any, Any]], variables: Sequence,
                              inputs: Sequence, transform: Callable) -> list:
     """Σ_n Σ_k w_nk · transform(∂ obj_nk / ∂θ) per variable, with exact per-sample gradients.
