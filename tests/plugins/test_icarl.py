@@ -118,6 +118,58 @@ def test_distillation_of_the_old_classes_matches_numpy(setup_factory):
     assert logs["distillation_loss"] == 0.0  # nothing to distil in the first task
 
 
+def _rows(dataset):
+    """Every batch's inputs and labels (a `tf.data.Dataset` or a `PyDataset`), concatenated."""
+    batches = ([dataset[i] for i in range(len(dataset))] if hasattr(dataset, "__getitem__")
+               else list(dataset))
+    return [np.concatenate([_np(b[j]) for b in batches]) for j in (0, 1)]
+
+
+def _unit_mean(feats):
+    mean = _normalise(feats).mean(axis=0)
+    return mean / np.linalg.norm(mean)
+
+
+def test_next_task_trains_on_the_union_and_renews_every_class_mean(setup_factory):
+    """Task 2 trains on its data and every exemplar; after it the old classes keep their first
+    m exemplars, and every class's mean, old ones too, comes from its exemplars through the
+    network as it is after task 2; NME chooses among all four classes (iCaRL, Alg. 1-5;
+    PyCIL's _reduce_exemplar / _construct_exemplar)."""
+    s = setup_factory(tasks=2, scenario="class")
+    plugin = s.build(ICaRL(memory=12))
+    plugin.after_training_exp(s.experience(0))
+    second = s.experience(1)
+    x, y = _rows(plugin.adapt_dataset(None, second))
+    x_memory, y_memory, _ = plugin.exemplars.arrays()
+    x_own, y_own = s.tasks[1].train_data
+    want_x, want_y = np.concatenate([x_own, x_memory]), np.concatenate([y_own, y_memory])
+    got, want = np.lexsort(x.T), np.lexsort(want_x.T)
+    np.testing.assert_array_equal(x[got], want_x[want])
+    np.testing.assert_array_equal(y[got], want_y[want])
+    old = {c: plugin.exemplars.arrays(classes=[(0, c)])[0] for c in (0, 1)}
+    rng = np.random.default_rng(3)  # "training" task 2 moves the features
+    for v in s.base.trainable_variables:
+        v.assign(_np(v) + rng.normal(0, 0.5, v.shape).astype("float32"))
+    plugin.after_training_exp(second)
+    means = {c: _unit_mean(_relu_features(s.base, old[c][:3])) for c in (0, 1)}
+    for c in (2, 3):
+        rows = np.flatnonzero(y_own == c)
+        chosen = x_own[rows[_brute_herding(_relu_features(s.base, x_own[rows]), 3)]]
+        np.testing.assert_allclose(plugin.exemplars.arrays(classes=[(1, c)])[0], chosen)
+        means[c] = _unit_mean(_relu_features(s.base, chosen))
+    for c in (0, 1):
+        np.testing.assert_allclose(plugin.exemplars.arrays(classes=[(0, c)])[0], old[c][:3])
+    row = []
+    for task in s.tasks:
+        x_val, y_val = task.validation_data
+        phi = _normalise(_relu_features(s.base, x_val))
+        nearest = np.argmin(np.stack([np.sum((phi - means[c]) ** 2, axis=1) for c in range(4)],
+                                     axis=1), axis=1)
+        np.testing.assert_array_equal(plugin.predict(x_val), nearest)
+        row.append(np.mean(nearest == y_val))
+    np.testing.assert_allclose(second.matrices["nme_accuracy"], row)
+
+
 EPOCHS = 4
 
 
