@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-slow test-all test-deps test-backends backend-deps install lint bench clean docs
+.PHONY: demo test test-slow test-all test-deps test-backends backend-deps install lint bench clean docs gpu-bundle
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,18 @@ test-all: test-deps
 
 # The documentation site (mkdocs.yml, docs/): API reference from the docstrings, strict (a broken
 # reference or a docstring warning fails), into site/.
+# `make gpu-bundle`: what bench/gpu.sh needs on a GPU machine without TensorFlow or a package
+# registry: Keras's wheel and the two wheels it needs that such a machine lacks (.whl/, for
+# Python 3.12 on x86-64) and Fashion-MNIST (.data/fashion-mnist/). Both folders are git-ignored;
+# carry them with the run.
+GPU_WHEELS = keras==3.15.1 namex==0.1.0 optree==0.20.0
+gpu-bundle: $(BIN)/python
+	mkdir -p .whl .data/fashion-mnist
+	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+	  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+	  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl $(GPU_WHEELS)
+	cp /usr/share/datasets/fashion-mnist/*.gz .data/fashion-mnist/
+
 docs: $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[docs]"
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
