@@ -1,9 +1,12 @@
 """A run's settings (`RunConfig`), each declared once; config files; tuned defaults as data.
 
 Every field of `RunConfig` carries its `Option` (help, check, flag): the `seql` flags, the
-config-file checks and `validate` are generated from them. The methods' options are the methods'
-own declarations (`importance`, `plugins.registry`). Settings a run leaves unset come from
-`defaults/<benchmark>.yaml`, else `defaults/global.yaml` (shipped with the package).
+config-file checks and `validate` are generated from them. The run's own settings are declared
+here (`config_fields`: how), the methods' options by the methods (`importance`,
+`plugins.registry`), the stream's by `config_online` (which also holds the rules of online and
+task-free runs). Settings a run leaves unset come from `defaults/<benchmark>.yaml`, else
+`defaults/global.yaml` (shipped with the package): read here (`benchmark_defaults`,
+`method_defaults`), applied to a run by `config_defaults`.
 """
 
 from __future__ import annotations
@@ -13,12 +16,36 @@ import dataclasses
 import functools
 import os
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sequential_learning.config_defaults import (
+    RESOLVED,
+    apply_method_defaults,
+    importance_method,
+    method_defaults_text,
+    resolve_defaults,
+)
+from sequential_learning.config_fields import (
+    AUGMENTATIONS,
+    BOOL,
+    MAX_LEARNING_RATE,
+    MODELS,
+    OPTIMIZERS,
+    declared,
+    ints,
+    setting,
+    sizes,
+)
+from sequential_learning.config_online import (
+    BLUR_WINDOW,
+    EVAL_EVERY_SAMPLES,
+    ONLINE,
+    STREAM_BOUNDARIES,
+    resolve_online,
+)
 from sequential_learning.data.benchmarks import BENCHMARKS, SCENARIOS, check_benchmark_options
-from sequential_learning.data.blurry import BOUNDARIES, ONLINE_BATCH_SIZE
 from sequential_learning.distribute import STRATEGIES
 from sequential_learning.importance import (
     EWC_LAMBDA,
@@ -32,8 +59,6 @@ from sequential_learning.importance import (
     SI_XI,
     WEIGHT_CHANGE_NET,
     EWCMethod,
-    default_penalty_mode,
-    parse_method,
 )
 from sequential_learning.options import Option, is_float_hint, is_int, is_number, matches, type_name
 from sequential_learning.plugins.registry import (
@@ -52,47 +77,7 @@ from sequential_learning.plugins.registry import (
 )
 from sequential_learning.yaml_io import read_yaml
 
-MODELS = ("mlp", "cnn", "resnet18")
-#: The optimizers of `optimizers.make_optimizer` (SGD without momentum, as Mammoth's default).
-OPTIMIZERS = ("adam", "sgd")
-#: Input augmentations (`augmentation.input_preprocessing`): none, or Mammoth's CIFAR training
-#: transform (random crop with 4 pixels of padding, random horizontal flip; training only).
-AUGMENTATIONS = ("none", "crop-flip")
-#: Above this a learning rate only diverges (Adam's steps are about the rate itself).
-MAX_LEARNING_RATE = 10.0
 _DEFAULTS = Path(__file__).resolve().parent / "defaults"
-#: Settings filled from the defaults files when a run leaves them unset (None).
-RESOLVED = ("epochs", "batch_size", "learning_rate", "hidden", "num_tasks", "model",
-            "optimizer", "augmentation")
-
-
-def _setting(default: Any = None, help: str = "", check=None, expected: str = "",
-             factory=None, **cli) -> Any:
-    """A `RunConfig` field and its declaration (`cli`: `flag`, `unset`, `choices`, ...)."""
-    spec = {"help": help, "check": check or (lambda v: True), "expected": expected, **cli}
-    if factory is not None:
-        return field(default_factory=factory, metadata={"spec": spec})
-    return field(default=default, metadata={"spec": spec})
-
-
-def _method(option: Option) -> Any:
-    """A `RunConfig` field holding a method's option (declared by the method)."""
-    return field(default=option.default, metadata={"option": option})
-
-
-def _ints(low: int, none: str = "") -> dict:
-    """The check of an integer >= `low` (None allowed when `none` says what it means)."""
-    return {"check": lambda v: (bool(none) and v is None) or (is_int(v) and v >= low),
-            "expected": f"an integer >= {low}" + (f", or null for {none}" if none else "")}
-
-
-def _sizes(what: str) -> dict:
-    return {"check": lambda v: v is None or (isinstance(v, list) and len(v) >= 1
-                                             and all(is_int(h) and h >= 1 for h in v)),
-            "expected": f"one or more {what} >= 1"}
-
-
-_BOOL = {"check": lambda v: isinstance(v, bool), "expected": "true or false"}
 
 
 @dataclass
@@ -180,109 +165,98 @@ class RunConfig:
     ```
     """
 
-    benchmark: str = _setting("permuted-digits", f"task stream: {', '.join(BENCHMARKS)}",
-                              choices=tuple(BENCHMARKS), metavar="NAME")
-    scenario: str | None = _setting(None, "task | domain | class", choices=SCENARIOS,
-                                    unset="the benchmark's own")
-    method: str = _setting("fisher", "the method, or methods joined with + (e.g. fisher+replay); "
-                           "`seql list methods` shows each with its options", metavar="METHOD")
-    ewc_lambda: float | None = _method(EWC_LAMBDA)
-    epochs: int | None = _setting(None, "epochs per task", **_ints(1))
-    batch_size: int | None = _setting(None, "training batch size", **_ints(1))
-    learning_rate: float | None = _setting(
+    benchmark: str = setting("permuted-digits", f"task stream: {', '.join(BENCHMARKS)}",
+                             choices=tuple(BENCHMARKS), metavar="NAME")
+    scenario: str | None = setting(None, "task | domain | class", choices=SCENARIOS,
+                                   unset="the benchmark's own")
+    method: str = setting("fisher", "the method, or methods joined with + (e.g. fisher+replay); "
+                          "`seql list methods` shows each with its options", metavar="METHOD")
+    ewc_lambda: float | None = declared(EWC_LAMBDA)
+    epochs: int | None = setting(None, "epochs per task", **ints(1))
+    batch_size: int | None = setting(None, "training batch size", **ints(1))
+    learning_rate: float | None = setting(
         None, "the optimizer's learning rate",
         lambda v: is_number(v) and 0 < v <= MAX_LEARNING_RATE,
         f"a number in (0, {MAX_LEARNING_RATE:g}] (Adam's usual values are 1e-4 to 1e-2, SGD's "
         "1e-3 to 0.1)")
-    optimizer: str | None = _setting(None, "adam, or sgd (plain SGD, as Mammoth)",
-                                     lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}",
-                                     choices=OPTIMIZERS)
-    augmentation: str | None = _setting(
+    optimizer: str | None = setting(None, "adam, or sgd (plain SGD, as Mammoth)",
+                                    lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}",
+                                    choices=OPTIMIZERS)
+    augmentation: str | None = setting(
         None, "none, or crop-flip (random crop with 4 pixels of padding and horizontal flip, "
         "training batches and replayed samples only)", lambda v: v in AUGMENTATIONS,
         f"one of {', '.join(AUGMENTATIONS)}", choices=AUGMENTATIONS)
-    fisher_mode: str = _method(FISHER_MODE)
-    fisher_samples: int = _method(FISHER_SAMPLES)
-    penalty_mode: str | None = _method(PENALTY_MODE)
-    gamma: float = _method(GAMMA)
-    normalize_importance: bool = _method(NORMALIZE_IMPORTANCE)
-    si_xi: float = _method(SI_XI)
-    weight_change_net: bool = _method(WEIGHT_CHANGE_NET)
-    inverse_magnitude_epsilon: float = _method(INVERSE_MAGNITUDE_EPSILON)
-    seed: int = _setting(0, "seeds everything; the same config gives the same numbers", **_ints(0))
-    hidden: list[int] | None = _setting(None, "MLP hidden sizes, comma-separated",
-                                        **_sizes("layer sizes"))
-    num_tasks: int | None = _setting(None, "tasks of permuted, rotated, iris and function streams",
-                                     **_ints(1))
-    classes_per_task: int | None = _setting(
+    fisher_mode: str = declared(FISHER_MODE)
+    fisher_samples: int = declared(FISHER_SAMPLES)
+    penalty_mode: str | None = declared(PENALTY_MODE)
+    gamma: float = declared(GAMMA)
+    normalize_importance: bool = declared(NORMALIZE_IMPORTANCE)
+    si_xi: float = declared(SI_XI)
+    weight_change_net: bool = declared(WEIGHT_CHANGE_NET)
+    inverse_magnitude_epsilon: float = declared(INVERSE_MAGNITUDE_EPSILON)
+    seed: int = setting(0, "seeds everything; the same config gives the same numbers", **ints(0))
+    hidden: list[int] | None = setting(None, "MLP hidden sizes, comma-separated",
+                                       **sizes("layer sizes"))
+    num_tasks: int | None = setting(None, "tasks of permuted, rotated, iris and function streams",
+                                    **ints(1))
+    classes_per_task: int | None = setting(
         None, "classes per task of split streams", unset="the benchmark's own: 2, "
-        "seq-cifar100 10", **_ints(1, "the benchmark's own"))
-    model: str | None = _setting(None, "shared base: mlp, cnn or resnet18 (image streams only)",
-                                 lambda v: v in MODELS, f"one of {', '.join(MODELS)}",
-                                 choices=MODELS)
-    filters: list[int] = _setting(None, "CNN conv-block filters, comma-separated",
-                                  factory=lambda: [32, 64], **_sizes("filter counts"))
-    resnet_width: int = _setting(64, "ResNet-18's filters nf of the stem and first stage (64: "
-                                 "Mammoth's resnet18, as DER; 20: GEM's reduced ResNet-18)",
-                                 **_ints(1))
-    eval_every: int = _setting(1, "evaluate all tasks every K epochs; the last epoch of each "
-                               "task always", **_ints(1))
-    eval_subset: int | None = _setting(None, "per-epoch curves on N validation samples per task "
-                                       "(a fixed seeded subset; the accuracy matrix uses all)",
-                                       unset="all", **_ints(1, "all samples"))
-    class_order: list[int] | str | None = _setting(
+        "seq-cifar100 10", **ints(1, "the benchmark's own"))
+    model: str | None = setting(None, "shared base: mlp, cnn or resnet18 (image streams only)",
+                                lambda v: v in MODELS, f"one of {', '.join(MODELS)}",
+                                choices=MODELS)
+    filters: list[int] = setting(None, "CNN conv-block filters, comma-separated",
+                                 factory=lambda: [32, 64], **sizes("filter counts"))
+    resnet_width: int = setting(64, "ResNet-18's filters nf of the stem and first stage (64: "
+                                "Mammoth's resnet18, as DER; 20: GEM's reduced ResNet-18)",
+                                **ints(1))
+    eval_every: int = setting(1, "evaluate all tasks every K epochs; the last epoch of each "
+                              "task always", **ints(1))
+    eval_subset: int | None = setting(None, "per-epoch curves on N validation samples per task "
+                                      "(a fixed seeded subset; the accuracy matrix uses all)",
+                                      unset="all", **ints(1, "all samples"))
+    class_order: list[int] | str | None = setting(
         None, "split streams: sorted, random (seeded) or class ids, e.g. 3,1,...",
         lambda v: v is None or v in ("sorted", "random") or isinstance(v, list),
         "sorted, random or a list of class ids", unset="sorted")
-    angles: list[float] | None = _setting(
+    angles: list[float] | None = setting(
         None, "rotated streams: degrees per task",
         lambda v: v is None or (len(v) >= 1 and all(is_number(a) for a in v)),
         "one finite angle in degrees per task", unset="0, 180/T, 2*180/T, ...")
-    data: str | None = _setting(None, "your arrays (x_train, y_train, x_test, y_test) for the "
-                                "benchmarks split, permuted, rotated", metavar="FILE.npz")
-    data_dir: str | None = _setting(None, "folder of Fashion-MNIST, MNIST or CIFAR-10",
-                                    unset="the usual places", metavar="DIR")
-    limit: int | None = _setting(None, "keep the first N samples of each split of the data set",
-                                 **_ints(1, "all samples"))
-    tensorboard: bool = _setting(False, "write TensorBoard logs to RUN_DIR/tensorboard", **_BOOL)
-    strategy: str = _setting("default", "tf.distribute strategy: default (one device), mirrored "
-                             "(local GPUs), multi-worker (hosts in TF_CONFIG)",
-                             lambda v: v in STRATEGIES, f"one of {', '.join(STRATEGIES)}",
-                             choices=STRATEGIES)
-    deterministic: bool = _setting(False, "turn on TensorFlow op determinism (repeatable to the "
-                                   "bit, slower)", **_BOOL)
-    plugins: list[str | dict] = _setting(
+    data: str | None = setting(None, "your arrays (x_train, y_train, x_test, y_test) for the "
+                               "benchmarks split, permuted, rotated", metavar="FILE.npz")
+    data_dir: str | None = setting(None, "folder of Fashion-MNIST, MNIST or CIFAR-10",
+                                   unset="the usual places", metavar="DIR")
+    limit: int | None = setting(None, "keep the first N samples of each split of the data set",
+                                **ints(1, "all samples"))
+    tensorboard: bool = setting(False, "write TensorBoard logs to RUN_DIR/tensorboard", **BOOL)
+    strategy: str = setting("default", "tf.distribute strategy: default (one device), mirrored "
+                            "(local GPUs), multi-worker (hosts in TF_CONFIG)",
+                            lambda v: v in STRATEGIES, f"one of {', '.join(STRATEGIES)}",
+                            choices=STRATEGIES)
+    deterministic: bool = setting(False, "turn on TensorFlow op determinism (repeatable to the "
+                                  "bit, slower)", **BOOL)
+    plugins: list[str | dict] = setting(
         None, "more methods to run with `method`: names, or {name: ..., option: value} mappings "
         "whose options apply to that method alone", lambda v: isinstance(v, list),
         "a list of method names or {name: ..., option: value} mappings", factory=list, flag="")
-    memory: int = _method(MEMORY)
-    memory_batch: int | None = _method(MEMORY_BATCH)
-    replay_policy: str = _method(REPLAY_POLICY)
-    lwf_alpha: float = _method(LWF_ALPHA)
-    lwf_temperature: float = _method(LWF_TEMPERATURE)
-    derpp_alpha: float = _method(DERPP_ALPHA)
-    derpp_beta: float = _method(DERPP_BETA)
-    class_masking: bool = _setting(True, "class scenario: train and evaluate over every class of "
-                                   "the stream instead of masking the classes of later tasks",
-                                   flag="--no-class-masking", **_BOOL)
-    online: bool = _setting(False, "one pass over each task's data (epochs 1, batch size 10 "
-                            "unless given), every task evaluated along the stream", **_BOOL)
-    boundaries: str = _setting("tasks", "tasks (announced), none (task-free: the methods see one "
-                               "experience) or blurry (task-free, tasks blend over "
-                               "--blur-window samples); none and blurry need --online",
-                               lambda v: v in BOUNDARIES, f"one of {', '.join(BOUNDARIES)}",
-                               choices=BOUNDARIES)
-    eval_every_samples: int | None = _setting(
-        None, "online: evaluate every task every N training samples (and at each task's end)",
-        unset="about 10 points per task", **_ints(1, "about 10 points per task"))
-    blur_window: int | None = _setting(
-        None, "boundaries blurry: samples over which two tasks blend (even)",
-        lambda v: v is None or (is_int(v) and v >= 2 and v % 2 == 0),
-        "an even integer >= 2, or null for a fifth of the smallest task",
-        unset="a fifth of the smallest task")
-    more_options: dict[str, Any] = _setting(None, "options of methods registered elsewhere",
-                                            lambda v: isinstance(v, dict), "a mapping",
-                                            factory=dict, flag="")
+    memory: int = declared(MEMORY)
+    memory_batch: int | None = declared(MEMORY_BATCH)
+    replay_policy: str = declared(REPLAY_POLICY)
+    lwf_alpha: float = declared(LWF_ALPHA)
+    lwf_temperature: float = declared(LWF_TEMPERATURE)
+    derpp_alpha: float = declared(DERPP_ALPHA)
+    derpp_beta: float = declared(DERPP_BETA)
+    class_masking: bool = setting(True, "class scenario: train and evaluate over every class of "
+                                  "the stream instead of masking the classes of later tasks",
+                                  flag="--no-class-masking", **BOOL)
+    online: bool = declared(ONLINE)
+    boundaries: str = declared(STREAM_BOUNDARIES)
+    eval_every_samples: int | None = declared(EVAL_EVERY_SAMPLES)
+    blur_window: int | None = declared(BLUR_WINDOW)
+    more_options: dict[str, Any] = setting(None, "options of methods registered elsewhere",
+                                           lambda v: isinstance(v, dict), "a mapping",
+                                           factory=dict, flag="")
 
     def validate(self) -> RunConfig:
         """Checks every value; returns self with the method normalised and defaults resolved.
@@ -293,9 +267,11 @@ class RunConfig:
         check_benchmark_options(self.benchmark, self.scenario, self.data, self.data_dir)
         names = self._method_names()
         self.method = "+".join(names)  # `plugins` included: the run's name says what ran
-        self._apply_method_defaults(names)
-        self._resolve_online()
-        self._resolve_defaults(importance_method(names))
+        apply_method_defaults(self, method_defaults(self.benchmark, names, self.memory),
+                              run_options())
+        resolve_online(self, run_options())
+        resolve_defaults(self, importance_method(names), benchmark_defaults(self.benchmark),
+                         benchmark_defaults(None))
         for key, option in run_options().items():
             option.validate(getattr(self, key))  # every option, even where its method is unused
         registered = all_options()
@@ -331,112 +307,6 @@ class RunConfig:
         `plugins` (with options of its own)."""
         own = {method_spec(p["name"]).name: p for p in self.plugins if isinstance(p, dict)}
         return [own.get(name, name) for name in self._method_names()]
-
-    def _apply_method_defaults(self, names: list[str]) -> None:
-        """Fills what the run left unset from its benchmark's `method_defaults` (see
-        `method_defaults`), for each of its methods in turn; the first method setting a key
-        wins, and the run's own values always do."""
-        given = getattr(self, "given_keys", None)
-        # What an earlier `validate` filled in: a value changed since then is the run's own.
-        applied = getattr(self, "_method_defaults_applied", {})
-        fields = run_options()
-        used = dict(getattr(self, "defaults_used", {}))
-        for key, (value, source) in method_defaults(self.benchmark, names, self.memory).items():
-            if key in fields:
-                current, default = getattr(self, key), fields[key].default
-            else:
-                current, default = self.more_options.get(key), all_options()[key].default
-            if key in applied:
-                unset = current == applied[key]
-            else:
-                unset = key not in given if given is not None else current == default
-            if not unset and current is not None:
-                continue
-            if key in fields:
-                setattr(self, key, value)
-            else:
-                self.more_options[key] = value
-            applied[key] = value
-            used[key] = source
-        self._method_defaults_applied = applied
-        self.defaults_used = used
-
-    def _resolve_online(self) -> None:
-        """An online run's settings: epochs 1 and batch size 10 unless the run gives them, the
-        settings that apply only online (or only blurry) refused elsewhere, and no class masks
-        in a task-free stream (its head covers every class from the first sample, as Mammoth's
-        general-continual setting; see `sequential_learning.online`)."""
-        options = run_options()
-        for key in ("online", "boundaries", "eval_every_samples", "blur_window", "epochs",
-                    "batch_size", "class_masking"):
-            if getattr(self, key) is not None:  # epochs and batch size: None until resolved
-                options[key].validate(getattr(self, key))
-        given = getattr(self, "given_keys", None)
-        filled = getattr(self, "_method_defaults_applied", {})
-        used = dict(getattr(self, "defaults_used", {}))
-
-        def own(key: str) -> bool:  # the run's own value, not one filled in by a default
-            if key in filled and getattr(self, key) == filled[key]:
-                return False
-            return key in given if given is not None else getattr(self, key) != options[key].default
-
-        if not self.online:
-            if self.boundaries != "tasks":
-                raise ValueError(f"boundaries: {self.boundaries} needs online: true (a task-free "
-                                 "stream is one pass over the data); add --online")
-            if self.eval_every_samples is not None:
-                raise ValueError("eval_every_samples: applies to online runs only (offline runs "
-                                 "are evaluated after epochs: eval_every); add --online")
-        if self.blur_window is not None and self.boundaries != "blurry":
-            raise ValueError(f"blur_window: applies to boundaries blurry only (this run has "
-                             f"boundaries {self.boundaries})")
-        if self.online:
-            if own("epochs") and self.epochs != 1:
-                raise ValueError(f"epochs: {self.epochs} is not allowed with online: true; an "
-                                 "online run is one pass over each task's data (epochs 1)")
-            for key, value in (("epochs", 1), ("batch_size", ONLINE_BATCH_SIZE)):
-                if not own(key):
-                    setattr(self, key, value)
-                    used[key] = "online"
-        if self.boundaries != "tasks":
-            scenario = self.scenario or BENCHMARKS[self.benchmark].default_scenario
-            if scenario == "task":
-                raise ValueError(f"boundaries: {self.boundaries} needs one head for every task "
-                                 f"(scenario domain or class); {self.benchmark} is "
-                                 "task-incremental here: add --scenario class or domain")
-            if self.class_masking:
-                if own("class_masking"):
-                    raise ValueError(f"class_masking: true does not apply to a task-free stream "
-                                     f"(boundaries {self.boundaries}): its head covers every "
-                                     "class from the first sample; leave it unset")
-                self.class_masking = False
-                used["class_masking"] = f"boundaries {self.boundaries}"
-        self.defaults_used = used
-
-    def _resolve_defaults(self, method: EWCMethod) -> None:
-        """Fills the values left as None: the benchmark's own, else the global default."""
-        own, fallback = benchmark_defaults(self.benchmark), benchmark_defaults(None)
-        used = dict(getattr(self, "defaults_used", {}))
-        if self.num_tasks is None and self.angles is not None:
-            self.num_tasks = len(self.angles)
-            used["num_tasks"] = "angles"
-        for key in RESOLVED:
-            if getattr(self, key) is None:
-                setattr(self, key, own.get(key, fallback[key]))
-                used[key] = f"benchmark {self.benchmark}" if key in own else "default"
-        if self.ewc_lambda is None:
-            lambdas = own.get("ewc_lambda", {})
-            if method.value in lambdas:
-                self.ewc_lambda = float(lambdas[method.value])
-                used["ewc_lambda"] = f"benchmark {self.benchmark}"
-            else:
-                self.ewc_lambda = float(fallback["ewc_lambda"].get(method.value, 1.0))
-                used["ewc_lambda"] = f"method {method.value}"
-        if self.penalty_mode is None:
-            self.penalty_mode = default_penalty_mode(method)
-            used["penalty_mode"] = f"method {method.value}"
-        #: Where each value that was not set explicitly came from.
-        self.defaults_used = used
 
     def method_options(self) -> dict:
         """The methods' options beyond the penalty's and the Fisher mode (which the manager
@@ -494,31 +364,6 @@ def run_options() -> dict[str, Option]:
             default = f.default_factory() if f.default is dataclasses.MISSING else f.default
             out[f.name] = Option(f.name, default, type=hints[f.name], **f.metadata["spec"])
     return out
-
-
-def importance_method(names: list[str]) -> EWCMethod:
-    """The weight-importance method among the method `names` (the first one that is one).
-
-    Args:
-        names: method names as `split_methods` gives them (`["fisher", "replay"]`); names that are
-            no importance method (replay, lwf, ...) are skipped.
-
-    Returns:
-        The `EWCMethod`, or `EWCMethod.NONE` when none of `names` is one.
-
-    Example:
-    ```python
-    importance_method(["fisher", "replay"])     # EWCMethod.FISHER_MATRIX
-    ```
-    """
-    for name in names:
-        try:
-            method = parse_method(name)
-        except ValueError:
-            continue
-        if method is not EWCMethod.NONE:
-            return method
-    return EWCMethod.NONE
 
 
 # -- tuned defaults: data files ---------------------------------------------------------------------
@@ -600,35 +445,6 @@ def method_defaults(benchmark: str, names: list[str], memory: int) -> dict[str, 
             out.setdefault(key, (float(value) if is_float_hint(keys[key].hint) and is_int(value)
                                  else value, label))
     return out
-
-
-def method_defaults_text(table: dict) -> str:
-    """A benchmark's `method_defaults` on one line, for `seql list benchmarks` and the docs.
-
-    Args:
-        table: the `method_defaults` mapping of a defaults file.
-
-    Returns:
-        E.g. `"none: learning_rate=0.1; derpp@200: learning_rate=0.03, derpp_alpha=0.1"`.
-
-    Example:
-    ```python
-    method_defaults_text({"derpp": {200: {"derpp_alpha": 0.1}}})  # 'derpp@200: derpp_alpha=0.1'
-    ```
-    """
-    from sequential_learning.options import value_text
-
-    def settings(values: dict) -> str:
-        return ", ".join(f"{k}={value_text(v)}" for k, v in values.items())
-
-    parts = []
-    for method, entry in table.items():
-        plain = {k: v for k, v in entry.items() if not is_int(k)}
-        if plain:
-            parts.append(f"{method}: {settings(plain)}")
-        parts += [f"{method}@{k}: {settings(v)}" for k, v in entry.items() if is_int(k)]
-    return "; ".join(parts)
-
 
 
 @functools.cache
@@ -751,6 +567,6 @@ def load_config_file(path: str | os.PathLike) -> dict:
     return values
 
 
-__all__ = ["COMMAND_KEYS", "COMMAND_OPTIONS", "RunConfig", "benchmark_defaults", "config_keys",
-           "importance_method", "load_config_file", "make_config", "method_defaults",
+__all__ = ["COMMAND_KEYS", "COMMAND_OPTIONS", "RESOLVED", "RunConfig", "benchmark_defaults",
+           "config_keys", "importance_method", "load_config_file", "make_config", "method_defaults",
            "method_defaults_text", "run_options"]
