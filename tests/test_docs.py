@@ -50,7 +50,7 @@ OWNED_MODULES = [
     "checkpoint", "results", "tensorboard", "saved_state", "plugins", "plugins.registry",
     "importance", "manager", "training", "clock", "divergence", "progress", "recorder", "writer",
     "trainers", "method", "pipeline", "yaml_io", "errors", "online", "data.blurry",
-    "config_fields", "config_online", "config_defaults",
+    "config_fields", "config_online", "config_defaults", "data.cifar", "data.loading",
 ]
 
 

@@ -4,9 +4,10 @@ Every loader returns a validated `Dataset` (`data/dataset.py`). Nothing is downl
 loaders read files that are already on disk (a Debian package, the Keras cache, or a directory the
 user names) and, when a data set is missing, raise `DatasetNotFoundError` listing every place
 looked in and how to get the data. The file formats are read by `data/formats/` (`idx`, `cifar`,
-`npz`). No pickle is ever loaded: NumPy files are read with ``allow_pickle=False`` and CIFAR-10
-and CIFAR-100 are read from their binary versions (or an ``.npz``), never from the pickled Python
-versions.
+`npz`); the CIFAR loaders are `data/cifar.py`, and what every loader shares (the Keras cache, the
+`limit` check, the not-found message) is `data/loading.py`. No pickle is ever loaded: NumPy files
+are read with ``allow_pickle=False`` and CIFAR-10 and CIFAR-100 are read from their binary
+versions (or an ``.npz``), never from the pickled Python versions.
 
 Conventions of every `Dataset`:
 
@@ -24,30 +25,23 @@ from typing import Any
 
 import numpy as np
 
+from sequential_learning.data.cifar import load_cifar10, load_cifar100
 from sequential_learning.data.dataset import Dataset, build_dataset, head
 from sequential_learning.data.errors import DataError, DatasetNotFoundError
-from sequential_learning.data.formats.cifar import (
-    CIFAR10_CLASS_NAMES,
-    CIFAR100_BIN_DIR,
-    CIFAR100_CLASS_NAMES,
-    CIFAR100_FILES,
-    CIFAR100_NPZ,
-    CIFAR100_PY_DIR,
-    CIFAR_BIN_DIR,
-    CIFAR_NPZ,
-    CIFAR_PY_DIR,
-    CIFAR_TEST_FILE,
-    CIFAR_TRAIN_FILES,
-    dataset_from_cifar100_bin,
-    dataset_from_cifar_bin,
-)
+from sequential_learning.data.formats.cifar import CIFAR10_CLASS_NAMES, CIFAR100_CLASS_NAMES
 from sequential_learning.data.formats.idx import (
     IDX_FILES,
     dataset_from_idx,
     find_idx_files,
     idx_note,
 )
-from sequential_learning.data.formats.npz import MAX_CLASSES, NPZ_KEYS, dataset_from_npz
+from sequential_learning.data.formats.npz import MAX_CLASSES, dataset_from_npz
+from sequential_learning.data.loading import (
+    check_limit,
+    describe_path,
+    keras_datasets_dir,
+    not_found,
+)
 
 __all__ = [
     "CIFAR10_CLASS_NAMES",
@@ -90,41 +84,8 @@ FASHION_MNIST_CLASS_NAMES = [
 DIGIT_CLASS_NAMES = [str(digit) for digit in range(10)]
 
 
-
 # ----------------------------------------------------------------------------------------------
 # Helpers
-
-
-def keras_datasets_dir() -> Path:
-    """The Keras cache's data-set folder: ``$KERAS_HOME/datasets``, else ``~/.keras/datasets``.
-
-    Returns:
-        The folder's path (it need not exist).
-    """
-    home = os.environ.get("KERAS_HOME")
-    base = Path(home).expanduser() if home else Path.home() / ".keras"
-    return base / "datasets"
-
-
-def _check_limit(limit: int | None) -> int | None:
-    if limit is None:
-        return None
-    if isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit < 1:
-        raise DataError(f"limit: {limit!r} is not allowed; expected a positive integer or None.")
-    return int(limit)
-
-
-
-def _describe(path: Path) -> str:
-    return "exists" if path.exists() else "does not exist"
-
-
-def _not_found(what: str, looked: list[tuple[Path, str]], how: str) -> DatasetNotFoundError:
-    lines = [f"{what} not found. Looked in:"]
-    lines += [f"  - {path}: {note}" for path, note in looked]
-    lines.append(how)
-    return DatasetNotFoundError("\n".join(lines), [path for path, _ in looked])
-
 
 
 def _split_features(
@@ -165,7 +126,7 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0, limit: int | None = N
     """
     from sklearn.datasets import load_digits as sklearn_load_digits
 
-    limit = _check_limit(limit)
+    limit = check_limit(limit)
     bunch = sklearn_load_digits()
     images = (bunch.images / 16.0).astype(np.float32)[..., np.newaxis]
     x_train, y_train, x_test, y_test = _split_features(images, bunch.target, test_fraction, seed)
@@ -205,7 +166,7 @@ def load_iris(test_fraction: float = 0.2, seed: int = 0, limit: int | None = Non
     """
     from sklearn.datasets import load_iris as sklearn_load_iris
 
-    limit = _check_limit(limit)
+    limit = check_limit(limit)
     bunch = sklearn_load_iris()
     x_train, y_train, x_test, y_test = _split_features(
         bunch.data.astype(np.float64), bunch.target, test_fraction, seed
@@ -258,7 +219,7 @@ def load_fashion_mnist(
     ((1000, 28, 28, 1), 'Ankle boot')
     ```
     """
-    limit = _check_limit(limit)
+    limit = check_limit(limit)
     if directory is not None:
         candidates = [(Path(directory).expanduser(), "given directory")]
     else:
@@ -274,7 +235,7 @@ def load_fashion_mnist(
                 "fashion-mnist", files, candidate, 10, FASHION_MNIST_CLASS_NAMES, limit
             )
         looked.append((candidate, f"{label}: {idx_note(candidate, missing)}"))
-    raise _not_found(
+    raise not_found(
         "Fashion-MNIST",
         looked,
         "To get it: `apt-get install dataset-fashion-mnist` (Debian/Ubuntu; installs into "
@@ -314,7 +275,7 @@ def load_mnist(
     (28, 28, 1)
     ```
     """
-    limit = _check_limit(limit)
+    limit = check_limit(limit)
     looked: list[tuple[Path, str]] = []
 
     def try_idx(folder: Path, label: str) -> Dataset | None:
@@ -327,7 +288,7 @@ def load_mnist(
     def try_npz(path: Path, label: str) -> Dataset | None:
         if path.is_file():
             return dataset_from_npz(path, "mnist", limit, 10, DIGIT_CLASS_NAMES, channels=1)
-        looked.append((path, f"{label}: {_describe(path)}"))
+        looked.append((path, f"{label}: {describe_path(path)}"))
         return None
 
     attempts: list[Callable[[], Dataset | None]]
@@ -349,7 +310,7 @@ def load_mnist(
         data = attempt()
         if data is not None:
             return data
-    raise _not_found(
+    raise not_found(
         "MNIST",
         looked,
         "To get it: put the four IDX files "
@@ -357,157 +318,6 @@ def load_mnist(
         + " in a directory and pass it, or put mnist.npz (keys x_train, y_train, x_test, "
         f"y_test; what keras.datasets.mnist.load_data() downloads) in {keras_datasets_dir()}.",
     )
-
-
-
-
-
-def load_cifar10(
-    directory: str | os.PathLike[str] | None = None, limit: int | None = None
-) -> Dataset:
-    """Loads CIFAR-10 (50,000 + 10,000 colour 32×32 images, 10 classes), never from a pickle.
-
-    Reads the *binary version* (``data_batch_1.bin`` .. ``data_batch_5.bin`` and
-    ``test_batch.bin``; each record is 1 label byte then the red, green and blue 32×32 planes),
-    or a ``cifar10.npz`` with ``x_train, y_train, x_test, y_test`` (images ``(N, 32, 32, 3)``
-    uint8). With ``directory``: the batches in it or in its ``cifar-10-batches-bin`` folder,
-    else its ``cifar10.npz``; ``directory`` may also be an npz file. Without it: the Keras cache
-    ``$KERAS_HOME/datasets/cifar-10-batches-bin``, then ``$KERAS_HOME/datasets/cifar10.npz``.
-
-    The Python version (``cifar-10-batches-py``, what ``keras.datasets.cifar10`` downloads) is
-    made of pickles and is deliberately not read: unpickling runs arbitrary code.
-
-    Args:
-        directory: a folder (or npz file) to read, or None to search the Keras cache.
-        limit: if given, keep only the first ``limit`` samples of each split (only the records
-            needed are read).
-
-    Returns:
-        A `Dataset` named ``"cifar10"``: images ``(N, 32, 32, 3)`` (RGB, channels last) in
-        ``[0, 1]``, labels 0..9, class names ``airplane`` .. ``truck``.
-
-    Raises:
-        DatasetNotFoundError: no binary batches or npz found (the message lists every place
-            looked in, and says so if only the pickled Python batches are there).
-        DataError: a batch file is truncated or holds labels above 9.
-
-    Example:
-    ```python
-    >>> data = load_cifar10("~/data/cifar-10-batches-bin", limit=256)
-    >>> data.input_shape
-    (32, 32, 3)
-    ```
-    """
-    return _load_cifar(_CIFAR10, directory, _check_limit(limit))
-
-
-def load_cifar100(
-    directory: str | os.PathLike[str] | None = None, limit: int | None = None
-) -> Dataset:
-    """Loads CIFAR-100 (50,000 + 10,000 colour 32×32 images, 100 fine classes), never a pickle.
-
-    Reads the *binary version* (``train.bin`` and ``test.bin``; each record is 1 coarse-label
-    byte, 1 fine-label byte, then the red, green and blue 32×32 planes; the fine label is kept),
-    or a ``cifar100.npz`` with ``x_train, y_train, x_test, y_test`` (images ``(N, 32, 32, 3)``
-    uint8, fine labels). With ``directory``: the two files in it or in its ``cifar-100-binary``
-    folder, else its ``cifar100.npz``; ``directory`` may also be an npz file. Without it: the
-    Keras cache ``$KERAS_HOME/datasets/cifar-100-binary``, then
-    ``$KERAS_HOME/datasets/cifar100.npz``.
-
-    The Python version (``cifar-100-python``, what ``keras.datasets.cifar100`` downloads) is
-    made of pickles and is deliberately not read: unpickling runs arbitrary code.
-
-    Args:
-        directory: a folder (or npz file) to read, or None to search the Keras cache.
-        limit: if given, keep only the first ``limit`` samples of each split (only the records
-            needed are read).
-
-    Returns:
-        A `Dataset` named ``"cifar100"``: images ``(N, 32, 32, 3)`` (RGB, channels last) in
-        ``[0, 1]``, labels 0..99, class names ``apple`` .. ``worm``.
-
-    Raises:
-        DatasetNotFoundError: neither the binary files nor an npz found (the message lists every
-            place looked in, and says so if only the pickled Python version is there).
-        DataError: a file is truncated or holds fine labels above 99.
-
-    Example:
-    ```python
-    >>> data = load_cifar100("~/data/cifar-100-binary", limit=256)
-    >>> data.num_classes
-    100
-    ```
-    """
-    return _load_cifar(_CIFAR100, directory, _check_limit(limit))
-
-
-class _CifarVersion:
-    """What tells CIFAR-10 and CIFAR-100 apart for `_load_cifar`."""
-
-    def __init__(self, name: str, title: str, classes: list[str], bin_dir: str, py_dir: str,
-                 npz: str, files: tuple[str, ...], pickled: str, url: str, reader) -> None:
-        self.name, self.title, self.classes = name, title, classes
-        self.bin_dir, self.py_dir, self.npz, self.files = bin_dir, py_dir, npz, files
-        self.pickled, self.url, self.reader = pickled, url, reader
-
-
-_CIFAR10 = _CifarVersion(
-    "cifar10", "CIFAR-10", CIFAR10_CLASS_NAMES, CIFAR_BIN_DIR, CIFAR_PY_DIR, CIFAR_NPZ,
-    (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE), "data_batch_1",
-    "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", dataset_from_cifar_bin)
-_CIFAR100 = _CifarVersion(
-    "cifar100", "CIFAR-100", CIFAR100_CLASS_NAMES, CIFAR100_BIN_DIR, CIFAR100_PY_DIR,
-    CIFAR100_NPZ, CIFAR100_FILES, "train",
-    "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz", dataset_from_cifar100_bin)
-
-
-def _load_cifar(version: _CifarVersion, directory, limit: int | None) -> Dataset:
-    """`load_cifar10` / `load_cifar100`: the binary files, else the npz, in the usual places."""
-    classes = len(version.classes)
-    looked: list[tuple[Path, str]] = []
-    if directory is not None:
-        given = Path(directory).expanduser()
-        if given.is_file():
-            return dataset_from_npz(given, version.name, limit, classes, version.classes,
-                                    channels=3)
-        bin_dirs = [(given, "given directory"), (given / version.bin_dir, "given directory")]
-        npz_files = [(given / version.npz, "given directory")]
-        py_dirs = [given, given / version.py_dir]
-    else:
-        cache = keras_datasets_dir()
-        bin_dirs = [(cache / version.bin_dir, "Keras cache")]
-        npz_files = [(cache / version.npz, "Keras cache")]
-        py_dirs = [cache / version.py_dir]
-    for folder, label in bin_dirs:
-        if all((folder / name).is_file() for name in version.files):
-            return version.reader(folder, limit)
-        if folder.is_dir():
-            present = [name for name in version.files if (folder / name).is_file()]
-            note = f"incomplete, has only {', '.join(present)}" if present else "no *.bin files"
-        else:
-            note = _describe(folder)
-        looked.append((folder, f"{label}, binary files: {note}"))
-    for path, label in npz_files:
-        if path.is_file():
-            return dataset_from_npz(path, version.name, limit, classes, version.classes,
-                                    channels=3)
-        looked.append((path, f"{label}, npz file: {_describe(path)}"))
-    *first, last = version.files
-    how = (
-        f"To get it: download the {version.title} binary version ({version.url}), extract it "
-        f"so that {keras_datasets_dir() / version.bin_dir} (or a directory you pass) holds "
-        f"{', '.join(first)} and {last}; or save the arrays as {version.npz} with keys "
-        f"{', '.join(NPZ_KEYS)}."
-    )
-    pickled = [folder for folder in py_dirs if (folder / version.pickled).is_file()]
-    if pickled:
-        how += (
-            f" Found the Python version in {pickled[0]}, but its files are pickles and are "
-            "not loaded for safety (unpickling can run arbitrary code). Use the binary version, "
-            "or convert once, in a session you trust, to an npz with np.savez(..., x_train=..., "
-            "y_train=..., x_test=..., y_test=...)."
-        )
-    raise _not_found(version.title, looked, how)
 
 
 def load_npz(path: str | os.PathLike[str], limit: int | None = None, name: str = "npz") -> Dataset:
@@ -537,7 +347,7 @@ def load_npz(path: str | os.PathLike[str], limit: int | None = None, name: str =
     >>> data = load_npz("mine.npz")
     ```
     """
-    limit = _check_limit(limit)
+    limit = check_limit(limit)
     return dataset_from_npz(Path(path).expanduser(), name, limit)
 
 
