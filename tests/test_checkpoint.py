@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from crash import CrashAfterEpochs
 from sequential_learning.checkpoint import CheckpointError, load_task_models
 from sequential_learning.data.benchmarks import split
 from sequential_learning.manager import SequentialLearningManager
@@ -35,22 +36,10 @@ def _manager(out_dir, callbacks=(), method="si", **kwargs):
                                      callbacks=list(callbacks), **kwargs)
 
 
-class _Crash(keras.callbacks.Callback):
-    """Fails in the middle of task 3 (after one epoch of it)."""
-
-    def __init__(self):
-        super().__init__()
-        self.epochs = 0
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epochs += 1
-        if self.epochs == 5:
-            raise RuntimeError("simulated crash in task 3")
-
-
 def test_resume_gives_the_same_numbers_as_an_uninterrupted_run(tmp_path):
     full = _manager(tmp_path / "full").train_all()
-    crashed = _manager(tmp_path / "run", callbacks=[_Crash()])
+    # Two epochs per task: fails after the first epoch of task 3.
+    crashed = _manager(tmp_path / "run", callbacks=[CrashAfterEpochs(5)])
     with pytest.raises(RuntimeError, match="simulated crash"):
         crashed.train_all()
     state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from crash import CrashInEpoch
 from sequential_learning.data.benchmarks import split
 from sequential_learning.data.blurry import (
     StreamPlan,
@@ -319,27 +320,14 @@ def test_bad_settings_are_one_line(kwargs, message):
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
 
 
-class _Crash(keras.callbacks.Callback):
-    """Fails in the middle of task 3's part of the stream."""
-
-    def __init__(self):
-        super().__init__()
-        self.epochs = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epochs += 1
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self.epochs == 3 and batch >= 4:
-            raise RuntimeError("simulated crash in task 3")
-
-
 @pytest.mark.parametrize("boundaries", ["tasks", "blurry"])
 def test_resume_gives_the_same_numbers(tmp_path, boundaries):
     window = 20 if boundaries == "blurry" else None
     method = "derpp" if boundaries == "blurry" else "replay"
     full = _manager(boundaries, method, tmp_path / "full", blur_window=window).train_all()
-    crashed = _manager(boundaries, method, tmp_path / "run", [_Crash()], blur_window=window)
+    # One epoch per task: fails in the middle of task 3's part of the stream.
+    crashed = _manager(boundaries, method, tmp_path / "run", [CrashInEpoch(3, batch=4)],
+                       blur_window=window)
     with pytest.raises(RuntimeError, match="simulated crash"):
         crashed.train_all()
     state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from crash import CrashAfterEpochs
 from sequential_learning import backend
 from sequential_learning.data.benchmarks import make_benchmark
 from sequential_learning.importance import create_estimator, default_penalty_mode
@@ -185,23 +186,11 @@ def test_rwalk_consolidates_and_forgets_less_than_fine_tuning(rwalk_run):
                                                                  none.accuracy_matrix)
 
 
-class _Crash(keras.callbacks.Callback):
-    """Fails in task 3 (after its first epoch)."""
-
-    def __init__(self):
-        super().__init__()
-        self.epochs = 0
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epochs += 1
-        if self.epochs == 5:
-            raise RuntimeError("simulated crash in task 3")
-
-
 def test_resume_gives_the_same_numbers(rwalk_run, tmp_path):
     _, full = rwalk_run
     with pytest.raises(RuntimeError, match="simulated crash"):
-        _manager(out_dir=tmp_path / "run", callbacks=[_Crash()]).train_all()
+        # Two epochs per task: fails after the first epoch of task 3.
+        _manager(out_dir=tmp_path / "run", callbacks=[CrashAfterEpochs(5)]).train_all()
     state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
     assert state["completed_tasks"] == 2
     resumed = _manager(out_dir=tmp_path / "run")

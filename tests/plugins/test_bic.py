@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from crash import CrashAfterEpochs
 from sequential_learning.evaluation import evaluate_all
 from sequential_learning.manager import SequentialLearningManager
 from sequential_learning.plugins import BiC
@@ -122,23 +123,11 @@ def test_stage_two_corrects_the_model_before_its_row_is_measured(setup_factory):
     assert results.metrics["acc"] > none.metrics["acc"] + 0.3, (results.metrics, none.metrics)
 
 
-class _Crash(keras.callbacks.Callback):
-    """Fails after the first epoch of task 3."""
-
-    def __init__(self):
-        super().__init__()
-        self.epochs = 0
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epochs += 1
-        if self.epochs == 2 * EPOCHS + 1:
-            raise RuntimeError("simulated crash in task 3")
-
-
 def test_resume_gives_the_same_numbers(setup_factory, tmp_path):
     _, full = _run(setup_factory, out_dir=tmp_path / "full")
     with pytest.raises(RuntimeError, match="simulated crash"):
-        _run(setup_factory, out_dir=tmp_path / "run", callbacks=[_Crash()])
+        _run(setup_factory, out_dir=tmp_path / "run",  # after the first epoch of task 3
+             callbacks=[CrashAfterEpochs(2 * EPOCHS + 1)])
     _, resumed = _run(setup_factory, out_dir=tmp_path / "run", resume=True)
     assert resumed.timing["resumed_after_task"] == 2
     np.testing.assert_allclose(resumed.accuracy_matrix, full.accuracy_matrix, atol=1e-6)

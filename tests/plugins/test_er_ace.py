@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from crash import CrashAfterEpochs
 from sequential_learning import backend
 from sequential_learning.data.benchmarks import split
 from sequential_learning.manager import SequentialLearningManager
@@ -162,22 +163,10 @@ def test_er_ace_keeps_old_classes_in_a_class_incremental_stream():
     assert ace.metrics["acc"] > none.metrics["acc"] + 0.2, (none.metrics, ace.metrics)
 
 
-class _Crash(keras.callbacks.Callback):
-    """Fails in the middle of task 3 (after one of its two epochs)."""
-
-    def __init__(self):
-        super().__init__()
-        self.epochs = 0
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epochs += 1
-        if self.epochs == 5:
-            raise RuntimeError("simulated crash in task 3")
-
-
 def test_resume_gives_the_same_accuracy_matrix(tmp_path):
     full = _manager("er-ace", tmp_path / "full").train_all()
-    crashed = _manager("er-ace", tmp_path / "run", callbacks=[_Crash()])
+    # Two epochs per task: fails after the first epoch of task 3.
+    crashed = _manager("er-ace", tmp_path / "run", callbacks=[CrashAfterEpochs(5)])
     with pytest.raises(RuntimeError, match="simulated crash"):
         crashed.train_all()
     state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from crash import CrashAfterEpochs
 from sequential_learning.data.benchmarks import split
 from sequential_learning.manager import SequentialLearningManager
 from sequential_learning.models import mlp_base
@@ -169,23 +170,11 @@ def test_gdumb_learns_every_class_in_a_class_incremental_stream():
     assert gdumb.config["method_settings"]["gdumb"]["memory"] == 24
 
 
-class _Crash(keras.callbacks.Callback):
-    """Fails in task 3 (after its first epoch)."""
-
-    def __init__(self):
-        super().__init__()
-        self.epochs = 0
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epochs += 1
-        if self.epochs == 5:
-            raise RuntimeError("simulated crash in task 3")
-
-
 def test_resume_gives_the_same_numbers(tmp_path):
     full = _manager("task", out_dir=tmp_path / "full").train_all()
     with pytest.raises(RuntimeError, match="simulated crash"):
-        _manager("task", out_dir=tmp_path / "run", callbacks=[_Crash()]).train_all()
+        # Two epochs per task: fails after the first epoch of task 3.
+        _manager("task", out_dir=tmp_path / "run", callbacks=[CrashAfterEpochs(5)]).train_all()
     state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
     assert state["completed_tasks"] == 2
     resumed = _manager("task", out_dir=tmp_path / "run").train_all(resume=True)

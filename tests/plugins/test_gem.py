@@ -11,6 +11,7 @@ import pytest
 from keras import ops
 from scipy.optimize import nnls
 
+from crash import CrashAfterEpochs
 from sequential_learning import backend
 from sequential_learning.data.benchmarks import split
 from sequential_learning.manager import SequentialLearningManager
@@ -184,22 +185,10 @@ def test_gem_does_not_forget_where_fine_tuning_does(gem_run):
                                                     "gem_margin": 0.5}
 
 
-class _Crash(keras.callbacks.Callback):
-    """Fails in task 3 (after its first epoch)."""
-
-    def __init__(self):
-        super().__init__()
-        self.epochs = 0
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epochs += 1
-        if self.epochs == 5:
-            raise RuntimeError("simulated crash in task 3")
-
-
 def test_resume_gives_the_same_numbers(gem_run, tmp_path):
     with pytest.raises(RuntimeError, match="simulated crash"):
-        _manager("gem", tmp_path / "run", [_Crash()]).train_all()
+        # Two epochs per task: fails after the first epoch of task 3.
+        _manager("gem", tmp_path / "run", [CrashAfterEpochs(5)]).train_all()
     state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
     assert state["completed_tasks"] == 2
     resumed = _manager("gem", tmp_path / "run").train_all(resume=True)

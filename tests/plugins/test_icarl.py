@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from crash import CrashAfterEpochs
 from sequential_learning.manager import SequentialLearningManager
 from sequential_learning.plugins import ICaRL
 from sequential_learning.plugins.herding import herding
@@ -207,23 +208,11 @@ def test_icarl_in_a_task_incremental_stream(setup_factory):
     assert results.metrics["acc"] > 0.8
 
 
-class _Crash(keras.callbacks.Callback):
-    """Fails after the first epoch of task 3."""
-
-    def __init__(self):
-        super().__init__()
-        self.epochs = 0
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epochs += 1
-        if self.epochs == 2 * EPOCHS + 1:
-            raise RuntimeError("simulated crash in task 3")
-
-
 def test_resume_gives_the_same_numbers(setup_factory, tmp_path):
     full = _run(setup_factory, "icarl", out_dir=tmp_path / "full")
     with pytest.raises(RuntimeError, match="simulated crash"):
-        _run(setup_factory, "icarl", out_dir=tmp_path / "run", callbacks=[_Crash()])
+        _run(setup_factory, "icarl", out_dir=tmp_path / "run",  # after task 3's first epoch
+             callbacks=[CrashAfterEpochs(2 * EPOCHS + 1)])
     resumed = _run(setup_factory, "icarl", out_dir=tmp_path / "run", resume=True)
     assert resumed.timing["resumed_after_task"] == 2
     np.testing.assert_allclose(resumed.accuracy_matrix, full.accuracy_matrix, atol=1e-6)

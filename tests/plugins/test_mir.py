@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from crash import CrashAfterEpochs
 from sequential_learning import backend
 from sequential_learning.plugins import MIR, Router
 from sequential_learning.plugins.base import Experience, Run
@@ -20,7 +21,7 @@ from sequential_learning.tasks import SequentialTask
 
 pytestmark = pytest.mark.all_backends
 
-from test_er_ace import _Crash, _manager  # noqa: E402  (the same small stream)
+from test_er_ace import _manager  # noqa: E402  (the same small stream)
 
 
 def _np(value):
@@ -151,7 +152,8 @@ def test_resume_gives_the_same_accuracy_matrix_task_incremental(tmp_path):
     full = _manager("mir", tmp_path / "full", scenario="task").train_all()
     assert full.metrics["acc"] > 0.8
     assert full.task_summaries[-1]["replay_buffer"].keys() == {"task_1", "task_2", "task_3"}
-    crashed = _manager("mir", tmp_path / "run", callbacks=[_Crash()], scenario="task")
+    # Two epochs per task: fails after the first epoch of task 3.
+    crashed = _manager("mir", tmp_path / "run", callbacks=[CrashAfterEpochs(5)], scenario="task")
     with pytest.raises(RuntimeError, match="simulated crash"):
         crashed.train_all()
     state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())

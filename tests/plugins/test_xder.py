@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from keras import ops
 
+from crash import CrashAfterEpochs
 from sequential_learning.plugins import XDER
 from sequential_learning.plugins.xder import first_occurrences, transplant_logits
 
 pytestmark = pytest.mark.all_backends
 
-from test_er_ace import _ce, _Crash, _manager  # noqa: E402  (the same small stream)
+from test_er_ace import _ce, _manager  # noqa: E402  (the same small stream)
 
 
 def _np(value):
@@ -157,7 +158,8 @@ def test_xder_keeps_old_classes_in_a_class_incremental_stream():
 
 def test_resume_gives_the_same_accuracy_matrix(tmp_path):
     full = _manager("xder", tmp_path / "full").train_all()
-    crashed = _manager("xder", tmp_path / "run", callbacks=[_Crash()])
+    # Two epochs per task: fails after the first epoch of task 3.
+    crashed = _manager("xder", tmp_path / "run", callbacks=[CrashAfterEpochs(5)])
     with pytest.raises(RuntimeError, match="simulated crash"):
         crashed.train_all()
     state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
