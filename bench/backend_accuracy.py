@@ -84,7 +84,12 @@ def _worker(args) -> int:
                 spec = {"benchmark": benchmark, "method": method, "seed": seed}
                 if args.epochs:
                     spec["epochs"] = args.epochs
-                results = run_experiment(RunConfig(**spec))
+                try:
+                    results = run_experiment(RunConfig(**spec))
+                except ValueError as error:  # a method that refuses this benchmark's scenario
+                    print(json.dumps({"benchmark": benchmark, "method": method, "seed": seed,
+                                      "refused": str(error).splitlines()[0]}), flush=True)
+                    continue
                 print(json.dumps({"benchmark": benchmark, "method": method, "seed": seed,
                                   "acc": round(float(results.metrics["acc"]), 4)}), flush=True)
     return 0
@@ -107,6 +112,7 @@ def main() -> int:
     methods = args.methods or ",".join(_methods())
     table: dict[str, dict] = {}
     spread: dict[str, dict] = {}
+    refused: set[str] = set()
     for backend in args.backends.split(","):
         if importlib.util.find_spec(backend) is None:
             print(f"{backend}: not installed")
@@ -125,6 +131,9 @@ def main() -> int:
                   f"{(done.stderr.strip().splitlines() or ['?'])[-1]}")
         runs: dict[tuple, list] = {}
         for r in rows:
+            if "refused" in r:
+                refused.add(f"{r['benchmark']} {r['method']}: {r['refused']}")
+                continue
             runs.setdefault((r["benchmark"], r["method"]), []).append(r["acc"])
         table[backend] = {k: statistics.fmean(v) for k, v in runs.items()}
         spread[backend] = {k: (max(v) - min(v)) for k, v in runs.items()}
@@ -158,6 +167,8 @@ def main() -> int:
         if gaps:
             print(f"{b}: largest |ACC - TensorFlow's| = {max(gaps):.3f} over {len(gaps)} runs")
     print("over 0.03: " + ("none" if not over else "; ".join(over)))
+    for line in sorted(refused):
+        print(f"refused: {line}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump({b: {f"{k[0]}/{k[1]}": v for k, v in t.items()} for b, t in table.items()},
