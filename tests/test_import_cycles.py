@@ -108,10 +108,10 @@ def test_the_whole_package_has_no_import_cycle():
 LAYERS = (
     ("cli", "commands"),
     ("experiment", "sweep"),
-    ("config",),
+    ("config", "config_fields", "config_online", "config_defaults"),
     ("manager", "method", "trainers", "services", "clock", "divergence", "progress",
-     "recorder", "writer", "tensorboard", "continual_model"),
-    ("tasks", "training", "evaluation"),
+     "recorder", "writer", "tensorboard", "continual_model", "online"),
+    ("tasks", "training", "evaluation", "signature"),
     ("plugins",),
     ("importance",),
     ("graph",),
