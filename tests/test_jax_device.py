@@ -127,3 +127,15 @@ def test_device_batches_equal_host_batches(monkeypatch, with_ids):
                 np.testing.assert_array_equal(np.asarray(g), w)
         on_device.on_epoch_end()
         on_host.on_epoch_end()
+
+
+def test_a_bad_device_budget_is_one_line(monkeypatch):
+    from sequential_learning.pipeline import device_data_bytes
+
+    monkeypatch.setenv("SEQL_DEVICE_DATA_BYTES", "lots")
+    with pytest.raises(ValueError, match="SEQL_DEVICE_DATA_BYTES must be a whole number"):
+        device_data_bytes()
+    monkeypatch.setenv("SEQL_DEVICE_DATA_BYTES", "1000")
+    assert device_data_bytes() == 1000
+    x = np.zeros((100, 2), "float32")  # 800 bytes, twice over the budget with its copy
+    assert ArrayBatches(x, np.zeros(100, "int32"), 10, seed=0)._on_device is None

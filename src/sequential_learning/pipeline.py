@@ -115,7 +115,8 @@ def check_dataset_backend(data: Any, what: str) -> None:
 
 
 def device_data_bytes() -> int:
-    """The most bytes of training arrays `ArrayBatches` keeps on the device (JAX).
+    """The most bytes `ArrayBatches` keeps on the device (JAX): a task's training arrays and
+    the current epoch's shuffled copy of them.
 
     `SEQL_DEVICE_DATA_BYTES` if set (0 keeps every batch on the host); otherwise a quarter of
     the accelerator's memory where JAX reports it, and 1 GiB elsewhere (the CPU, where the
@@ -133,7 +134,14 @@ def device_data_bytes() -> int:
 
     setting = os.environ.get("SEQL_DEVICE_DATA_BYTES")
     if setting not in (None, ""):
-        return int(setting)
+        try:
+            value = int(setting)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise ValueError(f"SEQL_DEVICE_DATA_BYTES must be a whole number of bytes >= 0 "
+                             f"(0: keep training data on the host), got {setting!r}")
+        return value
     if backend.name() == "jax":
         import jax
 
@@ -189,12 +197,12 @@ class ArrayBatches(keras.utils.PyDataset):
         self.devices = _distributed_devices()
         # JAX without a distribution: the arrays go to the device once, and each epoch's
         # shuffled copy is one gather there; a batch is then a slice of it, with no transfer
-        # from the host per step (see `device_data_bytes`).
+        # from the host per step. Both copies must fit `device_data_bytes`.
         self._on_device = None
         self._shuffled: tuple[int, Any] | None = None
         arrays = [a for a in (self.x, self.y, self.task_ids) if a is not None]
         if self.devices == 1 and backend.name() == "jax" \
-                and sum(a.nbytes for a in arrays) <= device_data_bytes():
+                and 2 * sum(a.nbytes for a in arrays) <= device_data_bytes():
             self._on_device = [keras.ops.convert_to_tensor(a) for a in arrays]
 
     def __len__(self) -> int:
