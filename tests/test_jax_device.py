@@ -82,7 +82,7 @@ def test_one_call_stream_equals_task_by_task_stream(monkeypatch):
     def stream(one_call: str):
         monkeypatch.setenv("SEQL_JAX_ONE_CALL_EVAL", one_call)
         tasks = _tasks("class")
-        manager = SequentialLearningManager(None, tasks, method="replay", epochs=2, seed=0,
+        manager = SequentialLearningManager(None, tasks, method="replay", epochs=1, seed=0,
                                             method_options={"memory": 30})
         return manager.train_all()
 
