@@ -169,9 +169,32 @@ def train_step_signature(trainer: Any) -> Hashable | None:
             state_signature(trainer.non_trainable_variables),
             state_signature(trainer.optimizer.variables),
             state_signature(trainer.metrics_variables),
+            _layout(trainer, routes),
         )
     except Exception:  # noqa: BLE001 - an undescribable trainer is simply not shared
         return None
+
+
+def _layout(trainer: Any, routes: list) -> tuple:
+    """Where each model and plugin the step reads finds its variables in the trainer's state.
+
+    The compiled step reads its state by position. Two trainers whose models and state lists
+    look alike can still place them differently: under joint training every trainer routes
+    task t's samples through task t's head, but each lists its own task's head first, so a step
+    compiled for task 1 would send task 1's samples through task 2's head when run on task 2's
+    state. The positions of every model's and plugin's variables tell them apart.
+    """
+    position: dict[int, int] = {}
+    for v in [*trainer.trainable_variables, *trainer.non_trainable_variables,
+              *trainer.optimizer.variables, *trainer.metrics_variables]:
+        position.setdefault(id(v), len(position))
+
+    def where(variables) -> tuple:
+        return tuple(position.get(id(v), -1) for v in variables)
+
+    return (where(trainer.task_model.variables),
+            tuple(where(m.variables) for m in routes),
+            tuple(where(p.variables()) for p in trainer.plugins))
 
 
 def test_step_signature(model: keras.Model) -> Hashable | None:
