@@ -114,6 +114,7 @@ def test_device_batches_equal_host_batches(monkeypatch, with_ids):
     rng = np.random.default_rng(1)
     x, y = rng.random((53, 3)).astype("float32"), rng.integers(0, 4, 53)
     ids = rng.integers(0, 2, 53) if with_ids else None
+    monkeypatch.setenv("SEQL_DEVICE_DATA_BYTES", str(1 << 20))  # on by default off the CPU only
     on_device = ArrayBatches(x, y, 10, seed=4, task_ids=ids)
     monkeypatch.setenv("SEQL_DEVICE_DATA_BYTES", "0")
     on_host = ArrayBatches(x, y, 10, seed=4, task_ids=ids)
@@ -130,8 +131,12 @@ def test_device_batches_equal_host_batches(monkeypatch, with_ids):
 
 
 def test_a_bad_device_budget_is_one_line(monkeypatch):
+    import jax
+
     from sequential_learning.pipeline import device_data_bytes
 
+    monkeypatch.delenv("SEQL_DEVICE_DATA_BYTES", raising=False)
+    assert (device_data_bytes() == 0) == (jax.default_backend() == "cpu")
     monkeypatch.setenv("SEQL_DEVICE_DATA_BYTES", "lots")
     with pytest.raises(ValueError, match="SEQL_DEVICE_DATA_BYTES must be a whole number"):
         device_data_bytes()

@@ -119,15 +119,16 @@ def device_data_bytes() -> int:
     the current epoch's shuffled copy of them.
 
     `SEQL_DEVICE_DATA_BYTES` if set (0 keeps every batch on the host); otherwise a quarter of
-    the accelerator's memory where JAX reports it, and 1 GiB elsewhere (the CPU, where the
-    "device" is the host's memory).
+    the accelerator's memory (1 GiB where JAX does not report it), and 0 on the CPU: there the
+    "device" is the host's memory, and slicing each batch out of a JAX array measured slower than
+    NumPy's (the permuted Fashion-MNIST fine-tuning stream: 13.7 s against 10.6 s).
 
     Returns:
         A number of bytes.
 
     Example:
     ```python
-    device_data_bytes()    # 1073741824 on a CPU
+    device_data_bytes()    # 0 on a CPU
     ```
     """
     import os
@@ -142,13 +143,14 @@ def device_data_bytes() -> int:
             raise ValueError(f"SEQL_DEVICE_DATA_BYTES must be a whole number of bytes >= 0 "
                              f"(0: keep training data on the host), got {setting!r}")
         return value
-    if backend.name() == "jax":
-        import jax
+    if backend.name() != "jax":
+        return 0
+    import jax
 
-        stats = jax.devices()[0].memory_stats() or {}
-        if stats.get("bytes_limit"):
-            return int(stats["bytes_limit"]) // 4
-    return 1 << 30
+    if jax.default_backend() == "cpu":
+        return 0
+    stats = jax.devices()[0].memory_stats() or {}
+    return int(stats["bytes_limit"]) // 4 if stats.get("bytes_limit") else 1 << 30
 
 
 def _distributed_devices() -> int:
