@@ -98,3 +98,30 @@ def test_masking_can_be_turned_off(seeded):
     base = mlp_base(stream.input_shape, (8,))
     tasks = tasks_from_benchmark(stream, base, mask_classes=False)
     assert tasks[0].active_classes is None and tasks[0].metrics == ["accuracy"]
+
+
+def test_masks_read_only_by_the_loss_reach_every_tasks_step():
+    """With metrics that do not read the masks, the loss still trains over each task's classes:
+    on JAX a mask the step does not track would be compiled in as task 1's (the trainer tracks
+    the loss's masks itself; `training.loss_variables`)."""
+    from sequential_learning.training import loss_variables
+
+    def losses(plain_metrics: bool) -> np.ndarray:
+        rng = np.random.default_rng(0)
+        y = np.repeat(np.arange(6), 30)
+        x = rng.random((len(y), 6)).astype("float32")
+        x[np.arange(len(y)), y] += 1.0
+        stream = split(x, y, classes_per_task=2, scenario="class", seed=0)
+        keras.utils.set_random_seed(0)
+        base = mlp_base(stream.input_shape, (8,))
+        tasks = tasks_from_benchmark(stream, base, batch_size=16)
+        if plain_metrics:
+            for task in tasks:
+                task.metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        assert {v.path for v in loss_variables(tasks[0].loss)} == {"active_classes",
+                                                                   "evaluated_classes"}
+        results = SequentialLearningManager(base, tasks, method="none", epochs=1,
+                                            seed=0).train_all()
+        return np.asarray(results.history["loss"])
+
+    np.testing.assert_allclose(losses(True), losses(False), rtol=1e-6)

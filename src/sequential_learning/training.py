@@ -20,11 +20,13 @@ gradients and, on JAX, threads every variable through the stateless step.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import keras
 from keras import ops
 
 from sequential_learning import backend
+from sequential_learning.class_incremental import ActiveClasses
 from sequential_learning.importance.base import ImportanceEstimator
 from sequential_learning.importance.penalty import ConsolidationPenalty
 from sequential_learning.plugins.base import Plugin, Step, replica_share
@@ -133,6 +135,21 @@ class ContinualTrainer(keras.Model):
         own = {id(v) for v in self.trained_variables}
         self.plugin_variables = [v for p in self.plugins for v in p.variables()
                                  if id(v) not in own]
+
+    def compile(self, *args, **kwargs) -> None:
+        """Keras's `compile`, then tracks the variables the compiled loss reads.
+
+        A class-incremental stream's loss reads the stream's masks (`ActiveClasses`); on JAX a
+        variable the step reads but does not track is compiled in as a constant, so a later
+        task's masks would never reach the step. The masks are usually tracked already through
+        the masked-accuracy metrics; with other metrics they are tracked here.
+        """
+        super().compile(*args, **kwargs)
+        tracked = {id(v) for v in [*self.trained_variables, *self.plugin_variables]}
+        for metric in keras.tree.flatten(kwargs.get("metrics") or []):
+            if isinstance(metric, keras.metrics.Metric):
+                tracked.update(id(v) for v in metric.variables)
+        self.loss_variables = [v for v in loss_variables(self.loss) if id(v) not in tracked]
 
     @property
     def penalty(self) -> ConsolidationPenalty | None:
@@ -282,6 +299,35 @@ class ContinualTrainer(keras.Model):
             # lacks: give each log that axis (the reduction then returns the scalar).
             logs = {k: ops.reshape(v, [1]) for k, v in logs.items()}
         return logs
+
+
+def loss_variables(loss: Any) -> list:
+    """The Keras variables a compiled loss reads: its own, and its `ActiveClasses`' masks.
+
+    Args:
+        loss: what `compile` was given as the loss (a `keras.losses.Loss`, a name, or a
+            structure of them).
+
+    Returns:
+        A list of `keras.Variable`s (empty for a plain loss).
+
+    Example:
+    ```python
+    loss_variables(MaskedSparseCategoricalCrossentropy(active))   # [active.active, ...]
+    ```
+    """
+    found: dict[int, Any] = {}
+    for fn in keras.tree.flatten(loss) if loss is not None else []:
+        if not isinstance(fn, keras.losses.Loss):
+            continue
+        for value in vars(fn).values():
+            if isinstance(value, ActiveClasses):
+                candidates = [v for v in vars(value).values() if isinstance(v, keras.Variable)]
+            else:
+                candidates = [value] if isinstance(value, keras.Variable) else []
+            for v in candidates:
+                found.setdefault(id(v), v)
+    return list(found.values())
 
 
 def _add_n(values: list):
