@@ -52,3 +52,32 @@ def test_scanned_steps_equal_keras_own_loop(monkeypatch, method):
     for got, want in zip(weights, reference):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(history["loss"], reference_history["loss"], rtol=1e-5)
+
+
+def test_a_variable_the_step_reads_but_does_not_track_is_one_line():
+    """On JAX such a variable would be compiled into the step as its first value: refused."""
+    from keras import ops
+
+    from sequential_learning.errors import SeqlError
+    from sequential_learning.plugins.base import Plugin
+
+    class Hidden(Plugin):
+        name = "hidden"
+        log_names = ("hidden_loss",)
+
+        def __init__(self):
+            self.kept = {"weight": keras.Variable(0.5, trainable=False, name="hidden_weight")}
+
+        def variables(self):
+            return []  # the variable is kept where the default search would find it: hidden
+
+        def extra_losses(self, step):
+            return {"hidden_loss": self.kept["weight"] * ops.mean(ops.square(step.y_pred))}
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    trainer = ContinualTrainer(model, plugins=[Hidden()])
+    trainer.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(True))
+    x, y = np.ones((8, 4), "float32"), np.zeros(8, "int32")
+    with pytest.raises(SeqlError, match=r"reads variables it does not track \(hidden_weight\)"):
+        trainer.fit(x, y, epochs=1, batch_size=4, verbose=0)

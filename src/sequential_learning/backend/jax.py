@@ -177,6 +177,21 @@ def apply_gradients(optimizer, gradients: Sequence, variables: Sequence) -> None
     optimizer.apply(list(gradients), list(variables))
 
 
+class _StepScope(StatelessScope):
+    """The train step's stateless scope, noting every variable read that is not in its state
+    (JAX would compile such a variable's value into the step as a constant)."""
+
+    def __init__(self, mapping) -> None:
+        super().__init__(state_mapping=mapping)
+        self.untracked: dict[int, Any] = {}
+
+    def get_current_value(self, variable):
+        value = super().get_current_value(variable)
+        if value is None:
+            self.untracked.setdefault(id(variable), variable)
+        return value
+
+
 def train_step(trainer, state, data) -> tuple[dict, tuple]:
     """Keras's JAX `train_step`: the backend-neutral step on the values in `state`.
 
@@ -198,8 +213,17 @@ def train_step(trainer, state, data) -> tuple[dict, tuple]:
     groups = (trainer.trainable_variables, trainer.non_trainable_variables,
               trainer.optimizer.variables, trainer.metrics_variables)
     mapping = [pair for refs, values in zip(groups, state) for pair in zip(refs, values)]
-    with StatelessScope(state_mapping=mapping) as scope:
+    with _StepScope(mapping) as scope:
         logs = trainer.continual_step(data)
+    if scope.untracked:
+        # Traced once: a variable the step reads but the trainer does not track would keep its
+        # value of this moment for every later step (a mask, a buffer, a plugin's state).
+        from sequential_learning.errors import SeqlError
+
+        names = ", ".join(getattr(v, "path", "?") for v in scope.untracked.values())
+        raise SeqlError(f"the JAX train step of {trainer.name} reads variables it does not "
+                        f"track ({names}); make them reachable from a plugin's variables() or "
+                        "the trainer's own, or they are compiled in as constants")
     new_state = []
     for refs, values in zip(groups, state):
         out = []
