@@ -19,6 +19,7 @@ gradients and, on JAX, threads every variable through the stateless step.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -145,8 +146,10 @@ class ContinualTrainer(keras.Model):
         the masked-accuracy metrics; with other metrics they are tracked here.
         """
         super().compile(*args, **kwargs)
+        given = inspect.signature(keras.Model.compile).bind_partial(self, *args, **kwargs)
+        metrics = [given.arguments.get(k) or [] for k in ("metrics", "weighted_metrics")]
         tracked = {id(v) for v in [*self.trained_variables, *self.plugin_variables]}
-        for metric in keras.tree.flatten(kwargs.get("metrics") or []):
+        for metric in keras.tree.flatten(metrics):
             if isinstance(metric, keras.metrics.Metric):
                 tracked.update(id(v) for v in metric.variables)
         self.loss_variables = [v for v in loss_variables(self.loss) if id(v) not in tracked]
