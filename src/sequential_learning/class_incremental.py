@@ -58,6 +58,11 @@ class ActiveClasses:
         self.evaluated = keras.Variable(np.ones(self.num_classes, np.float32), trainable=False,
                                         name="evaluated_classes")
 
+    def variables(self) -> list[keras.Variable]:
+        """The masks (`active`, `evaluated`): what a compiled step or evaluation that reads
+        them must take as state (on JAX, so they are not compiled in as constants)."""
+        return [self.active, self.evaluated]
+
     def mask_through(self, index: int) -> np.ndarray:
         """1 for the classes of tasks 0..index, else 0 (all 0 for index < 0)."""
         mask = np.zeros(self.num_classes, np.float32)

@@ -315,8 +315,7 @@ def compiled_test_step(model: keras.Model, active_classes: Any = None,
         return tf.function(model.test_step, reduce_retracing=True)
     if backend.name() == "torch":
         return lambda batch: test_step(model, batch)
-    masks = [v for v in vars(active_classes).values() if isinstance(v, keras.Variable)] \
-        if active_classes is not None else []
+    masks = active_classes.variables() if active_classes is not None else []
 
     def variables() -> list:
         # A function: the compiled metrics' variables exist only after the first call.
@@ -433,8 +432,7 @@ class OneCallEvaluation:
         found: dict[int, Any] = {}
         for e, model in zip(self.evaluators, self._models()):
             classes = e.task.active_classes
-            masks = [v for v in vars(classes).values() if isinstance(v, keras.Variable)] \
-                if classes is not None else []
+            masks = classes.variables() if classes is not None else []
             for v in [*model.variables, *model.metrics_variables, *masks]:
                 found.setdefault(id(v), v)
         return list(found.values())

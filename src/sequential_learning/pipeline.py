@@ -15,6 +15,7 @@ trainer.fit(batches, epochs=2, shuffle=False)
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -131,8 +132,6 @@ def device_data_bytes() -> int:
     device_data_bytes()    # 0 on a CPU
     ```
     """
-    import os
-
     setting = os.environ.get("SEQL_DEVICE_DATA_BYTES")
     if setting not in (None, ""):
         try:

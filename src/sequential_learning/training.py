@@ -325,7 +325,7 @@ def loss_variables(loss: Any) -> list:
             continue
         for value in vars(fn).values():
             if isinstance(value, ActiveClasses):
-                candidates = [v for v in vars(value).values() if isinstance(v, keras.Variable)]
+                candidates = value.variables()
             else:
                 candidates = [value] if isinstance(value, keras.Variable) else []
             for v in candidates:

@@ -322,6 +322,7 @@ def scan_assigning(fn: Callable[[Any], Any], carried: Sequence, stacked: Any) ->
     ```
     """
     carried = list(carried)
+    carried_ids = {id(v) for v in carried}
     parent = get_stateless_scope()
 
     def current(v):
@@ -331,8 +332,7 @@ def scan_assigning(fn: Callable[[Any], Any], carried: Sequence, stacked: Any) ->
     def body(values, batch):
         with _NestedScope(list(zip(carried, values))) as scope:
             fn(batch)
-        unknown = [v for key, v in scope.written.items()
-                   if key not in {id(c) for c in carried}]
+        unknown = [v for key, v in scope.written.items() if key not in carried_ids]
         if unknown:
             raise ValueError(f"scan_assigning: {unknown[0].path} is assigned but not carried")
         return [scope.get_current_value(v) for v in carried], None

@@ -88,7 +88,6 @@ class DERPlusPlus(RehearsalPlugin):
         logits = ops.stop_gradient(ops.cast(step.y_pred, "float32"))
         self.buffer.reservoir_add(step.x, step.y, self.current_task, logits)
 
-
     def describe(self) -> dict:
         return {"memory": self.memory, "memory_batch": self.batch, "derpp_alpha": self.alpha,
                 "derpp_beta": self.beta}

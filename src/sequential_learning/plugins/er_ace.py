@@ -118,7 +118,6 @@ class ERACE(RehearsalPlugin):
     def after_update(self, step: Step) -> None:
         self.buffer.reservoir_add(step.x, step.y, self.current_task)
 
-
     def describe(self) -> dict:
         return {"memory": self.memory, "memory_batch": self.batch}
 

@@ -177,7 +177,6 @@ class GEM(RehearsalPlugin):
         step.log("projected", flag)
         return list(out)
 
-
     def describe(self) -> dict:
         return {"memory": self.memory, "memory_per_task": self.per_task,
                 "gem_margin": self.margin}

@@ -95,7 +95,6 @@ class ExperienceReplay(RehearsalPlugin):
         if self.policy == "reservoir":
             self.buffer.reservoir_add(step.x, step.y, self.current_task)
 
-
     def describe(self) -> dict:
         return {"memory": self.memory, "memory_batch": self.batch, "replay_policy": self.policy}
 
