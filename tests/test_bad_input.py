@@ -170,6 +170,17 @@ CASES: list[tuple[str, bool, Callable, str]] = [
     ("compare-no-methods", False, lambda t, r: ["compare", "--methods", ","], "--methods"),
     ("compare-method-twice", False, lambda t, r: ["compare", "--methods", "fisher,fisher"],
      "twice"),
+    ("compare-seed-and-seeds", False, lambda t, r: ["compare", "--seed", "1", "--seeds", "0,1"],
+     "not both"),
+    ("compare-seed-in-file-and-seeds", False, lambda t, r: [
+        "compare", "--config", str(_yaml(t, "seed: 3\n")), "--seeds", "0,1"], "not both"),
+    ("compare-seeds-twice", False, lambda t, r: ["compare", "--seeds", "0,1,0"], "twice"),
+    ("compare-seeds-negative", False, lambda t, r: ["compare", "--seeds", "-1,2"], "-1"),
+    ("compare-seeds-not-integers", False, lambda t, r: ["compare", "--seeds", "0,x"],
+     "integers"),
+    ("compare-seeds-empty", False, lambda t, r: ["compare", "--seeds", ","], "at least one"),
+    ("compare-seeds-in-file-twice", False, lambda t, r: [
+        "compare", "--config", str(_yaml(t, "seeds: [2, 2]\n"))], "twice"),
     ("augment-fraction-above-1", True, lambda t, r: ["augment", str(r), "--fractions", "2"],
      "2"),
     ("augment-unknown-level", True, lambda t, r: ["augment", str(r), "--level", "atom"],

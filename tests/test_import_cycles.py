@@ -107,7 +107,7 @@ def test_the_whole_package_has_no_import_cycle():
 #: Keras backend) is the lowest layer: it imports `errors` only.
 LAYERS = (
     ("cli", "commands"),
-    ("experiment", "sweep"),
+    ("experiment", "sweep", "seed_summary"),
     ("config", "config_fields", "config_online", "config_defaults"),
     ("manager", "method", "trainers", "services", "clock", "divergence", "progress",
      "recorder", "writer", "tensorboard", "continual_model", "online"),

@@ -100,7 +100,7 @@ def command_options(command: str) -> dict:
                 and k not in run_options()})
     own = {o.config_key: o for o in COMMAND_OPTIONS} | _command_only()
     mine = {"run": ("out", "overwrite", "config", "verbose", "resume"),
-            "compare": ("methods", "out", "overwrite", "config", "verbose"),
+            "compare": ("methods", "seeds", "out", "overwrite", "config", "verbose"),
             "sweep": ("lambdas", "lambda_range", "points", "out", "overwrite", "config",
                       "verbose")}[command]
     dropped = {"run": (), "compare": ("method",), "sweep": ("ewc_lambda", "tensorboard")}[command]

@@ -16,12 +16,13 @@ from pathlib import Path
 from sequential_learning.rundir import RunDir
 
 
-def config_from(args: argparse.Namespace, method: str | None = None):
+def config_from(args: argparse.Namespace, method: str | None = None, seed: int | None = None):
     """The validated `RunConfig` of the settled options of `run`, `compare` or `sweep`.
 
     Args:
         args: the namespace of `cli.parse([...])` (its `settings`).
         method: the method to run instead of the one given (`compare` runs several).
+        seed: the seed to run at instead of the one given (`compare --seeds`).
 
     Returns:
         The validated `config.RunConfig`.
@@ -33,7 +34,10 @@ def config_from(args: argparse.Namespace, method: str | None = None):
     """
     from sequential_learning.config import make_config
 
-    return make_config({**args.settings, **({"method": method} if method else {})}).validate()
+    settings = {**args.settings, **({"method": method} if method else {})}
+    if seed is not None:
+        settings["seed"] = seed
+    return make_config(settings).validate()
 
 
 def _load_backend(verbose: bool) -> str:
@@ -203,7 +207,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """`seql compare`: runs several methods on the same stream, seed and initialisation.
 
     Every method's config is validated before any training; each method's run goes to
-    `OUT/<method>/`, and `comparison.json`, `comparison.png` and `report.html` to `OUT`.
+    `OUT/<method>/`, and `comparison.json`, `comparison.png` and `report.html` to `OUT`. With
+    `--seeds S1,S2,...` the comparison is made once per seed in `OUT/seed-<S>/` (each such a
+    folder), and `OUT` gets the mean ± sample standard deviation of each method's metrics
+    (`seeds.json`; the means as `comparison.json`, `comparison.png` and `report.html`).
 
     Args:
         args: the namespace of `parse(["compare", ...])`; `args.methods` is comma-separated.
@@ -212,55 +219,102 @@ def cmd_compare(args: argparse.Namespace) -> int:
         The exit status, 0.
 
     Raises:
-        ValueError: no method given, or one given twice.
+        ValueError: no method given, or one given twice; `SeqlError` (a ValueError) for bad
+            `--seeds`.
 
     Example:
     ```python
     cmd_compare(parse(["compare", "--methods", "none,fisher,replay"]))
     # seql compare --methods none,fisher,replay
+    cmd_compare(parse(["compare", "--methods", "replay,icarl", "--seeds", "0,1,2"]))
     ```
     """
     from sequential_learning.config import RunConfig
-    from sequential_learning.experiment import (
-        claim_out_dir,
-        default_run_dir,
-        removed_if_unfinished,
-        run_experiment,
-    )
+    from sequential_learning.experiment import claim_out_dir, default_run_dir, removed_if_unfinished
+    from sequential_learning.seed_summary import check_seeds
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
         raise ValueError("--methods: give at least one method, e.g. none,fisher")
-    configs = [config_from(args, m) for m in methods]  # validate every method before training
-    twice = sorted({c.method for c in configs if [d.method for d in configs].count(c.method) > 1})
+    seeds = check_seeds(getattr(args, "seeds", None), "seed" in args.settings)
+    # Every method's config (at every seed) is validated before any training.
+    configs = {seed: [config_from(args, m, seed) for m in methods] for seed in seeds or [None]}
+    first = next(iter(configs.values()))
+    twice = sorted({c.method for c in first if [d.method for d in first].count(c.method) > 1})
     if twice:
         raise ValueError(f"--methods: {', '.join(twice)} given twice; each method once")
     out = Path(args.out) if args.out else default_run_dir(
-        RunConfig(benchmark=configs[0].benchmark, method="compare"))
-    args.created_out = claim_out_dir(out, bool(args.overwrite), configs[0].strategy)
+        RunConfig(benchmark=first[0].benchmark, method="compare"))
+    args.created_out = claim_out_dir(out, bool(args.overwrite), first[0].strategy)
     _load_backend(args.verbose)
+    run = RunDir(out)
+    with removed_if_unfinished(out, args.created_out):
+        if seeds is None:
+            rows = _compare(first, out, "")
+        else:
+            from sequential_learning.results import atomic_write_text
+
+            # The marker of a folder seql is writing: an interrupted one can be --overwrite'n.
+            atomic_write_text(run.seeds_json, json.dumps({"seeds": seeds, "methods": None}))
+            rows = {seed: _compare(configs[seed], run.seed_comparison(seed).root, f"seed {seed} ")
+                    for seed in seeds}
+    if seeds is None:
+        print(_table(rows))
+        print(f"comparison: {run.comparison_json}\nplot:       {run.comparison_png}\n"
+              f"report:     {run.report_html}\n"
+              f"runs:       {', '.join(str(run.method_run(r['method']).root) for r in rows)}")
+        return 0
+    summary = _summarise_seeds(out, rows, first)
+    from sequential_learning.seed_summary import summary_table
+
+    print(summary_table(summary))
+    print(f"seeds:      {run.seeds_json}\ncomparison: {run.comparison_json} (the means)\n"
+          f"report:     {run.report_html}\n"
+          f"each seed:  {', '.join(str(run.seed_comparison(s).root) for s in seeds)}")
+    return 0
+
+
+def _compare(configs: list, out: Path, label: str) -> list[dict]:
+    """Runs each config into `out/<method>/`; writes `comparison.json`, `.png` and the report."""
     from sequential_learning import plots
+    from sequential_learning.experiment import run_experiment
     from sequential_learning.report import write_report
     from sequential_learning.results import atomic_write_text, to_jsonable
 
     rows = []
-    with removed_if_unfinished(out, args.created_out):
-        for config in configs:
-            start = time.perf_counter()
-            results = run_experiment(config, RunDir(out).method_run(config.method).root, progress=f"[{config.method}]")
-            rows.append({"method": config.method, "ewc_lambda": config.ewc_lambda,
-                         "metrics": results.metrics, "seconds": time.perf_counter() - start})
+    for config in configs:
+        start = time.perf_counter()
+        results = run_experiment(config, RunDir(out).method_run(config.method).root,
+                                 progress=f"[{label}{config.method}]")
+        rows.append({"method": config.method, "ewc_lambda": config.ewc_lambda,
+                     "metrics": results.metrics, "seconds": time.perf_counter() - start})
     comparison = {r["method"]: {**r["metrics"], "ewc_lambda": r["ewc_lambda"], "seconds": r["seconds"]}
                   for r in rows}
     run = RunDir(out)
     atomic_write_text(run.comparison_json, json.dumps(to_jsonable(comparison), indent=2))
     plots.comparison({r["method"]: r["metrics"] for r in rows}, run.comparison_png)
     write_report(out)
-    print(_table(rows))
-    print(f"comparison: {run.comparison_json}\nplot:       {run.comparison_png}\n"
-          f"report:     {run.report_html}\n"
-          f"runs:       {', '.join(str(run.method_run(r['method']).root) for r in rows)}")
-    return 0
+    return rows
+
+
+def _summarise_seeds(out: Path, rows: dict[int, list[dict]], configs: list) -> dict:
+    """Writes `seeds.json`, the means as `comparison.json` and `comparison.png`, and the report
+    of a comparison made at several seeds; returns the summary."""
+    from sequential_learning import plots
+    from sequential_learning.report import write_report
+    from sequential_learning.results import atomic_write_text, to_jsonable
+    from sequential_learning.seed_summary import means, summarise
+
+    summary = summarise({seed: {r["method"]: {**r["metrics"], "seconds": r["seconds"]}
+                                for r in seed_rows} for seed, seed_rows in rows.items()})
+    mean = means(summary)
+    comparison = {c.method: {**mean[c.method], "ewc_lambda": c.ewc_lambda} for c in configs}
+    run = RunDir(out)
+    atomic_write_text(run.seeds_json, json.dumps(to_jsonable(summary), indent=2))
+    atomic_write_text(run.comparison_json, json.dumps(to_jsonable(comparison), indent=2))
+    plots.comparison(mean, run.comparison_png)
+    write_report(out)
+    return summary
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

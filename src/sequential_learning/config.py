@@ -497,6 +497,9 @@ COMMAND_OPTIONS = (
     Option("out", None, "output folder", type=str | None, unset="runs/<timestamp>-<name>"),
     Option("methods", "none,weight-decay,fisher", "comma-separated methods",
            type=list[str] | str),
+    Option("seeds", None, "run the whole comparison at each of these seeds (in "
+           "OUT/seed-S/) and report each metric's mean and sample standard deviation over them",
+           type=list[int] | None, metavar="S1,S2,..."),
     Option("verbose", False, "show TensorFlow's log and warnings", type=bool),
     Option("lambdas", None, "comma-separated lambda values, e.g. 1,10,100,1000",
            type=list[float] | None, metavar="L1,L2,..."),

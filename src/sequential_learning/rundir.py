@@ -2,8 +2,8 @@
 
 A run folder holds one run (or one comparison, or one sweep), never a mix of two: a new run
 refuses a folder that already holds files unless asked to `overwrite`, which clears it first —
-and only a folder that seql wrote (one with a `results.json`, `comparison.json`, `sweep.json`
-or checkpoint) is ever cleared, so a mistyped `--out $HOME` deletes nothing.
+and only a folder that seql wrote (one with a `results.json`, `comparison.json`, `seeds.json`,
+`sweep.json` or checkpoint) is ever cleared, so a mistyped `--out $HOME` deletes nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from sequential_learning.errors import RunDirError, disk_error
 
 #: Files or folders whose presence marks a folder that seql wrote.
-RUN_MARKERS = ("results.json", "comparison.json", "sweep.json", "checkpoint")
+RUN_MARKERS = ("results.json", "comparison.json", "seeds.json", "sweep.json", "checkpoint")
 #: Temporary files of interrupted atomic writes (`.<name>.<random>.tmp`) and model saves.
 _TEMPORARY = re.compile(r"^\..+\.tmp(\.keras)?$")
 
@@ -78,8 +78,8 @@ def claim_run_dir(path: str | os.PathLike, overwrite: bool = False,
 def is_run_dir(path: str | os.PathLike, depth: int = 1) -> bool:
     """Whether seql wrote `path`.
 
-    It holds a marker file (`RUN_MARKERS`: `results.json`, `comparison.json`, `sweep.json` or
-    `checkpoint`), or the `config.yaml` a run writes first (a run stopped before its first task
+    It holds a marker file (`RUN_MARKERS`: `results.json`, `comparison.json`, `seeds.json`,
+    `sweep.json` or `checkpoint`), or the `config.yaml` a run writes first (a run stopped before its first task
     ended has only that), or, to `depth` levels down, a sub-folder that is a run (an interrupted
     comparison or sweep). Symbolic links to folders are not followed.
 
@@ -182,6 +182,8 @@ class RunDir:
             tensorboard/                 TensorBoard logs (`tensorboard: true`)
             explain/  augment/           what `seql explain` / `seql augment` and `drift` write
     COMPARISON_DIR/comparison.json  comparison.png  report.html  METHOD/ (one run each)
+    SEEDS_DIR/seeds.json  comparison.json (the means)  comparison.png  report.html
+              seed-S/ (one comparison each, `seql compare --seeds`)
     SWEEP_DIR/sweep.json  sweep.png  lambda_<λ>/ (one run each)
     ```
 
@@ -283,6 +285,16 @@ class RunDir:
     def method_run(self, method: str) -> RunDir:
         """`METHOD/`: the run of `method` in a comparison folder."""
         return RunDir(self.root / method)
+
+    @property
+    def seeds_json(self) -> Path:
+        """`seeds.json`: a comparison made at several seeds: each metric's mean, sample standard
+        deviation and values per method."""
+        return self.root / "seeds.json"
+
+    def seed_comparison(self, seed: int) -> RunDir:
+        """`seed-<S>/`: the comparison made at `seed` in a `--seeds` folder."""
+        return RunDir(self.root / f"seed-{seed}")
 
     @property
     def sweep_json(self) -> Path:

@@ -28,6 +28,9 @@ from sequential_learning.rundir import RunDir
 METRIC_KEYS = ("acc", "bwt", "fwt", "forgetting", "task_il_acc")
 
 _RESULTS_EXPECTED = "expected the results.json a run writes"
+_SEEDS_EXPECTED = ("expected the seeds.json `seql compare --seeds` writes: `seeds`, a list of "
+                   "integers >= 0, and `methods`, per method each metric's mean, std and values "
+                   "(one per seed)")
 _COMPARISON_EXPECTED = ("expected an object keyed by method, each an object of numbers (acc, bwt, "
                         "fwt, forgetting, ewc_lambda, seconds), as `seql compare` writes")
 
@@ -252,3 +255,42 @@ def load_comparison(path: Path) -> dict[str, dict]:
                                 f"{_COMPARISON_EXPECTED}")
         out[method] = row
     return out
+
+
+def load_seeds(path: Path) -> dict[str, Any] | None:
+    """`seeds.json` of a comparison made at several seeds, checked first.
+
+    Args:
+        path: the `seeds.json` that `seql compare --seeds` writes.
+
+    Returns:
+        `{"seeds": [...], "methods": {method: {metric: {"mean", "std", "values"}}}}`, or None
+        while the comparison is still being made (its `methods` is null until every seed ran).
+
+    Raises:
+        SeqlError: one line naming the file and what is wrong with it.
+
+    Example:
+    ```python
+    load_seeds(Path("runs/seeds/seeds.json"))["methods"]["fisher"]["acc"]["mean"]
+    ```
+    """
+    doc = _read_json(path, _SEEDS_EXPECTED)
+    seeds = doc.get("seeds") if isinstance(doc, dict) else None
+    if not (isinstance(seeds, list) and seeds and all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+        raise SeqlError(f"{path}: `seeds` is not a list of integers >= 0; {_SEEDS_EXPECTED}")
+    methods = doc.get("methods")
+    if methods is None:
+        return None
+    if not isinstance(methods, dict) or not methods:
+        raise SeqlError(f"{path}: `methods` is {_kind(methods)}; {_SEEDS_EXPECTED}")
+    for method, metrics in methods.items():
+        if not isinstance(metrics, dict):
+            raise SeqlError(f"{path}: method {method!r} holds {_kind(metrics)}; {_SEEDS_EXPECTED}")
+        for key, cell in metrics.items():
+            if not (isinstance(cell, dict) and _number(cell.get("mean"))
+                    and _number(cell.get("std")) and _number_list(cell.get("values"), len(seeds))):
+                raise SeqlError(f"{path}: {method!r} {key} is not an object of mean, std and "
+                                f"{len(seeds)} values; {_SEEDS_EXPECTED}")
+    return {"seeds": seeds, "methods": methods}

@@ -50,7 +50,13 @@ from sequential_learning.report.environment import (
     environment_info,
     recorded_environment,
 )
-from sequential_learning.report.inputs import href, inside, load_comparison, load_results
+from sequential_learning.report.inputs import (
+    href,
+    inside,
+    load_comparison,
+    load_results,
+    load_seeds,
+)
 from sequential_learning.results import Results, atomic_write_text
 from sequential_learning.rundir import RunDir
 
@@ -125,6 +131,9 @@ def build_report_html(directory: str | os.PathLike) -> str:
     if run.results.is_file():
         return _render("run.html.j2", _run_context(directory))
     if run.comparison_json.is_file():
+        seeds = load_seeds(run.seeds_json) if run.seeds_json.is_file() else None
+        if seeds is not None:
+            return _render("seeds.html.j2", _seeds_context(directory, seeds))
         return _render("comparison.html.j2", _comparison_context(directory))
     raise SeqlError(
         f"{str(directory)!r} is not a run directory: it holds neither results.json (a run) nor "
@@ -161,6 +170,8 @@ def write_report(directory: str | os.PathLike) -> Path:
         for method in load_comparison(run.comparison_json):
             if _has_run(directory, method):
                 load_results(run.method_run(method).root)
+        if run.seeds_json.is_file():
+            load_seeds(run.seeds_json)
     else:
         build_report_html(directory)  # raises the one-line error
     env_path = run.environment_json
@@ -366,8 +377,66 @@ def _comparison_context(directory: Path) -> dict[str, Any]:
     }
 
 
+# -- a comparison made at several seeds (`seql compare --seeds`) -----------------------------------
+def _seeds_context(directory: Path, seeds: dict[str, Any]) -> dict[str, Any]:
+    run = RunDir(directory)
+    comparison = load_comparison(run.comparison_json)  # the means
+    methods = list(comparison)
+    # A seed's folder is read only when it is a plain sub-folder; the first one that holds a
+    # method's run gives the benchmark and the settings (the same at every seed but the seed).
+    folders = {s: f"seed-{s}" for s in seeds["seeds"] if inside(directory, f"seed-{s}", folder=True)}
+    runs: dict[str, Results] = {}
+    for method in methods:
+        for folder in folders.values():
+            if _has_run(directory / folder, method):
+                runs[method] = load_results(RunDir(directory / folder).method_run(method).root)
+                break
+    first = next(iter(runs.values()), None)
+    benchmark = first.config.get("benchmark", "task stream") if first else "task stream"
+    spread = {m: {k: cell.get("std") for k, cell in seeds["methods"].get(m, {}).items()}
+              for m in methods}
+    table = _comparison_table(directory, comparison, first.higher_is_better if first else True,
+                              set(), spread)
+    keys = [k for k in ("acc", "bwt", "forgetting", "task_il_acc")
+            if any(k in seeds["methods"].get(m, {}) for m in methods)]
+    sections = []
+    for method in methods:
+        metrics = seeds["methods"].get(method, {})
+        rows = []
+        for i, seed in enumerate(seeds["seeds"]):
+            folder = folders.get(seed)
+            linked = folder is not None and inside(directory, f"{folder}/{method}/{REPORT_NAME}")
+            rows.append({"seed": seed,
+                         "href": href(folder, method, REPORT_NAME) if linked else None,
+                         "cells": [_fmt(metrics[k]["values"][i]) if k in metrics else "—"
+                                   for k in keys]})
+        sections.append({"id": f"method-{_slug(method)}", "name": method, "rows": rows})
+    config = _shared_config(runs)
+    if config is not None:
+        config["shared"] = [(k, v) for k, v in config["shared"] if k != "seed"]
+        config["differ"] = [(k, v) for k, v in config["differ"] if k != "seed"]
+    return {
+        "title": f"{benchmark} — comparison of {len(methods)} methods over "
+                 f"{len(seeds['seeds'])} seeds",
+        "run_name": directory.resolve().name,
+        "seeds": [(s, href(folders[s], REPORT_NAME)
+                   if s in folders and inside(directory, f"{folders[s]}/{REPORT_NAME}") else None)
+                  for s in seeds["seeds"]],
+        "nav": _nav(["table", "plot", *(s["id"] for s in sections), "config", "environment"]),
+        "table": table,
+        "head": [_METRIC_HELP[k][0] for k in keys],
+        "plot": _data_uri(_png_or_render(run.comparison_png,
+                                         lambda: _comparison_plot(comparison))),
+        "methods": sections,
+        "config": config,
+        "environment": _key_values(recorded_environment(directory)),
+    }
+
+
 def _comparison_table(directory: Path, comparison: dict, higher: bool,
-                      folders: set[str]) -> dict[str, Any]:
+                      folders: set[str], spread: dict | None = None) -> dict[str, Any]:
+    """The metrics table; with `spread` (`{method: {metric: std}}`, a comparison over seeds)
+    each cell is `mean ± std` and the best is the best mean."""
     keys = ["acc", "bwt", "fwt", "forgetting"]
     if any("task_il_acc" in row for row in comparison.values()):
         keys.append("task_il_acc")
@@ -388,10 +457,16 @@ def _comparison_table(directory: Path, comparison: dict, higher: bool,
             "name": method,
             "href": href(method, REPORT_NAME) if linked else None,
             "ewc_lambda": _fmt(row.get("ewc_lambda"), 6),
-            "cells": [(_fmt(row.get(key)), best.get(key) == method) for key in keys],
+            "cells": [(_fmt(row.get(key)) + _spread(spread, method, key), best.get(key) == method)
+                      for key in keys],
             "seconds": _fmt(row.get("seconds"), 1),
         })
     return {"head": [_METRIC_HELP[k][0] for k in keys], "rows": rows}
+
+
+def _spread(spread: dict | None, method: str, key: str) -> str:
+    std = (spread or {}).get(method, {}).get(key)
+    return "" if std is None else f" ± {_fmt(std)}"
 
 
 def _shared_config(runs: dict[str, Results]) -> dict[str, Any] | None:
