@@ -111,3 +111,22 @@ def test_interrupted_seeds_folder_is_ours_and_a_broken_seeds_file_is_one_line(tm
     assert main(["report", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "seeds.json" in err[0]
+
+
+def test_comparison_plot_draws_the_spread_as_error_bars():
+    from matplotlib.collections import LineCollection
+
+    from sequential_learning.plots import comparison
+
+    metrics = {"a": {"acc": 0.6, "bwt": -0.1}, "b": {"acc": 0.7, "bwt": None}}
+
+    def bars(figure):
+        return sum(isinstance(c, LineCollection) for c in figure.axes[0].get_children())
+
+    plain = comparison(metrics)
+    spread = comparison(metrics, spread={"a": {"acc": 0.05}, "b": {"acc": 0.02}})
+    assert bars(plain) == 0 and bars(spread) == 1
+    segments = [c for c in spread.axes[0].get_children() if isinstance(c, LineCollection)][0]
+    widths = sorted(abs(s[1][0] - s[0][0]) for s in segments.get_segments())
+    assert widths == pytest.approx([0.04, 0.1])  # ± one std around each mean
+    assert "over seeds" in spread._suptitle.get_text()

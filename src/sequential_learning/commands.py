@@ -312,7 +312,9 @@ def _summarise_seeds(out: Path, rows: dict[int, list[dict]], configs: list) -> d
     run = RunDir(out)
     atomic_write_text(run.seeds_json, json.dumps(to_jsonable(summary), indent=2))
     atomic_write_text(run.comparison_json, json.dumps(to_jsonable(comparison), indent=2))
-    plots.comparison(mean, run.comparison_png)
+    spread = {method: {k: cell["std"] for k, cell in metrics.items()}
+              for method, metrics in summary["methods"].items()}
+    plots.comparison(mean, run.comparison_png, spread=spread)
     write_report(out)
     return summary
 

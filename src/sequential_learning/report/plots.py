@@ -293,7 +293,8 @@ COMPARISON_METRICS = {
 }
 
 
-def comparison(metrics_by_method: dict[str, dict[str, float]], path: str | os.PathLike | None = None) -> Figure:
+def comparison(metrics_by_method: dict[str, dict[str, float]], path: str | os.PathLike | None = None,
+               spread: dict[str, dict[str, float]] | None = None) -> Figure:
     """ACC, BWT, FWT and forgetting of each method: one panel per metric, side by side.
 
     The methods are rows of horizontal bars (their names written once, on the left, in the
@@ -305,6 +306,8 @@ def comparison(metrics_by_method: dict[str, dict[str, float]], path: str | os.Pa
         metrics_by_method: `{method: {"acc": ..., "bwt": ..., "fwt": ..., "forgetting": ...}}`
             (a missing or None value is drawn as "—").
         path: where to write the PNG (optional).
+        spread: `{method: {metric: std}}` of a comparison over seeds: drawn as error bars of
+            ± one standard deviation (the mean written beyond them).
 
     Returns:
         The Matplotlib figure.
@@ -332,20 +335,27 @@ def comparison(metrics_by_method: dict[str, dict[str, float]], path: str | os.Pa
     for ax, name in zip(axes, names):
         title, colour = COMPARISON_METRICS[name]
         values = np.array([_finite((metrics_by_method[m] or {}).get(name)) for m in methods])
-        ax.barh(rows, np.nan_to_num(values), height=0.7, color=colour)
+        errors = np.array([_finite(((spread or {}).get(m) or {}).get(name)) for m in methods])
+        has_error = spread is not None and bool(np.isfinite(errors).any())
+        ax.barh(rows, np.nan_to_num(values), height=0.7, color=colour,
+                xerr=np.nan_to_num(errors) if has_error else None, ecolor="black", capsize=2)
         ax.axvline(0, color="black", linewidth=0.8)
-        known = values[np.isfinite(values)]
+        reach = values + np.where(np.isfinite(errors), errors, 0.0) * (1 if has_error else 0)
+        known = np.concatenate([values[np.isfinite(values)], reach[np.isfinite(reach)],
+                                (values - (reach - values))[np.isfinite(reach)]])
         low = min(0.0, float(known.min())) if known.size else 0.0
         high = max(0.0, float(known.max())) if known.size else 1.0
         span = (high - low) or 1.0
-        pad = 0.45 * span  # room for the value written beside each bar
+        pad = (0.6 if has_error else 0.45) * span  # room for the value written beside each bar
         ax.set_xlim(low - (pad if low < 0 else 0.04 * span), high + pad)
-        for row, value in zip(rows, values):
+        for row, value, error in zip(rows, values, errors):
             if not np.isfinite(value):
                 ax.annotate("—", (0, row), xytext=(3, 0), textcoords="offset points",
                             ha="left", va="center", fontsize=8, color="#555")
                 continue
-            ax.annotate(f"{value:.3f}", (value, row), xytext=(3 if value >= 0 else -3, 0),
+            shown = f"{value:.3f}"
+            end = value + (error if has_error and np.isfinite(error) else 0.0) * np.sign(value or 1)
+            ax.annotate(shown, (end, row), xytext=(3 if value >= 0 else -3, 0),
                         textcoords="offset points", ha="left" if value >= 0 else "right",
                         va="center", fontsize=8)
         ax.set_title(title, fontsize=10)
@@ -354,7 +364,8 @@ def comparison(metrics_by_method: dict[str, dict[str, float]], path: str | os.Pa
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(rows, [str(m) for m in methods], fontsize=9)
     axes[0].set_ylim(len(methods) - 0.5, -0.5)  # the first method on top
-    figure.suptitle("methods on the same task stream", fontsize=11)
+    figure.suptitle("methods on the same task stream" + (
+        " (mean ± std over seeds)" if spread is not None else ""), fontsize=11)
     if path is not None:
         save_figure(figure, path)
     return figure
