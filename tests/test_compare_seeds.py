@@ -18,9 +18,12 @@ SMALL = ["--benchmark", "split-digits", "--epochs", "1", "--hidden", "8", "--lim
 
 
 def test_summarise_against_numpy():
-    rows = {3: {"a": {"acc": 0.5, "fwt": None, "bwt": -0.1}, "b": {"acc": 0.9, "bwt": 0.0}},
-            7: {"a": {"acc": 0.7, "fwt": None, "bwt": float("nan")}, "b": {"acc": 0.8, "bwt": 0.1}},
-            9: {"a": {"acc": 0.6, "fwt": None, "bwt": -0.3}, "b": {"acc": 0.4, "bwt": 0.2}}}
+    rows = {3: {"a": {"acc": 0.5, "fwt": None, "bwt": -0.1}, "b": {"acc": 0.9, "bwt": 0.0,
+                                                                     "nme_acc": 0.8}},
+            7: {"a": {"acc": 0.7, "fwt": None, "bwt": float("nan")}, "b": {"acc": 0.8, "bwt": 0.1,
+                                                                             "nme_acc": 0.6}},
+            9: {"a": {"acc": 0.6, "fwt": None, "bwt": -0.3}, "b": {"acc": 0.4, "bwt": 0.2,
+                                                                     "nme_acc": 0.7}}}
     summary = summarise(rows)
     assert summary["seeds"] == [3, 7, 9]
     a, b = summary["methods"]["a"], summary["methods"]["b"]
@@ -30,11 +33,14 @@ def test_summarise_against_numpy():
     assert "fwt" not in a  # n/a at every seed: not summarised
     assert a["bwt"]["mean"] is None and a["bwt"]["std"] is None  # one seed diverged
     assert math.isnan(a["bwt"]["values"][1])
-    assert means(summary)["b"] == {"acc": pytest.approx(0.7), "bwt": pytest.approx(0.1)}
+    assert b["nme_acc"]["mean"] == pytest.approx(0.7)  # a method's own metric (iCaRL's)
+    assert means(summary)["b"] == {"acc": pytest.approx(0.7), "bwt": pytest.approx(0.1),
+                                   "nme_acc": pytest.approx(0.7)}
     one = summarise({0: {"a": {"acc": 0.25}}})["methods"]["a"]["acc"]
     assert one == {"mean": 0.25, "std": 0.0, "values": [0.25]}
     table = summary_table(summary)
     assert "0.600 ± 0.100" in table and "over 3 seeds (3, 7, 9)" in table
+    assert "NME ACC" in table.splitlines()[0] and "FWT" not in table.splitlines()[0]
     with pytest.raises(ValueError, match="same methods"):
         summarise({0: {"a": {"acc": 1.0}}, 1: {"b": {"acc": 1.0}}})
 

@@ -25,8 +25,9 @@ from typing import Any
 
 from sequential_learning.errors import SeqlError
 
-#: The metrics summarised, in the order the table prints them.
-SUMMARISED = ("acc", "bwt", "fwt", "forgetting", "task_il_acc", "seconds")
+#: The metrics the table prints, in order, with their column titles (those some method has).
+TABLE = {"acc": "ACC", "bwt": "BWT", "fwt": "FWT", "forgetting": "forgetting",
+         "task_il_acc": "TIL ACC", "nme_acc": "NME ACC"}
 
 
 def check_seeds(seeds: list[int] | None, seed_given: bool) -> list[int] | None:
@@ -73,7 +74,8 @@ def summarise(rows: dict[int, dict[str, dict[str, Any]]]) -> dict[str, Any]:
 
     Returns:
         `{"seeds": [...], "std": "sample (n - 1)", "methods": {method: {metric: {"mean",
-        "std", "values"}}}}` for the metrics of `SUMMARISED` that any seed reports.
+        "std", "values"}}}}` for every metric some seed reports for the method (`acc`, `bwt`,
+        ..., a method's own such as iCaRL's `nme_acc`, and `seconds`), in the first seed's order.
 
     Raises:
         ValueError: no seed, or the seeds hold different methods.
@@ -92,7 +94,9 @@ def summarise(rows: dict[int, dict[str, dict[str, Any]]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for method in methods:
         out[method] = {}
-        for key in SUMMARISED:
+        keys = dict.fromkeys(k for s in seeds for k, v in rows[s][method].items()
+                             if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))
+        for key in keys:
             values = [rows[s][method].get(key) for s in seeds]
             if all(v is None for v in values):
                 continue
@@ -130,7 +134,8 @@ def means(summary: dict[str, Any]) -> dict[str, dict[str, float | None]]:
 
 
 def summary_table(summary: dict[str, Any]) -> str:
-    """The printed table: `mean ± std` of ACC, BWT, FWT, forgetting and (class-IL) task-IL ACC.
+    """The printed table: `mean ± std` of ACC, BWT, FWT, forgetting, (class-IL) task-IL ACC and
+    (iCaRL) the nearest-mean-of-exemplars ACC.
 
     Args:
         summary: what `summarise` returned.
@@ -144,11 +149,8 @@ def summary_table(summary: dict[str, Any]) -> str:
     # method                 ACC              BWT       forgetting ...
     ```
     """
-    keys = [k for k in ("acc", "bwt", "fwt", "forgetting", "task_il_acc")
-            if any(k in m for m in summary["methods"].values())]
-    titles = {"acc": "ACC", "bwt": "BWT", "fwt": "FWT", "forgetting": "forgetting",
-              "task_il_acc": "TIL ACC"}
-    header = f"{'method':<18}" + "".join(f" {titles[k]:>15}" for k in keys) + f" {'seconds':>8}"
+    keys = [k for k in TABLE if any(k in m for m in summary["methods"].values())]
+    header = f"{'method':<18}" + "".join(f" {TABLE[k]:>15}" for k in keys) + f" {'seconds':>8}"
     lines = [header, "-" * len(header)]
     for method, metrics in summary["methods"].items():
         cells = []
@@ -165,4 +167,4 @@ def summary_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["SUMMARISED", "check_seeds", "means", "summarise", "summary_table"]
+__all__ = ["TABLE", "check_seeds", "means", "summarise", "summary_table"]

@@ -405,7 +405,8 @@ def _seeds_context(directory: Path, seeds: dict[str, Any]) -> dict[str, Any]:
         rows = []
         for i, seed in enumerate(seeds["seeds"]):
             folder = folders.get(seed)
-            linked = folder is not None and inside(directory, f"{folder}/{method}/{REPORT_NAME}")
+            linked = (folder is not None and "/" not in method
+                      and inside(directory, f"{folder}/{method}/{REPORT_NAME}"))
             rows.append({"seed": seed,
                          "href": href(folder, method, REPORT_NAME) if linked else None,
                          "cells": [_fmt(metrics[k]["values"][i]) if k in metrics else "—"
