@@ -21,6 +21,7 @@ print(summary_table(summary))
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any
 
 from sequential_learning.errors import SeqlError
@@ -108,11 +109,8 @@ def _mean_std(values: list[Any]) -> dict[str, float | None]:
     finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
     if len(finite) < len(values):
         return {"mean": None, "std": None}
-    mean = sum(finite) / len(finite)
-    if len(finite) == 1:
-        return {"mean": mean, "std": 0.0}
-    variance = sum((v - mean) ** 2 for v in finite) / (len(finite) - 1)
-    return {"mean": mean, "std": math.sqrt(variance)}
+    return {"mean": statistics.fmean(finite),
+            "std": statistics.stdev(finite) if len(finite) > 1 else 0.0}
 
 
 def means(summary: dict[str, Any]) -> dict[str, dict[str, float | None]]:

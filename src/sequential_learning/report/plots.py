@@ -337,12 +337,12 @@ def comparison(metrics_by_method: dict[str, dict[str, float]], path: str | os.Pa
         values = np.array([_finite((metrics_by_method[m] or {}).get(name)) for m in methods])
         errors = np.array([_finite(((spread or {}).get(m) or {}).get(name)) for m in methods])
         has_error = spread is not None and bool(np.isfinite(errors).any())
+        errors = np.nan_to_num(errors)  # a value without a spread gets no bar
         ax.barh(rows, np.nan_to_num(values), height=0.7, color=colour,
-                xerr=np.nan_to_num(errors) if has_error else None, ecolor="black", capsize=2)
+                xerr=errors if has_error else None, ecolor="black", capsize=2)
         ax.axvline(0, color="black", linewidth=0.8)
-        reach = values + np.where(np.isfinite(errors), errors, 0.0) * (1 if has_error else 0)
-        known = np.concatenate([values[np.isfinite(values)], reach[np.isfinite(reach)],
-                                (values - (reach - values))[np.isfinite(reach)]])
+        finite = np.isfinite(values)  # the axis spans every value ± its error bar
+        known = np.concatenate([values[finite] - errors[finite], values[finite] + errors[finite]])
         low = min(0.0, float(known.min())) if known.size else 0.0
         high = max(0.0, float(known.max())) if known.size else 1.0
         span = (high - low) or 1.0
@@ -354,7 +354,7 @@ def comparison(metrics_by_method: dict[str, dict[str, float]], path: str | os.Pa
                             ha="left", va="center", fontsize=8, color="#555")
                 continue
             shown = f"{value:.3f}"
-            end = value + (error if has_error and np.isfinite(error) else 0.0) * np.sign(value or 1)
+            end = value + error * np.sign(value or 1)  # beyond the error bar
             ax.annotate(shown, (end, row), xytext=(3 if value >= 0 else -3, 0),
                         textcoords="offset points", ha="left" if value >= 0 else "right",
                         va="center", fontsize=8)
